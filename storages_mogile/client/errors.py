@@ -1,0 +1,94 @@
+"""Exceptions raised by the MogileFS client.
+
+Everything derives from :class:`MogileFSError`, so one ``except`` catches all
+of them. Tracker ``ERR`` replies become :class:`TrackerError` (or a subclass
+chosen by the error code); a tracker that cannot be reached or that breaks
+the protocol is a :class:`TrackerUnavailableError`; a storage node that
+fails is a :class:`StorageNodeError`.
+"""
+
+from __future__ import annotations
+
+
+class MogileFSError(Exception):
+    """Base class of every error the MogileFS client raises."""
+
+
+class TrackerUnavailableError(MogileFSError, ConnectionError):
+    """No tracker answered: all refused, timed out, or sent garbage."""
+
+
+class TrackerError(MogileFSError):
+    """A tracker answered ``ERR <code> <message>``.
+
+    ``code`` is the tracker's error code (``unknown_key``, ``unreg_domain``,
+    ...), ``message`` its decoded text, ``tracker`` the ``host:port`` that
+    answered and ``command`` the request's command name.
+    """
+
+    def __init__(self, code: str, message: str, *, command: str = "", tracker: str = "") -> None:
+        self.code = code
+        self.message = message
+        self.command = command
+        self.tracker = tracker
+        where = f" from tracker {tracker}" if tracker else ""
+        text = message if message and message != code else ""
+        detail = f": {text}" if text else ""
+        super().__init__(f"{command or 'request'} failed{where}: {code}{detail}")
+
+
+class UnknownKeyError(TrackerError, FileNotFoundError):
+    """The key does not exist in the domain (``unknown_key``, ``invalid_key``)."""
+
+
+class UnknownDomainError(TrackerError):
+    """The domain is not registered (``unreg_domain``, ``domain_not_found``)."""
+
+
+class UnknownClassError(TrackerError):
+    """The class does not exist in the domain (``unreg_class``, ``class_not_found``)."""
+
+
+class KeyExistsError(TrackerError, FileExistsError):
+    """A rename target already exists (``key_exists``)."""
+
+
+class NoDevicesError(TrackerError):
+    """The tracker has no writable device for the file (``no_devices``)."""
+
+
+# The real server uses different codes for the same problem depending on the
+# command (updateclass says invalid_key, create_open says unreg_class, ...).
+_CODES: dict[str, type[TrackerError]] = {
+    "unknown_key": UnknownKeyError,
+    "invalid_key": UnknownKeyError,
+    "unreg_domain": UnknownDomainError,
+    "domain_not_found": UnknownDomainError,
+    "unreg_class": UnknownClassError,
+    "class_not_found": UnknownClassError,
+    "key_exists": KeyExistsError,
+    "no_devices": NoDevicesError,
+}
+
+
+def tracker_error(code: str, message: str, *, command: str = "", tracker: str = "") -> TrackerError:
+    """The exception for a tracker's ``ERR`` reply, typed by its code."""
+    cls = _CODES.get(code, TrackerError)
+    return cls(code, message, command=command, tracker=tracker)
+
+
+class StorageNodeError(MogileFSError):
+    """A storage node refused or failed a request.
+
+    ``url`` is the node URL, ``status`` the HTTP status (``None`` when the
+    connection itself failed).
+    """
+
+    def __init__(self, message: str, *, url: str, status: int | None = None) -> None:
+        self.url = url
+        self.status = status
+        super().__init__(message)
+
+
+class NoPathsError(MogileFSError):
+    """The key exists but no storage node could serve it (every path failed)."""
