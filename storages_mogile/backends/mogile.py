@@ -1,0 +1,465 @@
+"""Django storage backend for MogileFS.
+
+``MogileFSStorage`` keeps Django's ``FileField`` data in a MogileFS domain.
+Names map to keys (``key_prefix + name``); a save streams the content to a
+storage node and registers it with a tracker in one step, replacing any
+previous version of the key atomically; reads stream from the first storage
+node that answers, falling through to the replicas.
+
+Settings follow django-storages: every option is an ``OPTIONS`` key of the
+``STORAGES`` entry, with a project-wide default from a ``MOGILEFS_*`` setting.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import threading
+from collections.abc import Iterator
+from datetime import datetime
+from tempfile import SpooledTemporaryFile
+from typing import IO, Any
+from urllib.parse import urljoin
+
+from django.conf import settings as django_settings
+from django.core.exceptions import ImproperlyConfigured, SuspiciousFileOperation
+from django.core.files.base import File
+from django.core.files.utils import validate_file_name
+from django.core.signals import setting_changed
+from django.utils import timezone
+from django.utils.deconstruct import deconstructible
+from django.utils.encoding import filepath_to_uri
+from storages.base import BaseStorage
+from storages.utils import (
+    ReadBytesWrapper,
+    clean_name,
+    get_available_overwrite_name,
+    is_seekable,
+    setting,
+)
+
+from storages_mogile.client import Client
+from storages_mogile.client.errors import UnknownKeyError
+from storages_mogile.pathcache import PathCache
+
+logger = logging.getLogger(__name__)
+
+# A real tracker on MySQL or PostgreSQL stores keys in a 255-byte column.
+MAX_KEY_BYTES = 255
+
+# Settings that change what a storage resolves its options to.
+_WATCHED_SETTINGS = frozenset({"MEDIA_URL", "STORAGES", "FILE_UPLOAD_TEMP_DIR"})
+
+_clients: dict[tuple[Any, ...], Client] = {}
+_clients_lock = threading.Lock()
+
+
+def shared_client(domain: str, trackers: tuple[str, ...], **options: Any) -> Client:
+    """The one Client for these trackers, domain and options, made on first use.
+
+    Storages with the same configuration share it, and so its tracker
+    connections (one per thread) and its storage-node connection pool.
+    """
+    key = (domain, trackers, tuple(sorted(options.items())))
+    with _clients_lock:
+        client = _clients.get(key)
+        if client is None:
+            client = _clients[key] = Client(domain, list(trackers), **options)
+        return client
+
+
+def parse_trackers(value: str | list[str] | tuple[str, ...] | None) -> tuple[str, ...]:
+    """Trackers from a list or a comma-separated string, as ``host:port`` strings."""
+    if isinstance(value, str):
+        value = value.split(",")
+    trackers = tuple(item.strip() for item in value or () if item.strip())
+    for tracker in trackers:
+        host, sep, port = tracker.rpartition(":")
+        if not (host and sep and port.isdigit()):
+            raise ImproperlyConfigured(
+                f"MogileFS tracker {tracker!r} is not 'host:port' (e.g. '127.0.0.1:7001')."
+            )
+    return trackers
+
+
+class MogileFSStreamReader(io.RawIOBase):
+    """A seekable, read-only byte stream over one MogileFS key.
+
+    Reads stream from a storage node; a seek closes the current stream and
+    the next read opens a ranged one at the new offset. The paths are asked
+    of the tracker once and reused for every ranged read.
+    """
+
+    def __init__(self, storage: MogileFSStorage, key: str) -> None:
+        super().__init__()
+        self._storage = storage
+        self._key = key
+        self._paths = storage.get_key_paths(key)
+        self._position = 0
+        self._size: int | None = None
+        self._stream: Any = None
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    @property
+    def size(self) -> int:
+        """Total length of the file in bytes."""
+        if self._size is None:
+            self._size = self._storage.client.file_info(self._key).length
+        return self._size
+
+    def readinto(self, buffer: Any) -> int:
+        if self._stream is None:
+            if self._size is not None and self._position >= self._size:
+                return 0
+            self._stream = self._storage.client.read_file(
+                self._key, offset=self._position, paths=self._paths or None
+            )
+        count = self._stream.readinto(buffer)
+        self._position += count
+        return count
+
+    def tell(self) -> int:
+        return self._position
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        if whence == io.SEEK_SET:
+            position = offset
+        elif whence == io.SEEK_CUR:
+            position = self._position + offset
+        elif whence == io.SEEK_END:
+            position = self.size + offset
+        else:
+            raise ValueError(f"invalid whence ({whence}): use io.SEEK_SET, SEEK_CUR or SEEK_END")
+        if position < 0:
+            raise ValueError(f"negative seek position {position}")
+        if position != self._position:
+            self._close_stream()
+            self._position = position
+        return position
+
+    def close(self) -> None:
+        self._close_stream()
+        super().close()
+
+    def _close_stream(self) -> None:
+        if self._stream is not None:
+            self._stream.close()
+            self._stream = None
+
+
+class MogileFSFile(File):
+    """A file in MogileFS, opened by ``MogileFSStorage.open()``.
+
+    In read mode it streams (and seeks by ranged reads). In write mode it
+    spools to a ``SpooledTemporaryFile`` bounded by the storage's
+    ``max_memory_size`` and stores the content when closed; the key's
+    previous version stays readable until then.
+    """
+
+    def __init__(self, name: str, mode: str, storage: MogileFSStorage) -> None:
+        if mode.strip("bt") not in ("r", "w"):
+            raise ValueError(
+                f"MogileFS files open in mode 'rb', 'r', 'wb' or 'w', not {mode!r}: "
+                "MogileFS cannot append to or update a stored file in place."
+            )
+        self.name = name
+        self.mode = mode
+        self._storage = storage
+        self._key = storage.key_for(name)
+        self._dirty = False
+        self._raw: MogileFSStreamReader | None = None
+        if "r" in mode:
+            self._raw = MogileFSStreamReader(storage, self._key)
+            stream: IO[Any] = io.BufferedReader(self._raw, buffer_size=storage.chunk_size)
+        else:
+            stream = SpooledTemporaryFile(
+                max_size=storage.max_memory_size,
+                suffix=".MogileFSFile",
+                dir=setting("FILE_UPLOAD_TEMP_DIR"),
+            )
+        if "b" not in mode:
+            stream = io.TextIOWrapper(stream, encoding="utf-8")  # type: ignore[arg-type]
+        super().__init__(stream, name)
+
+    @property
+    def size(self) -> int:
+        if self._raw is not None:
+            return self._raw.size
+        return super().size
+
+    def write(self, content: Any) -> int:
+        if "w" not in self.mode:
+            raise OSError(f"{self.name!r} was opened read-only (mode {self.mode!r})")
+        self._dirty = True
+        return self.file.write(content)
+
+    def close(self) -> None:
+        if self._dirty and not self.closed:
+            self.file.flush()
+            self._store()
+        super().close()
+
+    def _store(self) -> None:
+        spool = self.file.buffer if isinstance(self.file, io.TextIOWrapper) else self.file
+        spool.seek(0)
+        self._storage._store(self._key, spool)
+        self._dirty = False
+
+
+@deconstructible(path="storages_mogile.backends.mogile.MogileFSStorage")
+class MogileFSStorage(BaseStorage):
+    """Django storage whose files are MogileFS keys in one domain.
+
+    Options resolve, highest first, from: the keyword arguments (the
+    ``OPTIONS`` of a ``STORAGES`` entry), the ``OPTIONS`` of the ``STORAGES``
+    alias named by ``storages_alias``, the ``MOGILEFS_*`` settings, and the
+    built-in defaults. They are resolved again whenever a setting they
+    depend on changes (``override_settings`` in tests), so a storage built
+    at import time, as model fields build them, follows the settings.
+    """
+
+    def __init__(self, **options: Any) -> None:
+        self._options = options
+        self._configure()
+        setting_changed.connect(self._on_setting_changed)
+
+    def get_default_settings(self) -> dict[str, Any]:
+        defaults = {
+            "domain": setting("MOGILEFS_DOMAIN"),
+            "trackers": setting("MOGILEFS_TRACKERS", []),
+            "mogile_class": setting("MOGILEFS_CLASS"),
+            "base_url": setting("MOGILEFS_MEDIA_URL", setting("MEDIA_URL")),
+            "key_prefix": setting("MOGILEFS_KEY_PREFIX", ""),
+            "file_overwrite": setting("MOGILEFS_FILE_OVERWRITE", False),
+            "connect_timeout": setting("MOGILEFS_CONNECT_TIMEOUT", 3.0),
+            "timeout": setting("MOGILEFS_TIMEOUT", 10.0),
+            "http_timeout": setting("MOGILEFS_HTTP_TIMEOUT", 30.0),
+            "noverify": setting("MOGILEFS_NOVERIFY", True),
+            "pathcount": setting("MOGILEFS_PATHCOUNT"),
+            "verify_checksum": setting("MOGILEFS_VERIFY_CHECKSUM", False),
+            "chunk_size": setting("MOGILEFS_CHUNK_SIZE", 1024 * 1024),
+            "max_memory_size": setting("MOGILEFS_MAX_MEMORY_SIZE", 8 * 1024 * 1024),
+            "path_cache": setting("MOGILEFS_PATH_CACHE"),
+            "path_cache_timeout": setting("MOGILEFS_PATH_CACHE_TIMEOUT", 300),
+            "storages_alias": None,
+        }
+        alias_options = self._alias_options(self._options.get("storages_alias"))
+        self._check_names(alias_options, defaults, f"STORAGES[{self._options['storages_alias']!r}]")
+        defaults.update(alias_options)
+        return defaults
+
+    @staticmethod
+    def _alias_options(alias: str | None) -> dict[str, Any]:
+        """The OPTIONS of the STORAGES entry ``alias`` (nothing for no alias)."""
+        if alias is None:
+            return {}
+        storages = getattr(django_settings, "STORAGES", {})
+        if alias not in storages:
+            raise ImproperlyConfigured(
+                f"MogileFSStorage: storages_alias {alias!r} is not a key of settings.STORAGES "
+                f"(defined: {', '.join(sorted(storages)) or 'none'})."
+            )
+        return dict(storages[alias].get("OPTIONS", {}))
+
+    @staticmethod
+    def _check_names(options: dict[str, Any], known: dict[str, Any], where: str) -> None:
+        unknown = sorted(set(options) - set(known))
+        if unknown:
+            raise ImproperlyConfigured(
+                f"Unknown MogileFSStorage option(s) {', '.join(map(repr, unknown))} in {where}. "
+                f"Valid options: {', '.join(sorted(known))}."
+            )
+
+    def _configure(self) -> None:
+        """(Re)resolve every option from the arguments, settings and defaults."""
+        defaults = self.get_default_settings()
+        self._check_names(self._options, defaults, "the storage's OPTIONS")
+        for name in defaults:
+            self.__dict__.pop(name, None)
+        super().__init__(**self._options)
+        self._trackers = parse_trackers(self.trackers)
+        self._path_cache = PathCache(self.path_cache, self.path_cache_timeout, self.domain)
+
+    def _on_setting_changed(self, *, setting: str, **kwargs: Any) -> None:
+        if setting.startswith("MOGILEFS_") or setting in _WATCHED_SETTINGS:
+            self._configure()
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Clients hold sockets and locks: a copy keeps only what it was made
+        # from, resolves its options again and finds its own shared client.
+        return {"_options": self._options, "_constructor_args": self._constructor_args}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self._constructor_args = state["_constructor_args"]
+        self.__init__(**state["_options"])  # type: ignore[misc]
+
+    @property
+    def client(self) -> Client:
+        """The shared MogileFS client for this storage's trackers and domain."""
+        if not self.domain:
+            raise ImproperlyConfigured(
+                "MogileFSStorage has no domain: set MOGILEFS_DOMAIN or the 'domain' OPTION."
+            )
+        if not self._trackers:
+            raise ImproperlyConfigured(
+                "MogileFSStorage has no trackers: set MOGILEFS_TRACKERS or the 'trackers' "
+                "OPTION to a list of 'host:port' strings."
+            )
+        return shared_client(
+            self.domain,
+            self._trackers,
+            connect_timeout=self.connect_timeout,
+            timeout=self.timeout,
+            http_timeout=self.http_timeout,
+            chunk_size=self.chunk_size,
+            verify_checksum=self.verify_checksum,
+        )
+
+    # Names and keys
+
+    def key_for(self, name: str) -> str:
+        """The MogileFS key of a storage name; rejects unsafe or over-long names."""
+        name = str(name)
+        if not name:
+            raise SuspiciousFileOperation("An empty name has no MogileFS key.")
+        validate_file_name(name, allow_relative_path=True)
+        key = f"{self.key_prefix}{clean_name(name)}"
+        size = len(key.encode("utf-8"))
+        if size > MAX_KEY_BYTES:
+            raise SuspiciousFileOperation(
+                f"MogileFS key {key!r} is {size} bytes as UTF-8; MogileFS keys are limited to "
+                f"{MAX_KEY_BYTES} bytes. Use a shorter name (or key_prefix)."
+            )
+        return key
+
+    def get_available_name(self, name: str, max_length: int | None = None) -> str:
+        """A free name, truncated so that its key fits in 255 bytes of UTF-8.
+
+        Django truncates by characters; a name whose key is still too long
+        in bytes is truncated again by the excess, which removes at least
+        that many bytes.
+        """
+        name = clean_name(name)
+        limit = max_length
+        while True:
+            if self.file_overwrite:
+                candidate = get_available_overwrite_name(name, limit)
+            else:
+                candidate = super().get_available_name(name, limit)
+            excess = len(f"{self.key_prefix}{candidate}".encode()) - MAX_KEY_BYTES
+            if excess <= 0:
+                return candidate
+            limit = len(candidate) - excess
+
+    # The Storage API
+
+    def _open(self, name: str, mode: str = "rb") -> MogileFSFile:
+        # In read mode the file asks for the key's paths at once, so a
+        # missing key raises FileNotFoundError (UnknownKeyError) here.
+        return MogileFSFile(name, mode, self)
+
+    def _save(self, name: str, content: File) -> str:
+        if is_seekable(content):
+            content.seek(0)
+        self._store(self.key_for(name), ReadBytesWrapper(content))
+        return clean_name(name)
+
+    def _store(self, key: str, stream: IO[bytes]) -> None:
+        """Store a stream under ``key`` in this storage's class; forget cached paths."""
+        self.client.store_file(key, stream, cls=self.mogile_class)
+        self._path_cache.forget(key)
+
+    def delete(self, name: str) -> None:
+        if not name:
+            raise ValueError("The name must be given to delete().")
+        key = self.key_for(name)
+        try:
+            self.client.delete(key)
+        except UnknownKeyError:
+            logger.debug("delete of missing MogileFS key %r ignored", key)
+        self._path_cache.forget(key)
+
+    def exists(self, name: str) -> bool:
+        if not name:  # the root "directory" always exists
+            return True
+        try:
+            self.client.file_info(self.key_for(name))
+        except UnknownKeyError:
+            return False
+        return True
+
+    def size(self, name: str) -> int:
+        return self.client.file_info(self.key_for(name)).length
+
+    def url(self, name: str) -> str:
+        if self.base_url is None:
+            raise ValueError("This file is not accessible via a URL: set MOGILEFS_MEDIA_URL.")
+        self.key_for(name)  # validates the name
+        return urljoin(self.base_url, filepath_to_uri(clean_name(name)).lstrip("/"))
+
+    def listdir(self, path: str) -> tuple[list[str], list[str]]:
+        prefix = clean_name(path).strip("/")
+        prefix = f"{self.key_prefix}{prefix}/" if prefix else self.key_prefix
+        directories: set[str] = set()
+        files: list[str] = []
+        for key in self._keys_under(prefix):
+            head, sep, _ = key[len(prefix) :].partition("/")
+            if sep:
+                directories.add(head)
+            else:
+                files.append(head)
+        return sorted(directories), files
+
+    def _keys_under(self, prefix: str) -> Iterator[str]:
+        # Trackers on SQLite match list_keys prefixes case-insensitively, so
+        # keep only the keys that really start with the prefix.
+        for key in self.client.iter_keys(prefix=prefix or None):
+            if key.startswith(prefix):
+                yield key
+
+    def get_modified_time(self, name: str) -> datetime:
+        key = self.key_for(name)
+        modified = self.client.stat(key, paths=self.get_key_paths(key) or None)
+        if modified.last_modified is None:
+            raise NotImplementedError(
+                f"The storage node serving {name!r} sent no Last-Modified header."
+            )
+        if setting("USE_TZ"):
+            return modified.last_modified
+        return timezone.make_naive(modified.last_modified)
+
+    # Paths, for serving
+
+    def get_paths(self, name: str) -> list[str]:
+        """The storage-node URLs of a name, from the path cache when it has them."""
+        return self.get_key_paths(self.key_for(name))
+
+    def get_key_paths(self, key: str) -> list[str]:
+        """The storage-node URLs of a key; raises FileNotFoundError for a missing key."""
+        paths = self._path_cache.get(key)
+        if paths is None:
+            paths = self.client.get_paths(key, noverify=self.noverify, pathcount=self.pathcount)
+            self._path_cache.set(key, paths)
+        return paths
+
+
+def mogile_storage(klass: str | None = None, **options: Any) -> MogileFSStorage:
+    """A MogileFS storage whose files go to the MogileFS class ``klass``.
+
+    ``models.ImageField(storage=mogile_storage(klass="avatar"))`` gives a
+    field its own replication class. Migrations record only the arguments
+    given here (``MogileFSStorage(mogile_class='avatar')``); trackers and
+    domain come from the settings, or from the ``STORAGES`` entry named by
+    ``storages_alias``, when the storage is used.
+    """
+    if klass is not None:
+        options["mogile_class"] = klass
+    return MogileFSStorage(**options)
+
+
+__all__ = ["MAX_KEY_BYTES", "MogileFSFile", "MogileFSStorage", "mogile_storage", "shared_client"]

@@ -1,0 +1,166 @@
+"""How MogileFSStorage resolves its options, and what it refuses."""
+
+from __future__ import annotations
+
+import copy
+import pickle
+from importlib.metadata import entry_points
+
+import django
+import pytest
+from django.core.exceptions import ImproperlyConfigured
+from django.test import override_settings
+
+from storages_mogile import mogile_storage
+from storages_mogile.backends.mogile import MogileFSStorage
+
+
+def test_settings_override_built_in_defaults(settings):
+    settings.MOGILEFS_FILE_OVERWRITE = True
+    settings.MOGILEFS_TIMEOUT = 2.5
+    storage = MogileFSStorage()
+    assert storage.file_overwrite is True
+    assert storage.timeout == 2.5
+    assert storage.noverify is True  # untouched default
+
+
+def test_options_override_settings(settings):
+    settings.MOGILEFS_DOMAIN = "from-settings"
+    settings.MOGILEFS_CLASS = "thumb"
+    storage = MogileFSStorage(domain="from-options", mogile_class="avatar")
+    assert storage.domain == "from-options"
+    assert storage.mogile_class == "avatar"
+
+
+def test_a_subclass_attribute_still_selects_the_class(settings):
+    """The seed's `class AvatarStorage(storage.__class__): mogile_class = 'avatar'`."""
+    settings.MOGILEFS_CLASS = None
+
+    class AvatarStorage(MogileFSStorage):
+        mogile_class = "avatar"
+
+    assert AvatarStorage().mogile_class == "avatar"
+
+
+def test_unknown_option_is_named_in_the_error():
+    with pytest.raises(ImproperlyConfigured) as excinfo:
+        MogileFSStorage(domian="typo")
+    assert "'domian'" in str(excinfo.value)
+    assert "domain" in str(excinfo.value)  # the valid options are listed
+
+
+def test_media_url_falls_back_to_media_url(settings):
+    del settings.MOGILEFS_MEDIA_URL
+    settings.MEDIA_URL = "/media/"
+    assert MogileFSStorage().base_url == "/media/"
+    settings.MOGILEFS_MEDIA_URL = "/mogilefs/"
+    assert MogileFSStorage().base_url == "/mogilefs/"
+
+
+@pytest.mark.parametrize(
+    "value", ["127.0.0.1:7001, 127.0.0.2:7001", ["127.0.0.1:7001", "127.0.0.2:7001"]]
+)
+def test_trackers_as_list_or_comma_separated_string(value):
+    storage = MogileFSStorage(domain="d", trackers=value)
+    assert storage._trackers == ("127.0.0.1:7001", "127.0.0.2:7001")
+
+
+def test_a_malformed_tracker_is_rejected():
+    with pytest.raises(ImproperlyConfigured, match="'tracker.example' is not 'host:port'"):
+        MogileFSStorage(domain="d", trackers=["tracker.example"])
+
+
+def test_missing_domain_or_trackers_is_explained_on_use(settings):
+    settings.MOGILEFS_DOMAIN = None
+    with pytest.raises(ImproperlyConfigured, match="MOGILEFS_DOMAIN"):
+        MogileFSStorage(trackers=["127.0.0.1:7001"]).client
+    settings.MOGILEFS_TRACKERS = []
+    with pytest.raises(ImproperlyConfigured, match="MOGILEFS_TRACKERS"):
+        MogileFSStorage(domain="d").client
+
+
+def test_import_time_storage_follows_override_settings():
+    storage = mogile_storage(klass="avatar")  # as a model field builds it
+    with override_settings(MOGILEFS_DOMAIN="overridden", MOGILEFS_TRACKERS="10.9.9.9:7001"):
+        assert storage.domain == "overridden"
+        assert storage._trackers == ("10.9.9.9:7001",)
+        assert storage.mogile_class == "avatar"
+    assert storage.domain == "testdomain"
+
+
+def test_storages_alias_supplies_the_options(settings):
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "mogile": {
+            "BACKEND": "storages_mogile.backends.mogile.MogileFSStorage",
+            "OPTIONS": {"domain": "aliased", "trackers": ["127.0.0.9:7001"], "key_prefix": "s/"},
+        },
+    }
+    storage = mogile_storage(klass="thumb", storages_alias="mogile")
+    assert (storage.domain, storage.key_prefix, storage.mogile_class) == ("aliased", "s/", "thumb")
+
+
+def test_storages_alias_must_exist():
+    with pytest.raises(ImproperlyConfigured, match="storages_alias 'nope'"):
+        mogile_storage(storages_alias="nope")
+
+
+def test_storages_alias_options_are_checked(settings):
+    settings.STORAGES = {**settings.STORAGES, "bad": {"BACKEND": "x", "OPTIONS": {"bucket": 1}}}
+    with pytest.raises(ImproperlyConfigured, match="'bucket'"):
+        mogile_storage(storages_alias="bad")
+
+
+def test_factory_deconstructs_to_the_class_only(settings):
+    settings.MOGILEFS_TRACKERS = ["127.0.0.1:7001"]
+    path, args, kwargs = mogile_storage(klass="avatar").deconstruct()
+    assert path == "storages_mogile.backends.mogile.MogileFSStorage"
+    assert (args, kwargs) == ((), {"mogile_class": "avatar"})
+
+
+def test_pickle_and_deepcopy_keep_options_and_carry_no_sockets(settings):
+    storage = MogileFSStorage(mogile_class="avatar", key_prefix="p/")
+    for clone in (pickle.loads(pickle.dumps(storage)), copy.deepcopy(storage)):
+        assert clone.mogile_class == "avatar"
+        assert clone.key_prefix == "p/"
+        assert clone.deconstruct() == storage.deconstruct()
+
+
+def test_storages_setting_selects_the_backend(settings):
+    from django.core.files.storage import storages
+
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "default": {
+            "BACKEND": "storages_mogile.backends.mogile.MogileFSStorage",
+            "OPTIONS": {"domain": "media", "trackers": "127.0.0.1:7001", "mogile_class": "avatar"},
+        },
+    }
+    storage = storages["default"]
+    assert isinstance(storage, MogileFSStorage)
+    assert (storage.domain, storage.mogile_class) == ("media", "avatar")
+
+
+@pytest.mark.skipif(django.VERSION >= (5, 1), reason="DEFAULT_FILE_STORAGE was removed in 5.1")
+def test_legacy_default_file_storage_on_django_4_2():
+    from django.core.files.storage import default_storage
+    from django.test.utils import ignore_warnings
+    from django.utils.deprecation import RemovedInDjango51Warning
+
+    with ignore_warnings(category=RemovedInDjango51Warning):
+        with override_settings(DEFAULT_FILE_STORAGE="storages_mogile.backends.mogile.MogileFSStorage"):
+            assert isinstance(default_storage, MogileFSStorage)
+            assert default_storage.domain == "testdomain"
+
+
+def test_backend_is_an_entry_point():
+    found = entry_points(group="django_storages.backends")
+    names = {entry.name: entry for entry in found}
+    assert "mogilefs" in names
+    assert names["mogilefs"].load() is MogileFSStorage
+
+
+def test_only_rb_r_wb_w_modes():
+    storage = MogileFSStorage(domain="d", trackers="127.0.0.1:1")
+    with pytest.raises(ValueError, match="cannot append"):
+        storage.open("x.txt", "ab")

@@ -1,0 +1,191 @@
+"""MogileFSStorage against the dev MogileFS, over real sockets."""
+
+from __future__ import annotations
+
+import io
+import os
+import uuid
+from datetime import datetime, timezone
+
+import pytest
+from django.core.exceptions import SuspiciousFileOperation
+from django.core.files.base import ContentFile, File
+
+from storages_mogile import mogile_storage
+from storages_mogile.backends.mogile import MAX_KEY_BYTES, MogileFSStorage
+from storages_mogile.client.errors import UnknownClassError
+
+pytestmark = pytest.mark.usefixtures("mogile_settings")
+
+
+@pytest.fixture
+def storage() -> MogileFSStorage:
+    return MogileFSStorage()
+
+
+@pytest.fixture
+def name() -> str:
+    return f"backend/{uuid.uuid4().hex}.bin"
+
+
+class OneShotStream(io.RawIOBase):
+    """A readable stream that cannot seek and counts the largest read asked of it."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data = io.BytesIO(data)
+        self.largest_read = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        self.largest_read = max(self.largest_read, len(buffer))
+        return self._data.readinto(buffer)
+
+
+def test_save_streams_and_open_reads_back(storage, name):
+    data = os.urandom(3 * 1024 * 1024 + 17)
+    stream = OneShotStream(data)
+    saved = storage.save(name, File(stream, name="upload"))
+    assert saved == name
+    assert stream.largest_read <= 1024 * 1024 * 2  # read in chunks, never whole
+    with storage.open(name) as handle:
+        assert handle.read() == data
+    assert storage.size(name) == len(data)
+
+
+def test_save_keeps_the_class(storage, name, mogile_cluster):
+    avatar = mogile_storage(klass="avatar")
+    avatar.save(name, ContentFile(b"face"))
+    assert avatar.client.file_info(name).cls == "avatar"
+    assert storage.client.file_info(name).cls == "avatar"
+
+
+def test_unknown_class_is_a_typed_error_and_nothing_is_stored(name):
+    with pytest.raises(UnknownClassError):
+        mogile_storage(klass="no-such-class").save(name, ContentFile(b"x"))
+    assert not MogileFSStorage().exists(name)
+
+
+def test_collision_gets_an_alternative_name(storage, name):
+    first = storage.save(name, ContentFile(b"one"))
+    second = storage.save(name, ContentFile(b"two"))
+    assert first == name and second != name
+    assert storage.open(first).read() == b"one"
+    assert storage.open(second).read() == b"two"
+
+
+def test_overwrite_replaces_in_place(name):
+    storage = MogileFSStorage(file_overwrite=True)
+    storage.save(name, ContentFile(b"old"))
+    assert storage.save(name, ContentFile(b"new")) == name
+    assert storage.open(name).read() == b"new"
+
+
+def test_read_mode_seeks_by_ranged_reads(storage, name):
+    data = bytes(range(256)) * 4096
+    storage.save(name, ContentFile(data))
+    with storage.open(name, "rb") as handle:
+        handle.seek(1000)
+        assert handle.read(10) == data[1000:1010]
+        handle.seek(-5, io.SEEK_END)
+        assert handle.read() == data[-5:]
+        assert handle.tell() == len(data)
+        handle.seek(0)
+        assert b"".join(handle.chunks(chunk_size=65536)) == data
+
+
+def test_text_mode_reads_and_writes_utf8(storage, name):
+    with storage.open(name, "w") as handle:
+        handle.write("grüße\n")
+    with storage.open(name, "r") as handle:
+        assert handle.read() == "grüße\n"
+
+
+def test_write_mode_stores_on_close_only(storage, name):
+    storage.save(name, ContentFile(b"previous"))
+    handle = storage.open(name, "wb")
+    handle.write(b"next ")
+    handle.write(b"version")
+    assert storage.open(name).read() == b"previous"  # not stored yet
+    handle.close()
+    assert storage.open(name).read() == b"next version"
+
+
+def test_missing_file(storage):
+    with pytest.raises(FileNotFoundError):
+        storage.open("backend/missing.bin")
+    with pytest.raises(FileNotFoundError):
+        storage.size("backend/missing.bin")
+    assert not storage.exists("backend/missing.bin")
+    storage.delete("backend/missing.bin")  # not an error
+
+
+def test_exists_and_delete(storage, name):
+    storage.save(name, ContentFile(b"x"))
+    assert storage.exists(name)
+    storage.delete(name)
+    assert not storage.exists(name)
+
+
+def test_url_is_prefix_plus_quoted_name(storage):
+    assert storage.url("a dir/ünï & co.png") == "/mogilefs/a%20dir/%C3%BCn%C3%AF%20%26%20co.png"
+
+
+def test_listdir_splits_at_slash(storage):
+    base = f"ls-{uuid.uuid4().hex}"
+    for key in ("a.txt", "b.txt", "sub/c.txt", "sub/deeper/d.txt", "other/e.txt"):
+        storage.save(f"{base}/{key}", ContentFile(b"."))
+    assert storage.listdir(base) == (["other", "sub"], ["a.txt", "b.txt"])
+    assert storage.listdir(f"{base}/sub/") == (["deeper"], ["c.txt"])
+
+
+def test_listdir_ignores_keys_matched_only_case_insensitively(storage):
+    base = f"case-{uuid.uuid4().hex}"
+    storage.save(f"{base}/lower.txt", ContentFile(b"."))
+    storage.save(f"{base.upper()}/UPPER.txt", ContentFile(b"."))
+    assert storage.listdir(base) == ([], ["lower.txt"])
+
+
+def test_key_prefix_namespaces_keys(name):
+    storage = MogileFSStorage(key_prefix="site-a/")
+    storage.save(name, ContentFile(b"x"))
+    assert storage.client.file_info(f"site-a/{name}").length == 1
+    assert storage.url(name) == f"/mogilefs/{name}"
+
+
+def test_modified_time_comes_from_the_storage_node(storage, name, settings):
+    storage.save(name, ContentFile(b"x"))
+    modified = storage.get_modified_time(name)
+    assert modified.tzinfo is not None
+    assert abs((datetime.now(timezone.utc) - modified).total_seconds()) < 600
+    settings.USE_TZ = False
+    assert storage.get_modified_time(name).tzinfo is None
+
+
+def test_path_is_not_supported(storage, name):
+    with pytest.raises(NotImplementedError):
+        storage.path(name)
+
+
+@pytest.mark.parametrize("bad", ["../escape.txt", "a/../../b.txt", "/abs/path.txt"])
+def test_traversal_and_absolute_names_are_rejected(storage, bad):
+    with pytest.raises(SuspiciousFileOperation):
+        storage.save(bad, ContentFile(b"x"))
+    with pytest.raises(SuspiciousFileOperation):
+        storage.open(bad)
+
+
+def test_long_names_are_truncated_to_255_utf8_bytes(storage):
+    name = "long/" + "ü" * 200 + ".txt"  # 405 bytes as UTF-8
+    saved = storage.save(name, ContentFile(b"x"))
+    assert saved.endswith(".txt") and saved.startswith("long/ü")
+    assert len(saved.encode()) <= MAX_KEY_BYTES
+    again = storage.save(name, ContentFile(b"y"))  # collision: alternative name, still fits
+    assert again != saved and len(again.encode()) <= MAX_KEY_BYTES
+    with pytest.raises(SuspiciousFileOperation, match="255 bytes"):
+        storage.open(name)
+
+
+def test_storages_with_the_same_configuration_share_one_client():
+    assert mogile_storage(klass="avatar").client is mogile_storage(klass="thumb").client
