@@ -72,22 +72,24 @@ def encode_args(args: dict[str, str | bytes | int | None]) -> str:
 def decode_args(text: str | bytes) -> dict[str, str]:
     """Decode ``name=value&...`` the way the server's ``decode_url_args`` does.
 
-    Empty pairs are skipped; a value ends at a second unencoded ``=``; a
-    repeated name joins its values with NUL unless the first value is empty
-    or ``"0"`` (false in Perl), in which case the later value replaces it.
+    Pairs that are empty or ``"0"`` (false in Perl) are skipped; a value ends
+    at a second unencoded ``=``; a repeated name appends its value to the
+    earlier one, with a NUL in between unless the earlier value is false in
+    Perl (``""`` or ``"0"``): ``a=&a=x`` gives ``x``, ``a=0&a=x`` gives
+    ``0x``, as the server's ``$ret->{$name} .= $ret->{$name} ? "\0$value" :
+    $value`` does.
     """
     raw = text if isinstance(text, bytes) else text.encode(ENCODING, ERRORS)
     args: dict[str, str] = {}
     for pair in raw.split(b"&"):
-        if not pair:
+        if pair in (b"", b"0"):
             continue
         parts = pair.split(b"=")
         name = unquote(parts[0])
         value = unquote(parts[1]) if len(parts) > 1 else ""
-        previous = args.get(name)
-        if previous not in (None, "", "0"):
-            value = f"{previous}\0{value}"
-        args[name] = value
+        previous = args.get(name, "")
+        separator = "\0" if previous not in ("", "0") else ""
+        args[name] = f"{previous}{separator}{value}"
     return args
 
 
