@@ -1,0 +1,30 @@
+"""A shared test harness for the Django ``Storage`` contract.
+
+Usage (see ``docs/testing.md``)::
+
+    from storages_mogile.testing import Capabilities, StorageContract
+
+    class TestMyStorage(StorageContract):
+        capabilities = Capabilities(overwrite=True)
+
+        @pytest.fixture
+        def storage(self):
+            return MyStorage(...)
+
+Add ``"storages_mogile.testing"`` to ``INSTALLED_APPS`` in the test settings:
+the ORM part of the contract saves through a model of that app.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+# The contract's plain asserts get pytest's detailed failure messages.
+pytest.register_assert_rewrite("storages_mogile.testing.contract")
+
+from storages_mogile.testing.capabilities import Capabilities, PathSupport  # noqa: E402
+from storages_mogile.testing.content import NonSeekableStream  # noqa: E402
+from storages_mogile.testing.contract import StorageContract  # noqa: E402
+from storages_mogile.testing.stored import StoredFiles  # noqa: E402
+
+__all__ = ["Capabilities", "NonSeekableStream", "PathSupport", "StorageContract", "StoredFiles"]
