@@ -9,13 +9,23 @@ fails is a :class:`StorageNodeError`.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 
 class MogileFSError(Exception):
     """Base class of every error the MogileFS client raises."""
 
 
 class TrackerUnavailableError(MogileFSError, ConnectionError):
-    """No tracker answered: all refused, timed out, or sent garbage."""
+    """No tracker answered: all refused, timed out, or sent garbage.
+
+    ``attempts`` lists ``(tracker, reason)`` for every tracker tried, in the
+    order they were tried.
+    """
+
+    def __init__(self, message: str, attempts: Sequence[tuple[str, str]] = ()) -> None:
+        self.attempts = list(attempts)
+        super().__init__(message)
 
 
 class TrackerError(MogileFSError):
@@ -23,18 +33,32 @@ class TrackerError(MogileFSError):
 
     ``code`` is the tracker's error code (``unknown_key``, ``unreg_domain``,
     ...), ``message`` its decoded text, ``tracker`` the ``host:port`` that
-    answered and ``command`` the request's command name.
+    answered and ``command`` the request's command name. ``key`` and
+    ``domain``, when the request had them, name what the request was about.
     """
 
-    def __init__(self, code: str, message: str, *, command: str = "", tracker: str = "") -> None:
+    def __init__(
+        self,
+        code: str,
+        message: str,
+        *,
+        command: str = "",
+        tracker: str = "",
+        key: str | None = None,
+        domain: str | None = None,
+    ) -> None:
         self.code = code
         self.message = message
         self.command = command
         self.tracker = tracker
+        self.key = key
+        self.domain = domain
+        subject = f" for key {key!r}" if key is not None else ""
+        subject += f" in domain {domain!r}" if domain is not None else ""
         where = f" from tracker {tracker}" if tracker else ""
         text = message if message and message != code else ""
         detail = f": {text}" if text else ""
-        super().__init__(f"{command or 'request'} failed{where}: {code}{detail}")
+        super().__init__(f"{command or 'request'}{subject} failed{where}: {code}{detail}")
 
 
 class UnknownKeyError(TrackerError, FileNotFoundError):
@@ -71,10 +95,18 @@ _CODES: dict[str, type[TrackerError]] = {
 }
 
 
-def tracker_error(code: str, message: str, *, command: str = "", tracker: str = "") -> TrackerError:
+def tracker_error(
+    code: str,
+    message: str,
+    *,
+    command: str = "",
+    tracker: str = "",
+    key: str | None = None,
+    domain: str | None = None,
+) -> TrackerError:
     """The exception for a tracker's ``ERR`` reply, typed by its code."""
     cls = _CODES.get(code, TrackerError)
-    return cls(code, message, command=command, tracker=tracker)
+    return cls(code, message, command=command, tracker=tracker, key=key, domain=domain)
 
 
 class StorageNodeError(MogileFSError):
@@ -91,4 +123,15 @@ class StorageNodeError(MogileFSError):
 
 
 class NoPathsError(MogileFSError):
-    """The key exists but no storage node could serve it (every path failed)."""
+    """The key exists but no storage node could serve it (every path failed).
+
+    ``key`` is the key asked for; ``attempts`` lists ``(url, reason)`` for
+    every path tried (empty when the tracker returned no path at all).
+    """
+
+    def __init__(
+        self, message: str, *, key: str | None = None, attempts: Sequence[tuple[str, str]] = ()
+    ) -> None:
+        self.key = key
+        self.attempts = list(attempts)
+        super().__init__(message)

@@ -1,0 +1,37 @@
+"""A Python 3 MogileFS client (trackers over TCP, storage nodes over HTTP)."""
+
+from .admin import Admin
+from .client import Client, FileInfo
+from .errors import (
+    KeyExistsError,
+    MogileFSError,
+    NoDevicesError,
+    NoPathsError,
+    StorageNodeError,
+    TrackerError,
+    TrackerUnavailableError,
+    UnknownClassError,
+    UnknownDomainError,
+    UnknownKeyError,
+)
+from .files import NewFile, NodeReader
+from .nodes import NodeStat
+
+__all__ = [
+    "Admin",
+    "Client",
+    "FileInfo",
+    "KeyExistsError",
+    "MogileFSError",
+    "NewFile",
+    "NoDevicesError",
+    "NoPathsError",
+    "NodeReader",
+    "NodeStat",
+    "StorageNodeError",
+    "TrackerError",
+    "TrackerUnavailableError",
+    "UnknownClassError",
+    "UnknownDomainError",
+    "UnknownKeyError",
+]

@@ -1,0 +1,170 @@
+"""Administration of a MogileFS cluster: domains, classes, hosts, devices.
+
+Method names follow MogileFS::Admin and pymogile's Admin. Failures raise the
+typed errors of :mod:`.errors`; note that the tracker uses different codes
+than the file commands for the same problem (``domain_not_found`` instead of
+``unreg_domain``, ``class_not_found`` instead of ``unreg_class``), which map
+to the same exception classes.
+
+With several trackers, a domain or class created through one of them can
+stay unknown to the others for a few seconds (their caches refresh
+periodically).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from .protocol import numbered
+from .trackers import TrackerPool
+
+
+class Admin:
+    """Tracker-level administration; see :class:`~.client.Client` for the settings."""
+
+    def __init__(
+        self,
+        trackers: str | Iterable[str],
+        *,
+        connect_timeout: float = 3.0,
+        timeout: float = 10.0,
+        backoff: float = 5.0,
+    ) -> None:
+        self.trackers = TrackerPool(
+            trackers, connect_timeout=connect_timeout, timeout=timeout, backoff=backoff
+        )
+
+    # Domains and classes
+
+    def get_domains(self) -> dict[str, dict[str, int]]:
+        """Every domain with its classes and their mindevcount (``default`` included)."""
+        reply = self.trackers.call("get_domains", {})
+        domains = {}
+        for index, name in enumerate(numbered(reply, "domains", "domain{}"), start=1):
+            prefix = f"domain{index}class{{}}"
+            classes = numbered(reply, f"domain{index}classes", prefix + "name")
+            counts = numbered(reply, f"domain{index}classes", prefix + "mindevcount")
+            domains[name] = {cls: int(count) for cls, count in zip(classes, counts)}
+        return domains
+
+    def create_domain(self, domain: str) -> None:
+        self.trackers.call("create_domain", {"domain": domain})
+
+    def delete_domain(self, domain: str) -> None:
+        """Delete an empty domain (no classes besides ``default``, no files)."""
+        self.trackers.call("delete_domain", {"domain": domain})
+
+    def create_class(
+        self,
+        domain: str,
+        cls: str,
+        mindevcount: int,
+        *,
+        replpolicy: str | None = None,
+        hashtype: str | None = None,
+    ) -> None:
+        """Create a class; ``hashtype="MD5"`` makes the tracker keep checksums."""
+        self.trackers.call("create_class", _class_args(domain, cls, mindevcount, replpolicy, hashtype))
+
+    def update_class(
+        self,
+        domain: str,
+        cls: str,
+        mindevcount: int,
+        *,
+        replpolicy: str | None = None,
+        hashtype: str | None = None,
+    ) -> None:
+        """Change a class (the tracker requires ``mindevcount`` every time)."""
+        self.trackers.call("update_class", _class_args(domain, cls, mindevcount, replpolicy, hashtype))
+
+    def delete_class(self, domain: str, cls: str) -> None:
+        self.trackers.call("delete_class", {"domain": domain, "class": cls})
+
+    # Hosts and devices
+
+    def get_hosts(self, hostid: int | None = None) -> list[dict[str, str]]:
+        """Hosts as dicts of the tracker's fields (``hostid``, ``hostname``, ``hostip``, ...)."""
+        return _records(self.trackers.call("get_hosts", {"hostid": hostid}), "hosts", "host")
+
+    def create_host(
+        self,
+        host: str,
+        ip: str,
+        port: int,
+        *,
+        status: str | None = None,
+        getport: int | None = None,
+        altip: str | None = None,
+        altmask: str | None = None,
+    ) -> None:
+        """Register a storage host (the tracker makes it ``down`` unless ``status`` says otherwise)."""
+        self.trackers.call(
+            "create_host",
+            {"host": host, "ip": ip, "port": port, "status": status, "getport": getport,
+             "altip": altip, "altmask": altmask},
+        )
+
+    def update_host(
+        self,
+        host: str,
+        *,
+        ip: str | None = None,
+        port: int | None = None,
+        status: str | None = None,
+        getport: int | None = None,
+        altip: str | None = None,
+        altmask: str | None = None,
+    ) -> None:
+        """Change the given fields of a host."""
+        self.trackers.call(
+            "update_host",
+            {"host": host, "ip": ip, "port": port, "status": status, "getport": getport,
+             "altip": altip, "altmask": altmask},
+        )
+
+    def delete_host(self, host: str) -> None:
+        self.trackers.call("delete_host", {"host": host})
+
+    def get_devices(self, devid: int | None = None) -> list[dict[str, str]]:
+        """Devices as dicts of the tracker's fields (``devid``, ``hostid``, ``status``, ...)."""
+        return _records(self.trackers.call("get_devices", {"devid": devid}), "devices", "dev")
+
+    def create_device(self, hostname: str, devid: int, *, state: str | None = None) -> None:
+        self.trackers.call(
+            "create_device", {"hostname": hostname, "devid": devid, "state": state}
+        )
+
+    def set_state(self, host: str, device: int, state: str) -> None:
+        """Set a device's state (``alive``, ``down``, ``drain``, ``readonly``, ``dead``)."""
+        self.trackers.call("set_state", {"host": host, "device": device, "state": state})
+
+    def set_weight(self, host: str, device: int, weight: int) -> None:
+        self.trackers.call("set_weight", {"host": host, "device": device, "weight": weight})
+
+    def close(self) -> None:
+        """Close this thread's tracker connection."""
+        self.trackers.close()
+
+
+def _class_args(
+    domain: str, cls: str, mindevcount: int, replpolicy: str | None, hashtype: str | None
+) -> dict[str, str | int | None]:
+    return {
+        "domain": domain,
+        "class": cls,
+        "mindevcount": mindevcount,
+        "replpolicy": replpolicy,
+        "hashtype": hashtype,
+    }
+
+
+def _records(reply: dict[str, str], count: str, prefix: str) -> list[dict[str, str]]:
+    """``host1_hostid=..&host1_status=..`` style replies as a list of dicts."""
+    records = []
+    for index in range(1, int(reply.get(count) or 0) + 1):
+        start = f"{prefix}{index}_"
+        records.append(
+            {name[len(start):]: value for name, value in reply.items() if name.startswith(start)}
+        )
+    return records

@@ -1,0 +1,360 @@
+"""The MogileFS client: store, read, list and manage the files of one domain.
+
+Method names and arguments follow pymogile and MogileFS::Client, so code
+written for those ports over. Tracker requests go through a
+:class:`~.trackers.TrackerPool` (failover, retries), file bytes through
+:class:`~.nodes.StorageNodes` (urllib3, streamed both ways).
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import IO
+
+import urllib3
+
+from .errors import MogileFSError, NoPathsError, StorageNodeError, TrackerError
+from .files import InputReadError, NewFile, NodeReader, UploadSource
+from .nodes import NodeStat, StorageNodes
+from .protocol import ENCODING, ERRORS, ProtocolError, numbered
+from .trackers import TrackerPool
+
+logger = logging.getLogger(__name__)
+
+# Characters that make a list_keys prefix mean something else as a Perl
+# regex, which is how the tracker checks that "after" matches the prefix.
+_REGEX_SPECIAL = frozenset("\\^$|?*+()[]{}")
+
+
+@dataclass(frozen=True)
+class FileInfo:
+    """What the tracker knows about a stored file (``file_info``).
+
+    ``checksum`` is only given for classes with a hash type, as
+    ``"MD5:<hex>"`` (or ``"MISSING"`` when none was recorded).
+    """
+
+    fid: int
+    key: str
+    domain: str
+    cls: str
+    length: int
+    devcount: int
+    checksum: str | None = None
+
+
+class Client:
+    """Files in one MogileFS domain.
+
+    ``trackers`` is a list of ``host:port`` strings (or one comma-separated
+    string). ``connect_timeout``/``timeout`` bound the tracker connect and
+    each reply; a failed tracker is skipped for ``backoff`` seconds. Storage
+    nodes are reached through ``http`` (a urllib3 PoolManager; one is made
+    when not given) with ``http_timeout`` per socket operation, moving
+    ``chunk_size`` bytes at a time. With ``verify_checksum`` the tracker is
+    asked to check the MD5 of every upload before accepting it.
+
+    A Client is safe to share between threads; each thread uses its own
+    tracker connection.
+    """
+
+    spool_size = 8 << 20  # bytes new_file() keeps in memory before spilling to disk
+
+    def __init__(
+        self,
+        domain: str,
+        trackers: str | Iterable[str],
+        *,
+        connect_timeout: float = 3.0,
+        timeout: float = 10.0,
+        backoff: float = 5.0,
+        http: urllib3.PoolManager | None = None,
+        http_timeout: float = 30.0,
+        chunk_size: int = 1 << 20,
+        verify_checksum: bool = False,
+    ) -> None:
+        if chunk_size < 1:
+            raise ValueError(f"chunk_size must be a positive number of bytes, got {chunk_size}")
+        self.domain = _check_name("domain", domain)
+        self.trackers = TrackerPool(
+            trackers, connect_timeout=connect_timeout, timeout=timeout, backoff=backoff
+        )
+        self.http = http if http is not None else urllib3.PoolManager(maxsize=16)
+        self.nodes = StorageNodes(
+            self.http, urllib3.Timeout(connect=connect_timeout, read=http_timeout)
+        )
+        self.chunk_size = chunk_size
+        self.verify_checksum = verify_checksum
+
+    def __repr__(self) -> str:
+        return f"<Client domain={self.domain!r} trackers={self.trackers.trackers!r}>"
+
+    # Storing
+
+    def new_file(self, key: str, cls: str | None = None) -> NewFile:
+        """A writable binary file stored under ``key`` when closed.
+
+        In a ``with`` block an exception discards it instead.
+        """
+        key = _check_key(key)
+        cls = _check_class(cls)
+        return NewFile(
+            lambda spool: self.store_file(key, spool, cls), key=key, spool_size=self.spool_size
+        )
+
+    def store_content(self, key: str, data: bytes, cls: str | None = None) -> int:
+        """Store ``data`` under ``key``; returns the number of bytes stored."""
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            raise TypeError(f"store_content needs bytes, got {type(data).__name__}")
+        return self.store_file(key, io.BytesIO(data), cls)
+
+    def store_file(self, key: str, fileobj: IO[bytes], cls: str | None = None) -> int:
+        """Store a binary file's bytes (from its current position) under ``key``.
+
+        The bytes stream to a storage node chunk by chunk. If a destination
+        fails, the next one ``create_open`` offered gets the upload (the
+        file is rewound; a non-seekable file can only move on if nothing was
+        read yet). Only a complete upload is committed with ``create_close``,
+        so a failed store leaves the key's previous content in place.
+        Returns the number of bytes stored.
+        """
+        key = _check_key(key)
+        cls = _check_class(cls)
+        source = UploadSource(fileobj, self.chunk_size, key=key)
+        opened = self._call(
+            "create_open", key=key, **{"class": cls}, multi_dest=1, size=source.length or None
+        )
+        devid, path = self._upload(source, _destinations(opened))
+        close_args: dict[str, str | int | None] = {
+            "key": key,
+            "fid": opened.get("fid"),
+            "devid": devid,
+            "path": path,
+            "size": source.consumed,
+        }
+        if self.verify_checksum:
+            close_args.update(checksum=f"MD5:{source.md5_hex}", checksumverify=1)
+        # A failed create_close has consumed the upload on the tracker: the
+        # error goes to the caller, who must store again from the start.
+        self._call("create_close", **close_args)
+        logger.debug("stored %d bytes as key %r at %s", source.consumed, key, path)
+        return source.consumed
+
+    def _upload(self, source: UploadSource, destinations: list[tuple[str, str]]) -> tuple[str, str]:
+        """PUT the source to the first destination that takes it: ``(devid, path)``."""
+        failures: list[tuple[str, str]] = []
+        for devid, path in destinations:
+            if failures:
+                source.restart(failures[-1][0])
+            try:
+                self.nodes.put(path, source.chunks(), source.length)
+            except StorageNodeError as exc:
+                failures.append((path, str(exc)))
+                logger.warning("upload of key %r to %s failed: %s", source.key, path, exc)
+                continue
+            except InputReadError as exc:
+                raise exc.error from None
+            return devid, path
+        tried = "; ".join(reason for _, reason in failures) or "create_open offered none"
+        raise StorageNodeError(
+            f"upload of key {source.key!r} failed at every destination ({tried}); "
+            f"nothing was committed",
+            url=failures[-1][0] if failures else "",
+        )
+
+    # Reading
+
+    def get_paths(self, key: str, noverify: bool = False, pathcount: int | None = None) -> list[str]:
+        """URLs of the stored copies; ``[]`` when the tracker has none to offer."""
+        reply = self._call(
+            "get_paths", key=_check_key(key), noverify=1 if noverify else None, pathcount=pathcount
+        )
+        return _numbered(reply, "paths", "path{}", "get_paths")
+
+    def read_file(
+        self,
+        key: str,
+        *,
+        offset: int = 0,
+        length: int | None = None,
+        paths: list[str] | None = None,
+    ) -> NodeReader:
+        """A readable stream of the file (or ``length`` bytes from ``offset``).
+
+        ``paths`` skips the tracker's get_paths. Wrap the result in
+        ``io.BufferedReader`` for line reading; close it to release the
+        storage node connection.
+        """
+        key = _check_key(key)
+        if paths is None:
+            paths = self.get_paths(key)
+        if not paths:
+            raise NoPathsError(
+                f"key {key!r} in domain {self.domain!r} has no readable copy: "
+                f"the tracker returned no paths",
+                key=key,
+            )
+        return NodeReader(
+            self.nodes, paths, key=key, offset=offset, length=length, chunk_size=self.chunk_size
+        )
+
+    def get_file_data(self, key: str) -> bytes:
+        """The whole file as bytes."""
+        with self.read_file(key) as stream:
+            return stream.readall()
+
+    def stat(self, key: str, paths: list[str] | None = None) -> NodeStat:
+        """Size and modification time from the first storage node that answers a HEAD."""
+        key = _check_key(key)
+        attempts: list[tuple[str, str]] = []
+        for url in self.get_paths(key) if paths is None else paths:
+            try:
+                return self.nodes.head(url)
+            except StorageNodeError as exc:
+                attempts.append((url, str(exc)))
+                logger.warning("HEAD of key %r at %s failed: %s", key, url, exc)
+        tried = "; ".join(reason for _, reason in attempts) or "the tracker returned no paths"
+        raise NoPathsError(
+            f"no storage node could describe key {key!r} ({tried})", key=key, attempts=attempts
+        )
+
+    def file_info(self, key: str) -> FileInfo:
+        """The tracker's record of the file."""
+        key = _check_key(key)
+        reply = self._call("file_info", key=key)
+        try:
+            return FileInfo(
+                fid=int(reply["fid"]),
+                key=reply.get("key", key),
+                domain=reply.get("domain", self.domain),
+                cls=reply["class"],
+                length=int(reply["length"]),
+                devcount=int(reply["devcount"]),
+                checksum=reply.get("checksum"),
+            )
+        except (KeyError, ValueError) as exc:
+            raise MogileFSError(f"file_info for key {key!r}: malformed reply {reply!r}") from exc
+
+    # Listing
+
+    def list_keys(
+        self, prefix: str | None = None, after: str | None = None, limit: int | None = None
+    ) -> list[str]:
+        """One page of keys (at most 1000), in byte order; ``[]`` past the end."""
+        return self._list_page(prefix, after, limit)[0]
+
+    def iter_keys(self, prefix: str | None = None, page_size: int = 1000) -> Iterator[str]:
+        """Every key starting with ``prefix``, fetched ``page_size`` at a time."""
+        if prefix and _REGEX_SPECIAL.intersection(prefix):
+            yield from self._scan_keys(prefix, page_size)
+            return
+        keys, after = self._list_page(prefix, None, page_size)
+        while keys:
+            yield from keys
+            keys, after = self._list_page(prefix, after, page_size)
+
+    def _scan_keys(self, prefix: str, page_size: int) -> Iterator[str]:
+        """iter_keys for a prefix the tracker would misread as a regex.
+
+        Only the first page is asked for by prefix; the following ones are
+        asked for by ``after`` alone and filtered here, stopping at the first
+        key past the prefix's range.
+        """
+        keys, after = self._list_page(prefix, None, page_size)
+        yield from keys
+        bound = prefix.encode(ENCODING, ERRORS)
+        while keys:
+            keys, after = self._list_page(None, after, page_size)
+            for key in keys:
+                if key.startswith(prefix):
+                    yield key
+                elif key.encode(ENCODING, ERRORS) > bound:
+                    return
+
+    def _list_page(
+        self, prefix: str | None, after: str | None, limit: int | None
+    ) -> tuple[list[str], str | None]:
+        """Keys of one list_keys page and its ``next_after``."""
+        if limit is not None and limit < 1:
+            raise ValueError(f"limit must be at least 1, got {limit}")
+        try:
+            reply = self._call("list_keys", prefix=prefix, after=after, limit=limit)
+        except TrackerError as exc:
+            if exc.code == "none_match":  # the tracker's way of saying "no more keys"
+                return [], None
+            raise
+        keys = _numbered(reply, "key_count", "key_{}", "list_keys")
+        return keys, reply.get("next_after") or (keys[-1] if keys else None)
+
+    # Changing
+
+    def delete(self, key: str) -> None:
+        """Delete the key; its storage copies are removed by the tracker later."""
+        self._call("delete", key=_check_key(key))
+
+    def rename(self, from_key: str, to_key: str) -> None:
+        """Give a file a new key; KeyExistsError if ``to_key`` is taken."""
+        self._call("rename", from_key=_check_key(from_key), to_key=_check_key(to_key))
+
+    def update_class(self, key: str, cls: str) -> None:
+        """Move a file to another class (replication follows its mindevcount)."""
+        self._call("updateclass", key=_check_key(key), **{"class": _check_name("class", cls)})
+
+    def close(self) -> None:
+        """Close this thread's tracker connection (reopened when needed)."""
+        self.trackers.close()
+
+    def _call(self, command: str, **args: str | int | None) -> dict[str, str]:
+        return self.trackers.call(command, {"domain": self.domain, **args})
+
+
+def _destinations(reply: dict[str, str]) -> list[tuple[str, str]]:
+    """``(devid, path)`` pairs of a create_open reply, multi_dest or not."""
+    if "dev_count" in reply:
+        devids = _numbered(reply, "dev_count", "devid_{}", "create_open")
+        paths = _numbered(reply, "dev_count", "path_{}", "create_open")
+        return list(zip(devids, paths))
+    if "devid" in reply and "path" in reply:
+        return [(reply["devid"], reply["path"])]
+    raise MogileFSError(f"create_open reply names no destination: {reply!r}")
+
+
+def _numbered(reply: dict[str, str], count: str, item: str, command: str) -> list[str]:
+    try:
+        return numbered(reply, count, item)
+    except ProtocolError as exc:
+        raise MogileFSError(f"{command}: malformed tracker reply: {exc}") from exc
+
+
+def _check_name(what: str, value: str) -> str:
+    """A domain or class name: a non-empty str."""
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"MogileFS {what} must be a non-empty str, got {value!r}")
+    return value
+
+
+def _check_class(cls: str | None) -> str | None:
+    return None if cls is None else _check_name("class", cls)
+
+
+def _check_key(key: str) -> str:
+    """A key the tracker can store: a non-empty str that encodes to bytes.
+
+    Raw bytes that are not UTF-8 can be given as surrogate escapes
+    (``raw.decode("utf-8", "surrogateescape")``).
+    """
+    if not isinstance(key, str):
+        raise TypeError(f"MogileFS keys are str, got {type(key).__name__}: {key!r}")
+    if not key:
+        raise ValueError("MogileFS keys must not be empty (the tracker would discard the file)")
+    try:
+        key.encode(ENCODING, ERRORS)
+    except UnicodeEncodeError as exc:
+        raise ValueError(
+            f"key {key!r} cannot be sent: {exc.reason} at index {exc.start}; keys must be "
+            f"valid Unicode, with raw non-UTF-8 bytes as surrogate escapes"
+        ) from None
+    return key

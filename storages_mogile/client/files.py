@@ -1,0 +1,345 @@
+"""File objects of the client: the upload source, the reader, the writer.
+
+:class:`UploadSource` feeds a caller's binary file to a storage node in
+chunks and can start over for the next destination; :class:`NodeReader`
+streams a stored file from its replicas, moving to another replica when one
+fails; :class:`NewFile` collects written bytes and stores them on close.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
+from typing import IO, Any
+
+from urllib3.exceptions import HTTPError
+
+from .errors import NoPathsError, StorageNodeError
+from .nodes import NodeBody, StorageNodes
+
+logger = logging.getLogger(__name__)
+
+
+class InputReadError(Exception):
+    """The caller's file failed while being uploaded; ``error`` is what it raised.
+
+    Raised inside the request body so that urllib3 does not mistake it for
+    a storage node failure; the client re-raises ``error`` itself.
+    """
+
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+        super().__init__(str(error))
+
+
+class UploadSource:
+    """The bytes of one upload, read from a binary file object in chunks.
+
+    The upload starts at the file's current position. A seekable file also
+    gives the length up front (sent as Content-Length and as the ``size``
+    hint) and can be rewound for another destination; a non-seekable one is
+    sent chunked and can only move on to another destination if nothing was
+    read from it yet.
+    """
+
+    def __init__(self, fileobj: IO[bytes], chunk_size: int, *, key: str) -> None:
+        self.key = key
+        self._file = fileobj
+        self._chunk_size = chunk_size
+        self._start = _start_position(fileobj)
+        self.length: int | None = None
+        if self._start is not None:
+            self.length = fileobj.seek(0, io.SEEK_END) - self._start
+            fileobj.seek(self._start)
+        self.consumed = 0
+        self._md5 = hashlib.md5()
+
+    @property
+    def md5_hex(self) -> str:
+        """MD5 of the bytes read in the current attempt."""
+        return self._md5.hexdigest()
+
+    def restart(self, failed_url: str) -> None:
+        """Go back to the start before uploading to another destination."""
+        if self.consumed and self._start is None:
+            raise StorageNodeError(
+                f"upload of key {self.key!r} to {failed_url} failed after {self.consumed} "
+                f"bytes were read from a non-seekable file, which cannot be rewound to try "
+                f"the next destination; pass a seekable file (or use new_file(), which spools)",
+                url=failed_url,
+            )
+        if self.consumed:
+            self._file.seek(self._start or 0)
+        self.consumed = 0
+        self._md5 = hashlib.md5()
+
+    def chunks(self) -> Iterator[bytes]:
+        """The bytes, chunk by chunk; a failing read raises InputReadError."""
+        remaining = self.length
+        while remaining is None or remaining > 0:
+            size = self._chunk_size if remaining is None else min(self._chunk_size, remaining)
+            data = self._read(size)
+            if not data:
+                if remaining:
+                    raise InputReadError(
+                        EOFError(
+                            f"the file to store as key {self.key!r} ended after "
+                            f"{self.consumed} of {self.length} bytes (did it shrink?)"
+                        )
+                    )
+                return
+            self.consumed += len(data)
+            self._md5.update(data)
+            if remaining is not None:
+                remaining -= len(data)
+            yield data
+
+    def _read(self, size: int) -> bytes:
+        try:
+            data = self._file.read(size)
+        except Exception as exc:  # the caller's file, not the node: report it as such
+            raise InputReadError(exc) from exc
+        if not isinstance(data, (bytes, bytearray)):
+            raise InputReadError(
+                TypeError(
+                    f"the file to store as key {self.key!r} must be opened in binary mode: "
+                    f"read() returned {type(data).__name__}"
+                )
+            )
+        return bytes(data) if isinstance(data, bytearray) else data
+
+
+def _start_position(fileobj: IO[bytes]) -> int | None:
+    """The current position of a seekable file, else ``None``."""
+    try:
+        return fileobj.tell() if fileobj.seekable() else None
+    except (AttributeError, OSError, ValueError):
+        return None
+
+
+class NodeReader(io.RawIOBase):
+    """A stored file, streamed from the first replica that answers.
+
+    Replicas are tried in the given order; one that refuses (connection
+    error, non-2xx answer) or breaks mid-stream is dropped and reading goes
+    on from the current position at the next one, with a Range request.
+    ``offset``/``length`` select a part of the file. Seeking is supported (it
+    reopens at the new position). Attributes: ``url`` (the replica serving
+    now), ``size`` (length of the whole file), ``last_modified``.
+    """
+
+    def __init__(
+        self,
+        nodes: StorageNodes,
+        paths: Sequence[str],
+        *,
+        key: str,
+        offset: int = 0,
+        length: int | None = None,
+        chunk_size: int = 1 << 20,
+    ) -> None:
+        super().__init__()
+        if offset < 0:
+            raise ValueError(f"offset must be >= 0, got {offset}")
+        if length is not None and length < 0:
+            raise ValueError(f"length must be >= 0 or None, got {length}")
+        self.key = key
+        self.url: str | None = None
+        self.size: int | None = None
+        self.last_modified = None
+        self._nodes = nodes
+        self._candidates = list(paths)
+        self._attempts: list[tuple[str, str]] = []
+        self._offset = offset
+        self._length = length
+        self._chunk_size = chunk_size
+        self._position = 0
+        self._body: NodeBody | None = None
+        self._open()
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        """Read into ``buffer``; 0 only at the end of the stream."""
+        if self.closed:
+            raise ValueError("I/O operation on closed file")
+        view = memoryview(buffer).cast("B")
+        while True:
+            remaining = self._remaining()
+            if remaining == 0 or not len(view):
+                return 0
+            if self._body is None:
+                self._open()
+            assert self._body is not None
+            want = len(view) if remaining is None else min(len(view), remaining)
+            try:
+                data = self._body.read(want)
+            except (HTTPError, OSError) as exc:
+                self._fail(f"read failed at byte {self._offset + self._position}: {exc}")
+                continue
+            if not data:
+                if remaining is None:
+                    return 0
+                self._fail(f"body ended {remaining} bytes early")
+                continue
+            view[: len(data)] = data
+            self._position += len(data)
+            return len(data)
+
+    def readall(self) -> bytes:
+        """The rest of the stream, read in ``chunk_size`` pieces."""
+        chunks = []
+        while data := self.read(self._chunk_size):
+            chunks.append(data)
+        return b"".join(chunks)
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        """Move to another position; the next read reopens there."""
+        if self.closed:
+            raise ValueError("I/O operation on closed file")
+        if whence == io.SEEK_SET:
+            target = offset
+        elif whence == io.SEEK_CUR:
+            target = self._position + offset
+        elif whence == io.SEEK_END:
+            target = self._stream_length() + offset
+        else:
+            raise ValueError(f"invalid whence {whence!r}")
+        if target < 0:
+            raise ValueError(f"negative seek position {target}")
+        if target != self._position:
+            self._release()
+            self._position = target
+        return self._position
+
+    def tell(self) -> int:
+        return self._position
+
+    def close(self) -> None:
+        """Release the storage node connection back to the pool."""
+        if not self.closed:
+            self._release()
+        super().close()
+
+    def _stream_length(self) -> int:
+        stop = self._stop()
+        if stop is None:
+            raise OSError(f"the size of key {self.key!r} is unknown: cannot seek from the end")
+        return max(0, stop - self._offset)
+
+    def _stop(self) -> int | None:
+        """Absolute position where this stream ends, when known."""
+        ends = [self.size]
+        if self._length is not None:
+            ends.append(self._offset + self._length)
+        known = [end for end in ends if end is not None]
+        return min(known) if known else None
+
+    def _remaining(self) -> int | None:
+        stop = self._stop()
+        return None if stop is None else max(0, stop - self._offset - self._position)
+
+    def _open(self) -> None:
+        """Open the body at the current position from the first working replica."""
+        start = self._offset + self._position
+        end = self._offset + self._length - 1 if self._length else None
+        while self._candidates:
+            url = self._candidates[0]
+            try:
+                body = self._nodes.open(url, start, end)
+            except StorageNodeError as exc:
+                self._drop_candidate(str(exc))
+                continue
+            if self.size is not None and body.size is not None and body.size != self.size:
+                body.release()
+                self._drop_candidate(f"{url} holds {body.size} bytes, the file has {self.size}")
+                continue
+            self._body = body
+            self.url = url
+            self.size = body.size if self.size is None else self.size
+            self.last_modified = self.last_modified or body.last_modified
+            return
+        tried = "; ".join(f"{url}: {reason}" for url, reason in self._attempts)
+        raise NoPathsError(
+            f"no storage node could serve key {self.key!r} from byte {start} (tried {tried})",
+            key=self.key,
+            attempts=self._attempts,
+        )
+
+    def _fail(self, reason: str) -> None:
+        """The current replica broke: drop it and reopen elsewhere on the next read."""
+        self._release()
+        self._drop_candidate(reason)
+
+    def _drop_candidate(self, reason: str) -> None:
+        url = self._candidates.pop(0)
+        self._attempts.append((url, reason))
+        logger.warning("reading key %r from %s failed: %s", self.key, url, reason)
+
+    def _release(self) -> None:
+        if self._body is not None:
+            self._body.release()
+            self._body = None
+
+
+class NewFile(io.BufferedIOBase):
+    """A writable file whose bytes are stored under a key on ``close()``.
+
+    Writes go to a spool (memory up to ``spool_size`` bytes, then a
+    temporary file). ``close()`` stores them; ``abort()`` throws them away.
+    Used as a context manager, an exception inside the block aborts, so
+    nothing partial is ever stored. A NewFile dropped without close() is
+    aborted too, with a warning.
+    """
+
+    def __init__(self, store: Callable[[IO[bytes]], int], *, key: str, spool_size: int) -> None:
+        super().__init__()
+        self.key = key
+        self.length: int | None = None
+        self._store = store
+        self._spool = tempfile.SpooledTemporaryFile(max_size=spool_size)
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        """Add ``data`` (any bytes-like object) to the file."""
+        if self.closed:
+            raise ValueError(f"write to closed new file for key {self.key!r}")
+        return self._spool.write(data)
+
+    def close(self) -> None:
+        """Store the written bytes (once); ``length`` is then the stored size."""
+        if self.closed:
+            return
+        try:
+            self._spool.seek(0)
+            self.length = self._store(self._spool)
+        finally:
+            self._spool.close()
+            super().close()
+
+    def abort(self) -> None:
+        """Discard everything written; nothing is stored."""
+        if not self.closed:
+            self._spool.close()
+            super().close()
+
+    def __exit__(self, exc_type: object, exc: object, traceback: object) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            logger.info("new file for key %r aborted by %r; nothing stored", self.key, exc)
+            self.abort()
+
+    def __del__(self) -> None:
+        if not self.closed:
+            logger.warning("new file for key %r was never closed; discarded", self.key)
+            self.abort()

@@ -1,0 +1,185 @@
+"""HTTP to MogileFS storage nodes (mogstored, or any WebDAV-ish server).
+
+Every request goes through one shared :class:`urllib3.PoolManager`, without
+urllib3's own retries: the client decides where to go next (another
+destination for an upload, another replica for a read).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from email.utils import parsedate_to_datetime
+
+import urllib3
+from urllib3.exceptions import HTTPError
+
+from .errors import StorageNodeError
+
+logger = logging.getLogger(__name__)
+
+_CONTENT_RANGE = re.compile(r"bytes\s+(?:(\d+)-(\d+)|\*)/(\d+|\*)")
+_SKIP_SIZE = 1 << 20
+# The client picks the next destination or replica itself: urllib3 must not retry.
+_NO_RETRIES = urllib3.Retry(total=False, redirect=0)
+
+
+@dataclass(frozen=True)
+class NodeStat:
+    """What a storage node says about a file (from an HTTP HEAD)."""
+
+    url: str
+    length: int
+    last_modified: datetime | None
+
+
+@dataclass
+class NodeBody:
+    """An open GET response positioned at the requested start byte.
+
+    ``response`` is ``None`` when the start is at or past the end of the
+    file (the node answered 416, or the file is shorter); ``size`` is the
+    whole file's length when the node said it.
+    """
+
+    url: str
+    response: urllib3.BaseHTTPResponse | None
+    size: int | None
+    last_modified: datetime | None
+
+    def read(self, amount: int) -> bytes:
+        """Up to ``amount`` bytes; ``b""`` at the end of the body."""
+        if self.response is None:
+            return b""
+        return self.response.read(amount)
+
+    def release(self) -> None:
+        """Give the connection back to the pool.
+
+        A body read to its end leaves a clean keep-alive connection; one
+        abandoned half-way is closed first, so no unread bytes can be taken
+        for the next response on it.
+        """
+        if self.response is None:
+            return
+        if self.response.length_remaining != 0:
+            self.response.close()
+        self.response.release_conn()
+        self.response = None
+
+
+class StorageNodes:
+    """GET, HEAD and PUT against storage node URLs."""
+
+    def __init__(self, http: urllib3.PoolManager, timeout: urllib3.Timeout) -> None:
+        self.http = http
+        self.timeout = timeout
+
+    def put(self, url: str, body: Iterable[bytes], length: int | None) -> None:
+        """Stream ``body`` to ``url``; any 2xx answer is success.
+
+        With a known ``length`` the request carries a Content-Length, without
+        one it is sent chunked (mogstored accepts both).
+        """
+        headers = {"Content-Length": str(length)} if length is not None else {}
+        response = self._request("PUT", url, body=body, headers=headers, preload_content=True)
+        if not 200 <= response.status < 300:
+            raise StorageNodeError(
+                f"PUT {url} answered HTTP {response.status}: {_excerpt(response.data)}",
+                url=url,
+                status=response.status,
+            )
+
+    def head(self, url: str) -> NodeStat:
+        """Length and modification time of the file at ``url``."""
+        response = self._request("HEAD", url, preload_content=True)
+        if not 200 <= response.status < 300:
+            raise StorageNodeError(
+                f"HEAD {url} answered HTTP {response.status}", url=url, status=response.status
+            )
+        length = response.headers.get("Content-Length")
+        if length is None or not length.isdigit():
+            raise StorageNodeError(f"HEAD {url} gave no usable Content-Length", url=url)
+        return NodeStat(url, int(length), _last_modified(response))
+
+    def open(self, url: str, start: int, end: int | None) -> NodeBody:
+        """GET bytes ``start``..``end`` (inclusive; ``None``: to the end) of ``url``.
+
+        A node that ignores the Range header and sends the whole file is
+        handled by skipping to ``start``.
+        """
+        headers = {}
+        if start or end is not None:
+            headers["Range"] = f"bytes={start}-{'' if end is None else end}"
+        response = self._request("GET", url, headers=headers, preload_content=False)
+        try:
+            return self._body(url, response, start)
+        except BaseException as exc:
+            response.close()
+            response.release_conn()
+            if isinstance(exc, (HTTPError, OSError)):
+                raise StorageNodeError(f"GET {url} failed: {exc}", url=url) from exc
+            raise
+
+    def _body(self, url: str, response: urllib3.BaseHTTPResponse, start: int) -> NodeBody:
+        modified = _last_modified(response)
+        content_range = _CONTENT_RANGE.fullmatch(response.headers.get("Content-Range", "").strip())
+        total = content_range and content_range.group(3)
+        size = int(total) if total and total != "*" else None
+        if response.status == 206:
+            if content_range is None or content_range.group(1) is None:
+                raise StorageNodeError(f"GET {url}: 206 without a usable Content-Range", url=url)
+            if int(content_range.group(1)) != start:
+                raise StorageNodeError(
+                    f"GET {url}: asked for byte {start}, got range {content_range.group(0)}",
+                    url=url,
+                )
+            return NodeBody(url, response, size, modified)
+        if response.status == 416 and size is not None and start >= size:
+            response.drain_conn()
+            response.release_conn()
+            return NodeBody(url, None, size, modified)
+        if response.status == 200:
+            length = response.headers.get("Content-Length", "")
+            size = int(length) if length.isdigit() else None
+            if start:
+                logger.debug("%s ignored the Range header; skipping %d bytes", url, start)
+                _skip(response, start, url)
+            return NodeBody(url, response, size, modified)
+        raise StorageNodeError(
+            f"GET {url} answered HTTP {response.status}", url=url, status=response.status
+        )
+
+    def _request(self, method: str, url: str, **kwargs: object) -> urllib3.BaseHTTPResponse:
+        try:
+            return self.http.request(
+                method, url, retries=_NO_RETRIES, redirect=False, timeout=self.timeout, **kwargs
+            )
+        except (HTTPError, OSError) as exc:
+            raise StorageNodeError(f"{method} {url} failed: {exc}", url=url) from exc
+
+
+def _skip(response: urllib3.BaseHTTPResponse, count: int, url: str) -> None:
+    """Read and drop ``count`` bytes of ``response``."""
+    while count:
+        data = response.read(min(count, _SKIP_SIZE))
+        if not data:
+            raise StorageNodeError(f"GET {url}: body ended before the requested range", url=url)
+        count -= len(data)
+
+
+def _last_modified(response: urllib3.BaseHTTPResponse) -> datetime | None:
+    value = response.headers.get("Last-Modified")
+    if not value:
+        return None
+    try:
+        return parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _excerpt(data: bytes) -> str:
+    return data[:200].decode("utf-8", "replace").strip()

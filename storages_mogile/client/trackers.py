@@ -1,0 +1,281 @@
+"""Talking to MogileFS trackers: connections, failover and retries.
+
+A :class:`TrackerPool` sends one request line and reads one reply line. Each
+thread keeps one persistent connection (a forked child opens its own). The
+rules it follows when something breaks:
+
+* A tracker that cannot be reached, or that fails before the request was
+  completely sent, is skipped and the next one is tried; that is safe for
+  every command because the tracker never saw a whole request line.
+* Once the request line is out, a failure (timeout, closed connection, a
+  reply that is not ``OK``/``ERR``) leaves the outcome unknown. Commands in
+  :data:`IDEMPOTENT` are then sent once more, to another tracker; all others
+  (``create_open``, ``create_close``, ``rename``, the admin ``create_*`` and
+  ``delete_*`` commands) raise :class:`TrackerUnavailableError` at once.
+* ``delete`` is retried too: a retry that answers ``unknown_key`` counts as
+  success, since the first attempt may already have deleted the key.
+* A connection that timed out, failed, or carried anything besides the one
+  expected reply line is closed and never reused, so a late reply can never
+  be read as the answer to a later command.
+* A failed tracker rests for ``backoff`` seconds: it is tried only after all
+  others, and only if they fail too.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import socket
+import threading
+import time
+from collections.abc import Iterable, Mapping
+
+from urllib3.util import wait_for_read
+
+from .errors import TrackerUnavailableError, tracker_error
+from .protocol import ProtocolError, Reply, decode_reply, encode_request
+
+logger = logging.getLogger(__name__)
+
+# Commands whose repetition does no harm: they read, or set a value that a
+# second identical request sets again.
+IDEMPOTENT = frozenset(
+    {
+        "noop",
+        "get_paths",
+        "file_info",
+        "file_debug",
+        "list_keys",
+        "list_fids",
+        "get_domains",
+        "get_hosts",
+        "get_devices",
+        "server_settings",
+        "updateclass",
+        "update_class",
+        "update_host",
+        "set_state",
+        "set_weight",
+        "delete",
+    }
+)
+
+# Error codes that mean "already done" when they answer a retried command.
+_DONE_ON_RETRY: Mapping[str, frozenset[str]] = {"delete": frozenset({"unknown_key"})}
+
+_RECV_SIZE = 65536
+
+
+def parse_trackers(trackers: str | Iterable[str]) -> list[str]:
+    """Tracker addresses as a list of ``host:port`` strings.
+
+    Accepts a list or a comma-separated string; raises ValueError for an
+    empty list or an address without a numeric port.
+    """
+    items = trackers.split(",") if isinstance(trackers, str) else list(trackers)
+    addresses = [item.strip() for item in items if item and item.strip()]
+    if not addresses:
+        raise ValueError("no MogileFS trackers given: pass 'host:port' addresses")
+    for address in addresses:
+        split_address(address)
+    return addresses
+
+
+def split_address(address: str) -> tuple[str, int]:
+    """``host:port`` (or ``[v6addr]:port``) as a ``(host, port)`` pair."""
+    host, sep, port = address.rpartition(":")
+    if not sep or not host or not port.isdigit():
+        raise ValueError(f"invalid tracker address {address!r}: expected 'host:port'")
+    return host.strip("[]"), int(port)
+
+
+class TrackerConnection:
+    """One socket to one tracker, exchanging one line for one line."""
+
+    def __init__(self, address: str, *, connect_timeout: float, timeout: float) -> None:
+        self.address = address
+        self.pid = os.getpid()
+        self._timeout = timeout
+        self._buffer = bytearray()
+        self._sock = socket.create_connection(split_address(address), timeout=connect_timeout)
+        self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def usable(self) -> bool:
+        """Whether this connection can carry the next request.
+
+        Not after a fork, and not when the tracker has closed it or sent
+        something nobody asked for (both show as a readable socket).
+        """
+        return self.pid == os.getpid() and not self._buffer and not wait_for_read(self._sock, 0)
+
+    def send(self, line: bytes) -> None:
+        """Send one request line."""
+        self._sock.settimeout(self._timeout)
+        self._sock.sendall(line)
+
+    def read_reply(self) -> Reply:
+        """Read and decode one reply line, waiting at most ``timeout`` seconds."""
+        deadline = time.monotonic() + self._timeout
+        scanned = 0
+        while (end := self._buffer.find(b"\n", scanned)) < 0:
+            scanned = len(self._buffer)
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError(f"no reply within {self._timeout:g} s")
+            self._sock.settimeout(remaining)
+            try:
+                chunk = self._sock.recv(_RECV_SIZE)
+            except socket.timeout:
+                raise TimeoutError(f"no reply within {self._timeout:g} s") from None
+            if not chunk:
+                raise ConnectionError("tracker closed the connection")
+            self._buffer += chunk
+        line = bytes(self._buffer[: end + 1])
+        del self._buffer[: end + 1]
+        return decode_reply(line)
+
+    def close(self) -> None:
+        """Close the socket (in a forked child this leaves the parent's intact)."""
+        self._sock.close()
+
+
+class TrackerPool:
+    """Sends tracker requests over per-thread connections, with failover."""
+
+    def __init__(
+        self,
+        trackers: str | Iterable[str],
+        *,
+        connect_timeout: float = 3.0,
+        timeout: float = 10.0,
+        backoff: float = 5.0,
+    ) -> None:
+        self.trackers = parse_trackers(trackers)
+        self.connect_timeout = connect_timeout
+        self.timeout = timeout
+        self.backoff = backoff
+        self._resting_until: dict[str, float] = {}
+        self._lock = threading.Lock()
+        self._local = threading.local()
+
+    def call(self, command: str, args: Mapping[str, str | int | None]) -> dict[str, str]:
+        """Send ``command`` and return the ``OK`` reply's arguments.
+
+        Raises the TrackerError subclass matching an ``ERR`` reply, or
+        TrackerUnavailableError when no tracker answered.
+        """
+        line = encode_request(command, dict(args))
+        attempts: list[tuple[str, str]] = []
+        sent = False
+        for address in self._order():
+            try:
+                connection = self._connection(address)
+            except OSError as exc:
+                self._fail(address, attempts, f"connect failed: {exc}")
+                continue
+            try:
+                connection.send(line)
+            except OSError as exc:
+                self._fail(address, attempts, f"send failed: {exc}")
+                continue
+            try:
+                reply = connection.read_reply()
+            except (OSError, ProtocolError) as exc:
+                self._fail(address, attempts, str(exc))
+                if command not in IDEMPOTENT:
+                    raise self._unknown_outcome(command, args, attempts) from exc
+                if sent:
+                    break
+                sent = True
+                continue
+            if not connection.usable():
+                self.close()
+            self._recovered(address)
+            if reply.ok:
+                return reply.args
+            if sent and reply.code in _DONE_ON_RETRY.get(command, ()):
+                logger.info("%s retried at %s answered %s: done already", command, address, reply.code)
+                return {}
+            raise tracker_error(
+                reply.code,
+                reply.message,
+                command=command,
+                tracker=address,
+                key=_subject_key(args),
+                domain=_str_or_none(args.get("domain")),
+            )
+        tried = "; ".join(f"{address}: {reason}" for address, reason in attempts)
+        raise TrackerUnavailableError(
+            f"{command}{_describe(args)}: no tracker answered (tried {tried})", attempts
+        )
+
+    def close(self) -> None:
+        """Close this thread's tracker connection; the next call opens a new one."""
+        connection = getattr(self._local, "connection", None)
+        self._local.connection = None
+        if connection is not None:
+            connection.close()
+
+    def _order(self) -> list[str]:
+        """Trackers to try: the connected one, the others at random, resting ones last."""
+        now = time.monotonic()
+        with self._lock:
+            resting = {a for a in self.trackers if self._resting_until.get(a, 0.0) > now}
+        ready = [a for a in self.trackers if a not in resting]
+        later = [a for a in self.trackers if a in resting]
+        random.shuffle(ready)
+        random.shuffle(later)
+        current = getattr(self._local, "connection", None)
+        if current is not None and current.address in ready:
+            ready.remove(current.address)
+            ready.insert(0, current.address)
+        return ready + later
+
+    def _connection(self, address: str) -> TrackerConnection:
+        """This thread's connection to ``address``, opened anew unless reusable."""
+        connection = getattr(self._local, "connection", None)
+        if connection is not None and connection.address == address and connection.usable():
+            return connection
+        self.close()
+        connection = TrackerConnection(
+            address, connect_timeout=self.connect_timeout, timeout=self.timeout
+        )
+        self._local.connection = connection
+        return connection
+
+    def _fail(self, address: str, attempts: list[tuple[str, str]], reason: str) -> None:
+        """Drop the connection, rest the tracker and remember why."""
+        self.close()
+        with self._lock:
+            self._resting_until[address] = time.monotonic() + self.backoff
+        attempts.append((address, reason))
+        logger.warning("MogileFS tracker %s failed: %s", address, reason)
+
+    def _recovered(self, address: str) -> None:
+        with self._lock:
+            self._resting_until.pop(address, None)
+
+    def _unknown_outcome(
+        self, command: str, args: Mapping[str, str | int | None], attempts: list[tuple[str, str]]
+    ) -> TrackerUnavailableError:
+        address, reason = attempts[-1]
+        return TrackerUnavailableError(
+            f"{command}{_describe(args)} was sent to tracker {address} but got no reply "
+            f"({reason}); it may or may not have taken effect, and {command} is not "
+            f"retried because it is not idempotent",
+            attempts,
+        )
+
+
+def _str_or_none(value: str | int | None) -> str | None:
+    return None if value is None else str(value)
+
+
+def _subject_key(args: Mapping[str, str | int | None]) -> str | None:
+    return _str_or_none(args.get("key", args.get("from_key")))
+
+
+def _describe(args: Mapping[str, str | int | None]) -> str:
+    key = _subject_key(args)
+    return f" for key {key!r}" if key is not None else ""
