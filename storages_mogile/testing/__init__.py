@@ -22,9 +22,9 @@ import pytest
 # The contract's plain asserts get pytest's detailed failure messages.
 pytest.register_assert_rewrite("storages_mogile.testing.contract")
 
-from storages_mogile.testing.capabilities import Capabilities, PathSupport  # noqa: E402
-from storages_mogile.testing.content import NonSeekableStream  # noqa: E402
-from storages_mogile.testing.contract import StorageContract  # noqa: E402
-from storages_mogile.testing.stored import StoredFiles  # noqa: E402
+from storages_mogile.testing.capabilities import Capabilities, PathSupport
+from storages_mogile.testing.content import NonSeekableStream
+from storages_mogile.testing.contract import StorageContract
+from storages_mogile.testing.stored import StoredFiles
 
 __all__ = ["Capabilities", "NonSeekableStream", "PathSupport", "StorageContract", "StoredFiles"]

@@ -260,9 +260,7 @@ class StorageContract:
         with pytest.raises(FileNotFoundError):
             storage.open(name, "rb")
 
-    def test_delete_of_a_missing_file_is_quiet(
-        self, storage: Storage, stored: StoredFiles
-    ) -> None:
+    def test_delete_of_a_missing_file_is_quiet(self, storage: Storage, stored: StoredFiles) -> None:
         name = stored.name("never-saved.bin")
         storage.delete(name)
         assert not storage.exists(name)
