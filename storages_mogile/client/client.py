@@ -351,10 +351,16 @@ def _check_key(key: str) -> str:
     if not key:
         raise ValueError("MogileFS keys must not be empty (the tracker would discard the file)")
     try:
-        key.encode(ENCODING, ERRORS)
+        stored = key.encode(ENCODING, ERRORS).decode(ENCODING, ERRORS)
     except UnicodeEncodeError as exc:
         raise ValueError(
             f"key {key!r} cannot be sent: {exc.reason} at index {exc.start}; keys must be "
             f"valid Unicode, with raw non-UTF-8 bytes as surrogate escapes"
         ) from None
+    if stored != key:
+        # Escaped bytes that form valid UTF-8 would come back as other text.
+        raise ValueError(
+            f"key {key!r} would be stored as {stored!r}: its surrogate escapes form valid "
+            f"UTF-8; give the key as raw.decode('utf-8', 'surrogateescape')"
+        )
     return key

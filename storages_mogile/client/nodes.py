@@ -51,10 +51,14 @@ class NodeBody:
     last_modified: datetime | None
 
     def read(self, amount: int) -> bytes:
-        """Up to ``amount`` bytes; ``b""`` at the end of the body."""
+        """Up to ``amount`` bytes, from one socket read; ``b""`` at the end of the body.
+
+        One read at a time, so bytes that arrived before a broken connection
+        are delivered before the error is raised.
+        """
         if self.response is None:
             return b""
-        return self.response.read(amount)
+        return self.response.read1(amount)
 
     def release(self) -> None:
         """Give the connection back to the pool.
@@ -165,7 +169,7 @@ class StorageNodes:
 def _skip(response: urllib3.BaseHTTPResponse, count: int, url: str) -> None:
     """Read and drop ``count`` bytes of ``response``."""
     while count:
-        data = response.read(min(count, _SKIP_SIZE))
+        data = response.read1(min(count, _SKIP_SIZE))
         if not data:
             raise StorageNodeError(f"GET {url}: body ended before the requested range", url=url)
         count -= len(data)
