@@ -39,8 +39,8 @@ class UploadSource:
     """The bytes of one upload, read from a binary file object in chunks.
 
     The upload starts at the file's current position. A seekable file also
-    gives the length up front (sent as Content-Length and as the ``size``
-    hint) and can be rewound for another destination; a non-seekable one is
+    gives the length up front (sent as Content-Length) and can be rewound
+    for another destination; a non-seekable one is
     sent chunked and can only move on to another destination if nothing was
     read from it yet.
     """

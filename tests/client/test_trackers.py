@@ -318,6 +318,7 @@ def test_each_thread_has_its_own_connection(tracker_factory) -> None:
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
 def test_forked_child_opens_its_own_connection(tracker_factory) -> None:
     tracker = tracker_factory(lambda request, number: Answer(f"OK paths=1&path1=http://c/{number}\r\n".encode()))
     client = Client("testdomain", [tracker.address])

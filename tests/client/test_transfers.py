@@ -87,8 +87,7 @@ def test_upload_streams_with_content_length(nodes) -> None:
     args = closed_args(tracker)
     assert (args["key"], args["fid"], args["devid"], args["size"]) == ("k", "7", "1", str(len(DATA)))
     assert args["path"] == f"{node.url}/dev1/0/000/000/0000000007.fid"
-    assert tracker.received[0].request.args["multi_dest"] == "1"
-    assert tracker.received[0].request.args["size"] == str(len(DATA))
+    assert tracker.received[0].request.args == {"domain": "d", "key": "k", "multi_dest": "1"}
     tracker.close()
 
 
