@@ -31,7 +31,6 @@ from django.utils.deconstruct import deconstructible
 from django.utils.encoding import filepath_to_uri
 from storages.base import BaseStorage
 from storages.utils import (
-    ReadBytesWrapper,
     clean_name,
     get_available_overwrite_name,
     is_seekable,
@@ -249,7 +248,8 @@ class MogileFSStorage(BaseStorage):
             "storages_alias": None,
         }
         alias_options = self._alias_options(self._options.get("storages_alias"))
-        self._check_names(alias_options, defaults, f"STORAGES[{self._options['storages_alias']!r}]")
+        where = f"STORAGES[{self._options.get('storages_alias')!r}]['OPTIONS']"
+        self._check_names(alias_options, defaults, where)
         defaults.update(alias_options)
         return defaults
 
@@ -324,11 +324,7 @@ class MogileFSStorage(BaseStorage):
 
     def key_for(self, name: str) -> str:
         """The MogileFS key of a storage name; rejects unsafe or over-long names."""
-        name = str(name)
-        if not name:
-            raise SuspiciousFileOperation("An empty name has no MogileFS key.")
-        validate_file_name(name, allow_relative_path=True)
-        key = f"{self.key_prefix}{clean_name(name)}"
+        key = self._unchecked_key(name)
         size = len(key.encode("utf-8"))
         if size > MAX_KEY_BYTES:
             raise SuspiciousFileOperation(
@@ -336,6 +332,14 @@ class MogileFSStorage(BaseStorage):
                 f"{MAX_KEY_BYTES} bytes. Use a shorter name (or key_prefix)."
             )
         return key
+
+    def _unchecked_key(self, name: str) -> str:
+        """The key of a safe name, whatever its length."""
+        name = str(name)
+        if not name:
+            raise SuspiciousFileOperation("An empty name has no MogileFS key.")
+        validate_file_name(name, allow_relative_path=True)
+        return f"{self.key_prefix}{clean_name(name)}"
 
     def get_available_name(self, name: str, max_length: int | None = None) -> str:
         """A free name, truncated so that its key fits in 255 bytes of UTF-8.
@@ -351,7 +355,7 @@ class MogileFSStorage(BaseStorage):
                 candidate = get_available_overwrite_name(name, limit)
             else:
                 candidate = super().get_available_name(name, limit)
-            excess = len(f"{self.key_prefix}{candidate}".encode()) - MAX_KEY_BYTES
+            excess = len(self._unchecked_key(candidate).encode()) - MAX_KEY_BYTES
             if excess <= 0:
                 return candidate
             limit = len(candidate) - excess
@@ -366,8 +370,24 @@ class MogileFSStorage(BaseStorage):
     def _save(self, name: str, content: File) -> str:
         if is_seekable(content):
             content.seek(0)
-        self._store(self.key_for(name), ReadBytesWrapper(content))
+        if isinstance(content.read(0), str):
+            content = self._encode_text(content)
+        self._store(self.key_for(name), content)
         return clean_name(name)
+
+    def _encode_text(self, content: File) -> IO[bytes]:
+        """Text content as UTF-8 bytes, spooled (bounded memory) and rewound.
+
+        The upload needs the length in bytes and a rewindable stream, which
+        a text stream cannot give: its seek and tell count characters.
+        """
+        spool = SpooledTemporaryFile(
+            max_size=self.max_memory_size, dir=setting("FILE_UPLOAD_TEMP_DIR")
+        )
+        for chunk in content.chunks(self.chunk_size):
+            spool.write(chunk.encode("utf-8"))
+        spool.seek(0)
+        return spool  # type: ignore[return-value]
 
     def _store(self, key: str, stream: IO[bytes]) -> None:
         """Store a stream under ``key`` in this storage's class; forget cached paths."""
@@ -387,8 +407,11 @@ class MogileFSStorage(BaseStorage):
     def exists(self, name: str) -> bool:
         if not name:  # the root "directory" always exists
             return True
+        key = self._unchecked_key(name)
+        if len(key.encode("utf-8")) > MAX_KEY_BYTES:
+            return False  # no tracker can hold it; get_available_name asks before truncating
         try:
-            self.client.file_info(self.key_for(name))
+            self.client.file_info(key)
         except UnknownKeyError:
             return False
         return True
