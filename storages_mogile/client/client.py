@@ -123,7 +123,7 @@ class Client:
         """
         key = _check_key(key)
         cls = _check_class(cls)
-        source = UploadSource(fileobj, self.chunk_size, key=key)
+        source = UploadSource(fileobj, self.chunk_size, key=key, checksum=self.verify_checksum)
         opened = self._call("create_open", key=key, **{"class": cls}, multi_dest=1)
         devid, path = self._upload(source, _destinations(opened))
         close_args: dict[str, str | int | None] = {

@@ -42,24 +42,30 @@ class UploadSource:
     gives the length up front (sent as Content-Length) and can be rewound
     for another destination; a non-seekable one is
     sent chunked and can only move on to another destination if nothing was
-    read from it yet.
+    read from it yet. With ``checksum`` the MD5 of the bytes is computed on
+    the way (it costs about as much CPU as the transfer itself).
     """
 
-    def __init__(self, fileobj: IO[bytes], chunk_size: int, *, key: str) -> None:
+    def __init__(
+        self, fileobj: IO[bytes], chunk_size: int, *, key: str, checksum: bool = False
+    ) -> None:
         self.key = key
         self._file = fileobj
         self._chunk_size = chunk_size
+        self._checksum = checksum
         self._start = _start_position(fileobj)
         self.length: int | None = None
         if self._start is not None:
             self.length = fileobj.seek(0, io.SEEK_END) - self._start
             fileobj.seek(self._start)
         self.consumed = 0
-        self._md5 = hashlib.md5()
+        self._md5 = hashlib.md5() if checksum else None
 
     @property
     def md5_hex(self) -> str:
         """MD5 of the bytes read in the current attempt."""
+        if self._md5 is None:
+            raise RuntimeError("UploadSource was made without checksum=True")
         return self._md5.hexdigest()
 
     def restart(self, failed_url: str) -> None:
@@ -74,7 +80,7 @@ class UploadSource:
         if self.consumed:
             self._file.seek(self._start or 0)
         self.consumed = 0
-        self._md5 = hashlib.md5()
+        self._md5 = hashlib.md5() if self._checksum else None
 
     def chunks(self) -> Iterator[bytes]:
         """The bytes, chunk by chunk; a failing read raises InputReadError."""
@@ -92,7 +98,8 @@ class UploadSource:
                     )
                 return
             self.consumed += len(data)
-            self._md5.update(data)
+            if self._md5 is not None:
+                self._md5.update(data)
             if remaining is not None:
                 remaining -= len(data)
             yield data
