@@ -187,13 +187,12 @@ class Client:
         storage node connection.
         """
         key = _check_key(key)
+        reason = "the tracker returned no paths" if paths is None else "no paths were given"
         if paths is None:
             paths = self.get_paths(key)
         if not paths:
             raise NoPathsError(
-                f"key {key!r} in domain {self.domain!r} has no readable copy: "
-                f"the tracker returned no paths",
-                key=key,
+                f"key {key!r} in domain {self.domain!r} has no readable copy: {reason}", key=key
             )
         return NodeReader(
             self.nodes, paths, key=key, offset=offset, length=length, chunk_size=self.chunk_size

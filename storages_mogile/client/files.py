@@ -13,6 +13,7 @@ import io
 import logging
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
+from datetime import datetime
 from typing import IO, Any
 
 from urllib3.exceptions import HTTPError
@@ -156,7 +157,7 @@ class NodeReader(io.RawIOBase):
         self.key = key
         self.url: str | None = None
         self.size: int | None = None
-        self.last_modified = None
+        self.last_modified: datetime | None = None
         self._nodes = nodes
         self._candidates = list(paths)
         self._attempts: list[tuple[str, str]] = []

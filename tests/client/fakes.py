@@ -134,6 +134,13 @@ def closed_port() -> str:
         return "127.0.0.1:%d" % sock.getsockname()[1]
 
 
+class _QuietHTTPServer(ThreadingHTTPServer):
+    """Clients hanging up mid-response are expected here, not worth a traceback."""
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        pass
+
+
 class FakeNode:
     """An HTTP storage node with a chosen fault.
 
@@ -142,7 +149,7 @@ class FakeNode:
     200 with the whole file), ``get_status`` (answer GETs with this status
     and a short error body), ``put_status`` (answer PUTs with this status
     after reading ``put_read`` body bytes). Successful PUT bodies are kept in
-    ``stored`` by path.
+    ``stored`` by path; ``connections`` counts the TCP connections accepted.
     """
 
     def __init__(
@@ -163,7 +170,8 @@ class FakeNode:
         self.put_read = put_read
         self.stored: dict[str, bytes] = {}
         self.requests: list[tuple[str, str, str | None]] = []
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self.connections = 0
+        self._server = _QuietHTTPServer(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
         self.url = "http://127.0.0.1:%d" % self._server.server_address[1]
         threading.Thread(
@@ -182,6 +190,10 @@ class FakeNode:
 
             def log_message(self, format: str, *args: object) -> None:
                 pass
+
+            def setup(self) -> None:
+                node.connections += 1
+                super().setup()
 
             def do_GET(self) -> None:
                 node.requests.append(("GET", self.path, self.headers.get("Range")))

@@ -95,7 +95,7 @@ def test_paths_zero_means_no_copy(tracker_factory) -> None:
     tracker = tracker_factory(replies("OK paths=0", "OK paths=0"))
     client = Client("testdomain", [tracker.address])
     assert client.get_paths("gone") == []
-    with pytest.raises(NoPathsError, match="'gone'.*no paths"):
+    with pytest.raises(NoPathsError, match="'gone'.*the tracker returned no paths"):
         client.read_file("gone")
 
 

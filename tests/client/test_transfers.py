@@ -273,6 +273,33 @@ def test_seek_and_readinto(nodes) -> None:
     assert stream.closed
 
 
+def test_closed_streams_give_their_connection_back(nodes) -> None:
+    node = FakeNode(DATA)
+    nodes.append(node)
+    client = reading_client()
+    for _ in range(3):  # read to the end: the keep-alive connection is reused
+        with client.read_file("k", paths=paths_of(node)) as stream:
+            assert stream.read() == DATA
+    assert node.connections == 1
+    with client.read_file("k", paths=paths_of(node)) as stream:
+        assert stream.read(10) == DATA[:10]  # abandoned half-way: that connection is closed
+    with client.read_file("k", paths=paths_of(node)) as stream:
+        assert stream.read() == DATA  # and the next read gets clean bytes
+    assert node.connections == 2
+
+
+def test_dropped_new_file_is_discarded(nodes, caplog: pytest.LogCaptureFixture) -> None:
+    node = FakeNode()
+    nodes.append(node)
+    tracker = upload_tracker([node.url])
+    file = Client("d", [tracker.address]).new_file("k")
+    file.write(b"never closed")
+    del file
+    assert tracker.received == [] and node.stored == {}
+    assert "never closed; discarded" in caplog.text
+    tracker.close()
+
+
 def test_key_is_checked_before_anything_is_sent() -> None:
     client = Client("d", "127.0.0.1:1")
     with pytest.raises(TypeError, match="keys are str"):
