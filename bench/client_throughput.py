@@ -76,7 +76,9 @@ class Bench:
         self.source = source
         self.size = size
         self.client = Client("bench", cluster.trackers, chunk_size=CHUNK, http_timeout=120)
-        self.raw = urllib3.PoolManager(blocksize=CHUNK, timeout=urllib3.Timeout(connect=3, read=120))
+        self.raw = urllib3.PoolManager(
+            blocksize=CHUNK, timeout=urllib3.Timeout(connect=3, read=120)
+        )
         node = cluster.nodes[0]
         self.raw_base = f"{node.url}/dev{node.devids[0]}/9/999/999/raw-baseline"
         self.stores = 0
@@ -154,9 +156,14 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="mogile-bench-", dir=options.dir) as tmp:
         source = Path(tmp) / "source.bin"
         expected = write_source(source, size)
-        with DevCluster(Path(tmp) / "cluster", nodes=1, domains={"bench": {"single": 1}}) as cluster:
+        with DevCluster(
+            Path(tmp) / "cluster", nodes=1, domains={"bench": {"single": 1}}
+        ) as cluster:
             bench = Bench(cluster, source, size)
-            pairs = [("PUT", bench.raw_put, bench.client_store), ("GET", bench.raw_get, bench.client_read)]
+            pairs = [
+                ("PUT", bench.raw_put, bench.client_store),
+                ("GET", bench.raw_get, bench.client_read),
+            ]
             bench.raw_put()  # warm up: page cache, connections, directories
             bench.client_store()
             bench.verify(expected)
@@ -177,7 +184,8 @@ def main() -> None:
         f"{options.size_mib} MiB in {options.dir or tempfile.gettempdir()}, "
         f"median of {options.repeat} runs, verified byte for byte"
     )
-    print(f"{'operation':<18} {'MiB/s':>8} {'vs raw':>7} {'tracemalloc peak':>17} {'peak RSS growth':>16}")
+    header = ("operation", "MiB/s", "vs raw", "tracemalloc peak", "peak RSS growth")
+    print("{:<18} {:>8} {:>7} {:>17} {:>16}".format(*header))
     for label, seconds, ratio, traced, rss in rows:
         rss_text = "n/a" if rss is None else f"{rss / MIB:.1f} MiB"
         print(

@@ -44,7 +44,7 @@ class Admin:
             prefix = f"domain{index}class{{}}"
             classes = numbered(reply, f"domain{index}classes", prefix + "name")
             counts = numbered(reply, f"domain{index}classes", prefix + "mindevcount")
-            domains[name] = {cls: int(count) for cls, count in zip(classes, counts)}
+            domains[name] = {cls: int(count) for cls, count in zip(classes, counts, strict=True)}
         return domains
 
     def create_domain(self, domain: str) -> None:
@@ -64,7 +64,9 @@ class Admin:
         hashtype: str | None = None,
     ) -> None:
         """Create a class; ``hashtype="MD5"`` makes the tracker keep checksums."""
-        self.trackers.call("create_class", _class_args(domain, cls, mindevcount, replpolicy, hashtype))
+        self.trackers.call(
+            "create_class", _class_args(domain, cls, mindevcount, replpolicy, hashtype)
+        )
 
     def update_class(
         self,
@@ -76,7 +78,9 @@ class Admin:
         hashtype: str | None = None,
     ) -> None:
         """Change a class (the tracker requires ``mindevcount`` every time)."""
-        self.trackers.call("update_class", _class_args(domain, cls, mindevcount, replpolicy, hashtype))
+        self.trackers.call(
+            "update_class", _class_args(domain, cls, mindevcount, replpolicy, hashtype)
+        )
 
     def delete_class(self, domain: str, cls: str) -> None:
         self.trackers.call("delete_class", {"domain": domain, "class": cls})
@@ -98,11 +102,18 @@ class Admin:
         altip: str | None = None,
         altmask: str | None = None,
     ) -> None:
-        """Register a storage host (the tracker makes it ``down`` unless ``status`` says otherwise)."""
+        """Register a storage host (``down`` unless ``status`` says otherwise)."""
         self.trackers.call(
             "create_host",
-            {"host": host, "ip": ip, "port": port, "status": status, "getport": getport,
-             "altip": altip, "altmask": altmask},
+            {
+                "host": host,
+                "ip": ip,
+                "port": port,
+                "status": status,
+                "getport": getport,
+                "altip": altip,
+                "altmask": altmask,
+            },
         )
 
     def update_host(
@@ -119,8 +130,15 @@ class Admin:
         """Change the given fields of a host."""
         self.trackers.call(
             "update_host",
-            {"host": host, "ip": ip, "port": port, "status": status, "getport": getport,
-             "altip": altip, "altmask": altmask},
+            {
+                "host": host,
+                "ip": ip,
+                "port": port,
+                "status": status,
+                "getport": getport,
+                "altip": altip,
+                "altmask": altmask,
+            },
         )
 
     def delete_host(self, host: str) -> None:
@@ -131,9 +149,7 @@ class Admin:
         return _records(self.trackers.call("get_devices", {"devid": devid}), "devices", "dev")
 
     def create_device(self, hostname: str, devid: int, *, state: str | None = None) -> None:
-        self.trackers.call(
-            "create_device", {"hostname": hostname, "devid": devid, "state": state}
-        )
+        self.trackers.call("create_device", {"hostname": hostname, "devid": devid, "state": state})
 
     def set_state(self, host: str, device: int, state: str) -> None:
         """Set a device's state (``alive``, ``down``, ``drain``, ``readonly``, ``dead``)."""
@@ -165,6 +181,6 @@ def _records(reply: dict[str, str], count: str, prefix: str) -> list[dict[str, s
     for index in range(1, int(reply.get(count) or 0) + 1):
         start = f"{prefix}{index}_"
         records.append(
-            {name[len(start):]: value for name, value in reply.items() if name.startswith(start)}
+            {name[len(start) :]: value for name, value in reply.items() if name.startswith(start)}
         )
     return records

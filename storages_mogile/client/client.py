@@ -165,7 +165,9 @@ class Client:
 
     # Reading
 
-    def get_paths(self, key: str, noverify: bool = False, pathcount: int | None = None) -> list[str]:
+    def get_paths(
+        self, key: str, noverify: bool = False, pathcount: int | None = None
+    ) -> list[str]:
         """URLs of the stored copies; ``[]`` when the tracker has none to offer."""
         reply = self._call(
             "get_paths", key=_check_key(key), noverify=1 if noverify else None, pathcount=pathcount
@@ -313,7 +315,7 @@ def _destinations(reply: dict[str, str]) -> list[tuple[str, str]]:
     if "dev_count" in reply:
         devids = _numbered(reply, "dev_count", "devid_{}", "create_open")
         paths = _numbered(reply, "dev_count", "path_{}", "create_open")
-        return list(zip(devids, paths))
+        return list(zip(devids, paths, strict=True))
     if "devid" in reply and "path" in reply:
         return [(reply["devid"], reply["path"])]
     raise MogileFSError(f"create_open reply names no destination: {reply!r}")

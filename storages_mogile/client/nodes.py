@@ -157,10 +157,25 @@ class StorageNodes:
             f"GET {url} answered HTTP {response.status}", url=url, status=response.status
         )
 
-    def _request(self, method: str, url: str, **kwargs: object) -> urllib3.BaseHTTPResponse:
+    def _request(
+        self,
+        method: str,
+        url: str,
+        *,
+        preload_content: bool,
+        body: Iterable[bytes] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> urllib3.BaseHTTPResponse:
         try:
             return self.http.request(
-                method, url, retries=_NO_RETRIES, redirect=False, timeout=self.timeout, **kwargs
+                method,
+                url,
+                body=body,
+                headers=headers,
+                preload_content=preload_content,
+                retries=_NO_RETRIES,
+                redirect=False,
+                timeout=self.timeout,
             )
         except (HTTPError, OSError) as exc:
             raise StorageNodeError(f"{method} {url} failed: {exc}", url=url) from exc

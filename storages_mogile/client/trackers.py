@@ -126,7 +126,7 @@ class TrackerConnection:
             self._sock.settimeout(remaining)
             try:
                 chunk = self._sock.recv(_RECV_SIZE)
-            except socket.timeout:
+            except TimeoutError:
                 raise TimeoutError(f"no reply within {self._timeout:g} s") from None
             if not chunk:
                 raise ConnectionError("tracker closed the connection")
@@ -195,7 +195,9 @@ class TrackerPool:
             if reply.ok:
                 return reply.args
             if sent and reply.code in _DONE_ON_RETRY.get(command, ()):
-                logger.info("%s retried at %s answered %s: done already", command, address, reply.code)
+                logger.info(
+                    "%s retried at %s answered %s: done already", command, address, reply.code
+                )
                 return {}
             raise tracker_error(
                 reply.code,

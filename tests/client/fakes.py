@@ -43,7 +43,7 @@ class ScriptedTracker:
 
     def __post_init__(self) -> None:
         self._server = socket.create_server(("127.0.0.1", 0))
-        self.address = "127.0.0.1:%d" % self._server.getsockname()[1]
+        self.address = f"127.0.0.1:{self._server.getsockname()[1]}"
         self._sockets: list[socket.socket] = []
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._accept, daemon=True)
@@ -122,7 +122,7 @@ class SilentTracker:
 
     def __init__(self) -> None:
         self._sock = socket.create_server(("127.0.0.1", 0), backlog=16)
-        self.address = "127.0.0.1:%d" % self._sock.getsockname()[1]
+        self.address = f"127.0.0.1:{self._sock.getsockname()[1]}"
 
     def close(self) -> None:
         self._sock.close()
@@ -131,7 +131,7 @@ class SilentTracker:
 def closed_port() -> str:
     """An address on which nothing listens (connections are refused)."""
     with socket.create_server(("127.0.0.1", 0)) as sock:
-        return "127.0.0.1:%d" % sock.getsockname()[1]
+        return f"127.0.0.1:{sock.getsockname()[1]}"
 
 
 class _QuietHTTPServer(ThreadingHTTPServer):
@@ -173,7 +173,7 @@ class FakeNode:
         self.connections = 0
         self._server = _QuietHTTPServer(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
-        self.url = "http://127.0.0.1:%d" % self._server.server_address[1]
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
         threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
         ).start()

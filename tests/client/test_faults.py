@@ -53,7 +53,9 @@ def test_restarted_tracker_is_reconnected_transparently(dev_cluster: DevCluster)
 def test_silent_tracker_beside_a_working_one(mogile_target: Target, keys: Keys) -> None:
     silent = SilentTracker()
     try:
-        client = Client(mogile_target.domain, [silent.address, *mogile_target.trackers], timeout=0.5)
+        client = Client(
+            mogile_target.domain, [silent.address, *mogile_target.trackers], timeout=0.5
+        )
         for _ in range(4):  # idempotent: retried on the working tracker when the silent one is hit
             with pytest.raises(FileNotFoundError):
                 client.get_paths(keys("missing"))
@@ -61,7 +63,9 @@ def test_silent_tracker_beside_a_working_one(mogile_target: Target, keys: Keys) 
         silent.close()
 
 
-def test_stopped_node_before_upload(dev_cluster: DevCluster, caplog: pytest.LogCaptureFixture) -> None:
+def test_stopped_node_before_upload(
+    dev_cluster: DevCluster, caplog: pytest.LogCaptureFixture
+) -> None:
     dev_cluster.nodes[0].stop()
     client = Client("testdomain", dev_cluster.trackers)
     with caplog.at_level(logging.WARNING, logger="storages_mogile.client"):

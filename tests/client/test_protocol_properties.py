@@ -32,9 +32,9 @@ def _from_bytes(raw: bytes) -> str:
 
 # Keys are joined at the byte level so every generated key is the canonical
 # text form of its bytes (two escaped bytes can form a valid UTF-8 sequence).
-keys = st.lists(
-    st.one_of(st.text(), st.binary().map(_from_bytes), _DANGEROUS), max_size=8
-).map(lambda parts: _from_bytes(b"".join(p.encode(ENCODING, ERRORS) for p in parts)))
+keys = st.lists(st.one_of(st.text(), st.binary().map(_from_bytes), _DANGEROUS), max_size=8).map(
+    lambda parts: _from_bytes(b"".join(p.encode(ENCODING, ERRORS) for p in parts))
+)
 
 
 def _assert_one_line(line: bytes) -> None:
@@ -65,15 +65,25 @@ def test_quoted_values_carry_no_separator(value: str) -> None:
     quoted = quote(value)
     assert not set(quoted) & set("&= \r\n\0")
     # Every "%" starts an upper-case escape, so none is left for the server to keep literally.
-    assert all(re.fullmatch("[0-9A-F]{2}", quoted[i + 1 : i + 3]) for i, c in enumerate(quoted) if c == "%")
+    assert all(
+        re.fullmatch("[0-9A-F]{2}", quoted[i + 1 : i + 3]) for i, c in enumerate(quoted) if c == "%"
+    )
 
 
 @given(key=keys.filter(bool))
 def test_client_sends_each_key_as_exactly_one_line(key: str) -> None:
     tracker = ScriptedTracker(
         lambda request, number: Answer(
-            encode_ok({"fid": 1, "key": request.args["key"], "domain": "d", "class": "c",
-                       "length": 0, "devcount": 1})
+            encode_ok(
+                {
+                    "fid": 1,
+                    "key": request.args["key"],
+                    "domain": "d",
+                    "class": "c",
+                    "length": 0,
+                    "devcount": 1,
+                }
+            )
         )
     )
     client = Client("d", [tracker.address])

@@ -65,7 +65,11 @@ def test_ok_with_nothing_after_it(tracker_factory) -> None:
     assert client.rename("k", "k2") is None
     assert client.update_class("k2", "thumb") is None
     assert tracker.commands() == ["delete", "rename", "updateclass"]
-    assert tracker.received[2].request.args == {"domain": "testdomain", "key": "k2", "class": "thumb"}
+    assert tracker.received[2].request.args == {
+        "domain": "testdomain",
+        "key": "k2",
+        "class": "thumb",
+    }
 
 
 def test_arguments_in_any_order_are_read_by_name(tracker_factory) -> None:
@@ -87,7 +91,13 @@ def test_arguments_in_any_order_are_read_by_name(tracker_factory) -> None:
     assert client.get_paths("a") == expected
     assert client.get_paths("a") == expected
     info = client.file_info("rt/file1")
-    assert (info.fid, info.key, info.cls, info.length, info.devcount) == (1, "rt/file1", "avatar", 16, 2)
+    assert (info.fid, info.key, info.cls, info.length, info.devcount) == (
+        1,
+        "rt/file1",
+        "avatar",
+        16,
+        2,
+    )
 
 
 def test_paths_zero_means_no_copy(tracker_factory) -> None:
@@ -95,7 +105,7 @@ def test_paths_zero_means_no_copy(tracker_factory) -> None:
     tracker = tracker_factory(replies("OK paths=0", "OK paths=0"))
     client = Client("testdomain", [tracker.address])
     assert client.get_paths("gone") == []
-    with pytest.raises(NoPathsError, match="'gone'.*the tracker returned no paths"):
+    with pytest.raises(NoPathsError, match=r"'gone'.*the tracker returned no paths"):
         client.read_file("gone")
 
 
@@ -121,9 +131,21 @@ def test_none_match_is_the_end_of_the_list(tracker_factory) -> None:
     [
         (lambda c: c.get_paths("k"), "ERR unknown_key unknown_key", UnknownKeyError),
         (lambda c: c.update_class("k", "thumb"), "ERR invalid_key invalid_key", UnknownKeyError),
-        (lambda c: c.get_paths("k"), "ERR unreg_domain Domain+name+invalid/not+found", UnknownDomainError),
-        (lambda c: c.store_content("k", b"x", "nope"), "ERR unreg_class unreg_class", UnknownClassError),
-        (lambda c: c.update_class("k", "nope"), "ERR class_not_found Class+not+found", UnknownClassError),
+        (
+            lambda c: c.get_paths("k"),
+            "ERR unreg_domain Domain+name+invalid/not+found",
+            UnknownDomainError,
+        ),
+        (
+            lambda c: c.store_content("k", b"x", "nope"),
+            "ERR unreg_class unreg_class",
+            UnknownClassError,
+        ),
+        (
+            lambda c: c.update_class("k", "nope"),
+            "ERR class_not_found Class+not+found",
+            UnknownClassError,
+        ),
         (
             lambda c: c.rename("k", "taken"),
             "ERR key_exists Target+key+name+already+exists%3B+can%27t+overwrite.",
@@ -159,7 +181,9 @@ def test_unknown_key_is_also_a_file_not_found(tracker_factory) -> None:
 
 
 def test_refused_tracker_is_skipped(tracker_factory) -> None:
-    good = tracker_factory(lambda request, number: Answer(b"OK paths=1&path1=" + PATH.encode() + b"\r\n"))
+    good = tracker_factory(
+        lambda request, number: Answer(b"OK paths=1&path1=" + PATH.encode() + b"\r\n")
+    )
     client = Client("testdomain", [closed_port(), good.address], backoff=60)
     for _ in range(5):
         assert client.get_paths("k") == [PATH]
@@ -218,7 +242,9 @@ def test_non_idempotent_command_is_not_resent(tracker_factory) -> None:
 
 def test_retry_reaches_a_working_tracker(tracker_factory, in_given_order) -> None:
     hung = tracker_factory(never)
-    good = tracker_factory(lambda request, number: Answer(b"OK paths=1&path1=" + PATH.encode() + b"\r\n"))
+    good = tracker_factory(
+        lambda request, number: Answer(b"OK paths=1&path1=" + PATH.encode() + b"\r\n")
+    )
     client = Client("testdomain", [hung.address, good.address], timeout=0.3)
     assert client.get_paths("k") == [PATH]
     assert hung.commands() == ["get_paths"] and good.commands() == ["get_paths"]
@@ -320,7 +346,9 @@ def test_each_thread_has_its_own_connection(tracker_factory) -> None:
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 @pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
 def test_forked_child_opens_its_own_connection(tracker_factory) -> None:
-    tracker = tracker_factory(lambda request, number: Answer(f"OK paths=1&path1=http://c/{number}\r\n".encode()))
+    tracker = tracker_factory(
+        lambda request, number: Answer(f"OK paths=1&path1=http://c/{number}\r\n".encode())
+    )
     client = Client("testdomain", [tracker.address])
     assert client.get_paths("k") == ["http://c/1"]
     read_end, write_end = os.pipe()
@@ -343,7 +371,10 @@ def test_tracker_addresses_are_checked() -> None:
         Client("testdomain", [])
     with pytest.raises(ValueError, match="expected 'host:port'"):
         Client("testdomain", ["localhost"])
-    assert Client("d", " 127.0.0.1:1 , 127.0.0.1:2 ").trackers.trackers == ["127.0.0.1:1", "127.0.0.1:2"]
+    assert Client("d", " 127.0.0.1:1 , 127.0.0.1:2 ").trackers.trackers == [
+        "127.0.0.1:1",
+        "127.0.0.1:2",
+    ]
 
 
 def test_admin_parses_numbered_replies(tracker_factory) -> None:

@@ -85,7 +85,12 @@ def test_upload_streams_with_content_length(nodes) -> None:
     assert client.store_file("k", source) == len(DATA)
     assert node.stored == {"/dev1/0/000/000/0000000007.fid": DATA}
     args = closed_args(tracker)
-    assert (args["key"], args["fid"], args["devid"], args["size"]) == ("k", "7", "1", str(len(DATA)))
+    assert (args["key"], args["fid"], args["devid"], args["size"]) == (
+        "k",
+        "7",
+        "1",
+        str(len(DATA)),
+    )
     assert args["path"] == f"{node.url}/dev1/0/000/000/0000000007.fid"
     assert tracker.received[0].request.args == {"domain": "d", "key": "k", "multi_dest": "1"}
     tracker.close()
@@ -209,7 +214,9 @@ def reading_client() -> Client:
 def test_read_falls_through_refusals_and_errors(nodes) -> None:
     missing, good = FakeNode(get_status=404), FakeNode(DATA)
     nodes.extend([missing, good])
-    stream = reading_client().read_file("k", paths=paths_of(f"http://{closed_port()}", missing, good))
+    stream = reading_client().read_file(
+        "k", paths=paths_of(f"http://{closed_port()}", missing, good)
+    )
     assert stream.url == paths_of(good)[0]
     assert stream.size == len(DATA)
     assert stream.read() == DATA
@@ -227,7 +234,9 @@ def test_read_resumes_mid_stream_at_the_next_replica(nodes) -> None:
 def test_ranged_read_resumes_with_its_end(nodes) -> None:
     cut, good = FakeNode(DATA, cut_after=100), FakeNode(DATA)
     nodes.extend([cut, good])
-    with reading_client().read_file("k", offset=1000, length=500, paths=paths_of(cut, good)) as stream:
+    with reading_client().read_file(
+        "k", offset=1000, length=500, paths=paths_of(cut, good)
+    ) as stream:
         assert stream.read() == DATA[1000:1500]
     assert cut.requests[0][2] == "bytes=1000-1499"
     assert good.requests[0][2] == "bytes=1100-1499"
