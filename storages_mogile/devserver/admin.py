@@ -110,7 +110,9 @@ def create_class(tracker: Tracker, args: dict[str, str], *, update: bool = False
             classid = store.create_class(dmid, name)
         except Duplicate:
             raise CommandError("class_exists") from None
-    store.update_class(dmid, classid, mindevcount=mindevcount, replpolicy=replpolicy, hashtype=hashtype)
+    store.update_class(
+        dmid, classid, mindevcount=mindevcount, replpolicy=replpolicy, hashtype=hashtype
+    )
     return {"class": name, "mindevcount": mindevcount, "domain": domain}
 
 
@@ -123,7 +125,9 @@ def check_policy(policy: str) -> None:
     """``invalid_replpolicy`` unless the dev server implements the policy."""
     parsed = parse_policy(policy)
     if parsed is None:
-        raise CommandError("invalid_replpolicy", f"Failed to parse replication policy string: {policy}")
+        raise CommandError(
+            "invalid_replpolicy", f"Failed to parse replication policy string: {policy}"
+        )
     if parsed[0] not in REPLICATION_POLICIES:
         known = ", ".join(REPLICATION_POLICIES)
         raise CommandError(
@@ -175,7 +179,9 @@ def get_hosts(tracker: Tracker, args: dict[str, str]) -> Reply:
             "altip": host.altip,
             "altmask": host.altmask,
         }
-        reply.update({prefix + name: "" if value is None else value for name, value in fields.items()})
+        reply.update(
+            {prefix + name: "" if value is None else value for name, value in fields.items()}
+        )
     return reply
 
 
@@ -203,10 +209,17 @@ def create_host(tracker: Tracker, args: dict[str, str], *, update: bool = False)
     hostid = host.hostid if host else store.create_host(name, args["ip"], args["status"])
     renamed = {"ip": "hostip", "port": "http_port", "getport": "http_get_port"}
     fields: dict[str, Any] = {}
-    for argument, column in [*renamed.items(), ("status", "status"), ("altip", "altip"), ("altmask", "altmask")]:
+    for argument, column in [
+        *renamed.items(),
+        ("status", "status"),
+        ("altip", "altip"),
+        ("altmask", "altmask"),
+    ]:
         if argument in args:
             value = args[argument]
-            fields[column] = integer(value) if column.endswith("port") and value else (value or None)
+            fields[column] = (
+                integer(value) if column.endswith("port") and value else (value or None)
+            )
     store.update_host(hostid, fields)
     return {"hostid": hostid, "hostname": name}
 
@@ -307,7 +320,11 @@ def set_state(tracker: Tracker, args: dict[str, str]) -> Reply:
 
 def set_weight(tracker: Tracker, args: dict[str, str]) -> Reply:
     """Change a device's weight (how often get_paths lists it first)."""
-    hostname, devid, weight = args.get("host"), integer(args.get("device")), integer(args.get("weight"))
+    hostname, devid, weight = (
+        args.get("host"),
+        integer(args.get("device")),
+        integer(args.get("weight")),
+    )
     if not (truthy(hostname) and devid and weight >= 0):
         raise CommandError("bad_params")
     device_of_host(tracker, hostname, devid)

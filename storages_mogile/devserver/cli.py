@@ -45,16 +45,43 @@ def parser() -> argparse.ArgumentParser:
         prog="python -m storages_mogile.devserver",
         description="Run a dev MogileFS (tracker, storage nodes, replication) on this machine.",
     )
-    parser.add_argument("--listen", type=listen_address, default=("127.0.0.1", 7001), metavar="HOST:PORT",
-                        help="tracker address; the storage nodes listen on the same host (default 127.0.0.1:7001)")
-    parser.add_argument("--data-dir", required=True, help="directory for the metadata and the stored files (kept between runs)")
-    parser.add_argument("--nodes", type=int, default=2, help="number of storage nodes, one device each (default 2)")
-    parser.add_argument("--domain", action="append", default=[], help="create this domain (repeatable)")
-    parser.add_argument("--class", dest="classes", action="append", type=class_spec, default=[],
-                        metavar="DOMAIN:CLASS:MINDEVCOUNT", help="create this class, and its domain (repeatable)")
-    parser.add_argument("--replication-interval", type=float, default=0.2, metavar="SECONDS",
-                        help="how often the replication worker looks for work (default 0.2)")
-    parser.add_argument("-v", "--verbose", action="count", default=0, help="log more (-v info, -vv debug)")
+    parser.add_argument(
+        "--listen",
+        type=listen_address,
+        default=("127.0.0.1", 7001),
+        metavar="HOST:PORT",
+        help="tracker address; the storage nodes listen on the same host (default 127.0.0.1:7001)",
+    )
+    parser.add_argument(
+        "--data-dir",
+        required=True,
+        help="directory for the metadata and the stored files (kept between runs)",
+    )
+    parser.add_argument(
+        "--nodes", type=int, default=2, help="number of storage nodes, one device each (default 2)"
+    )
+    parser.add_argument(
+        "--domain", action="append", default=[], help="create this domain (repeatable)"
+    )
+    parser.add_argument(
+        "--class",
+        dest="classes",
+        action="append",
+        type=class_spec,
+        default=[],
+        metavar="DOMAIN:CLASS:MINDEVCOUNT",
+        help="create this class, and its domain (repeatable)",
+    )
+    parser.add_argument(
+        "--replication-interval",
+        type=float,
+        default=0.2,
+        metavar="SECONDS",
+        help="how often the replication worker looks for work (default 0.2)",
+    )
+    parser.add_argument(
+        "-v", "--verbose", action="count", default=0, help="log more (-v info, -vv debug)"
+    )
     return parser
 
 
@@ -67,8 +94,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         domains.setdefault(domain, {})[name] = mindevcount
     host, port = options.listen
     try:
-        cluster = DevCluster(options.data_dir, nodes=options.nodes, domains=domains, host=host, tracker_port=port,
-                             replication_interval=options.replication_interval)
+        cluster = DevCluster(
+            options.data_dir,
+            nodes=options.nodes,
+            domains=domains,
+            host=host,
+            tracker_port=port,
+            replication_interval=options.replication_interval,
+        )
     except ValueError as exc:
         parser().error(str(exc))
 

@@ -47,13 +47,27 @@ class DevCluster:
         if nodes < 1:
             raise ValueError(f"a dev cluster needs at least one storage node, not nodes={nodes}")
         if replication_interval <= 0:
-            raise ValueError(f"replication_interval must be positive seconds, not {replication_interval}")
+            raise ValueError(
+                f"replication_interval must be positive seconds, not {replication_interval}"
+            )
         self.data_dir = Path(data_dir)
-        self.domains = {name: dict(classes) for name, classes in (DEFAULT_DOMAINS if domains is None else domains).items()}
+        self.domains = {
+            name: dict(classes)
+            for name, classes in (DEFAULT_DOMAINS if domains is None else domains).items()
+        }
+        for domain, classes in self.domains.items():
+            for name, mindevcount in classes.items():
+                if mindevcount < 1:
+                    raise ValueError(
+                        f"class {domain}:{name} needs a mindevcount of at least 1, not {mindevcount}"
+                    )
         self.host = host
         self.tracker_port = tracker_port
         self.replication_interval = replication_interval
-        self.nodes = [StorageNode(self.data_dir / "nodes" / f"node{index}", host) for index in range(1, nodes + 1)]
+        self.nodes = [
+            StorageNode(self.data_dir / "nodes" / f"node{index}", host)
+            for index in range(1, nodes + 1)
+        ]
         self.tracker_servers: list[TrackerServer] = []
         self.replicator: Replicator | None = None
         self._stores: list[MetadataStore] = []
@@ -71,11 +85,17 @@ class DevCluster:
             self._register(store, index, node)
         self._create_domains(store)
         if not self.tracker_servers:
-            self.tracker_servers.append(TrackerServer(self._tracker(store), self.host, self.tracker_port))
+            self.tracker_servers.append(
+                TrackerServer(self._tracker(store), self.host, self.tracker_port)
+            )
         for server in self.tracker_servers:
             server.start()
         self.replicator = Replicator(store, self.replication_interval).start()
-        logger.info("dev MogileFS up: trackers %s, nodes %s", self.trackers, [node.url for node in self.nodes])
+        logger.info(
+            "dev MogileFS up: trackers %s, nodes %s",
+            self.trackers,
+            [node.url for node in self.nodes],
+        )
         return self
 
     def stop(self) -> None:
@@ -94,7 +114,10 @@ class DevCluster:
         return self.start()
 
     def __exit__(
-        self, kind: type[BaseException] | None, error: BaseException | None, traceback: TracebackType | None
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
     ) -> None:
         self.stop()
 
@@ -144,11 +167,13 @@ class DevCluster:
             if dmid is None:
                 dmid = store.create_domain(domain)
             for name, mindevcount in classes.items():
-                if mindevcount < 1:
-                    raise ValueError(f"class {domain}:{name} needs a mindevcount of at least 1, not {mindevcount}")
                 found = store.class_by_name(dmid, name)
                 try:
-                    classid = found.classid if found and not found.implicit else store.create_class(dmid, name)
+                    classid = (
+                        found.classid
+                        if found and not found.implicit
+                        else store.create_class(dmid, name)
+                    )
                 except Duplicate:  # created meanwhile by another cluster over the same directory
                     classid = store.class_by_name(dmid, name).classid
                 store.update_class(dmid, classid, mindevcount=mindevcount)

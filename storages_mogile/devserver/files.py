@@ -61,7 +61,9 @@ def check_key_length(key: str) -> None:
         raise CommandError("db")
 
 
-def existing_file(tracker: Tracker, dmid: int, key: str | None, *, unknown: str = "unknown_key") -> FileRow:
+def existing_file(
+    tracker: Tracker, dmid: int, key: str | None, *, unknown: str = "unknown_key"
+) -> FileRow:
     """The file stored under ``key`` (``no_key``, then ``unknown``)."""
     if not valid_key(key):
         raise CommandError("no_key")
@@ -116,7 +118,9 @@ def create_open(tracker: Tracker, args: dict[str, str]) -> Reply:
     return reply
 
 
-def choose_destinations(tracker: Tracker, topology: Topology, size: float | None, wanted: int) -> list[int]:
+def choose_destinations(
+    tracker: Tracker, topology: Topology, size: float | None, wanted: int
+) -> list[int]:
     """Up to ``wanted`` writable devices, each on a different host.
 
     With a size hint, only devices known to have more free space qualify;
@@ -125,7 +129,9 @@ def choose_destinations(tracker: Tracker, topology: Topology, size: float | None
     candidates = [devid for devid in topology.devices if topology.writable(devid)]
     if size:
         usages = {devid: tracker.usage.usage(topology, devid) for devid in candidates}
-        roomy = [devid for devid, usage in usages.items() if usage and usage.free_mb * 1024 * 1024 > size]
+        roomy = [
+            devid for devid, usage in usages.items() if usage and usage.free_mb * 1024 * 1024 > size
+        ]
         candidates = roomy or [devid for devid, usage in usages.items() if usage is None]
     random.shuffle(candidates)  # equal free space everywhere: any order is as good
     chosen: list[int] = []
@@ -164,7 +170,7 @@ def create_close(tracker: Tracker, args: dict[str, str]) -> Reply:
     Any failure after the temp file is found consumes it (the upload is
     queued for removal); the client has to start again with create_open.
     """
-    dmid = check_domain(tracker, args)
+    check_domain(tracker, args)
     key = args.get("key")
     for name in ("fid", "devid", "path"):
         if not truthy(args.get(name)):
@@ -190,7 +196,9 @@ def create_close(tracker: Tracker, args: dict[str, str]) -> Reply:
 
     if devid not in temp.devids:
         valid = ",".join(map(str, temp.devids))
-        raise failed("invalid_destdev", f"File uploaded to invalid dest {devid}. Valid devices were: {valid}")
+        raise failed(
+            "invalid_destdev", f"File uploaded to invalid dest {devid}. Valid devices were: {valid}"
+        )
     if not valid_key(key):
         store.discard_upload(fid, devid)  # no key: the client gave up on the file
         return {}
@@ -200,7 +208,8 @@ def create_close(tracker: Tracker, args: dict[str, str]) -> Reply:
     if found.size is None or found.missing:
         kind = "missing" if found.missing else "cantreach"
         raise failed(
-            "size_verify_error", f"Expected: {wanted}; actual: 0 ({kind}); path: {path}; error: {found.error}"
+            "size_verify_error",
+            f"Expected: {wanted}; actual: 0 ({kind}); path: {path}; error: {found.error}",
         )
     if wanted > -1 and wanted != found.size:
         raise failed("size_mismatch", f"Expected: {wanted}; actual: {found.size}; path: {path}")
@@ -236,11 +245,14 @@ def verify_checksum(checksum: tuple[str, str], path: str, failed: Any) -> None:
         raise failed("size_verify_error", str(exc)) from exc
     if actual != digest:
         raise failed(
-            "checksum_mismatch", f"Expected: {hashtype}:{digest}; actual: {hashtype}:{actual}; path: {path}"
+            "checksum_mismatch",
+            f"Expected: {hashtype}:{digest}; actual: {hashtype}:{actual}; path: {path}",
         )
 
 
-def save_checksum(tracker: Tracker, dmid: int, classid: int, fid: int, checksum: tuple[str, str]) -> None:
+def save_checksum(
+    tracker: Tracker, dmid: int, classid: int, fid: int, checksum: tuple[str, str]
+) -> None:
     """Keep the checksum if the file's class records checksums."""
     if tracker.store.class_by_id(dmid, classid).hashtype != "NONE":
         tracker.store.save_checksum(fid, *checksum)
@@ -292,7 +304,10 @@ def get_paths(tracker: Tracker, args: dict[str, str]) -> Reply:
 def weighted_order(topology: Topology, devids: list[int]) -> list[int]:
     """Devices in random order, heavier (by weight) devices more likely first."""
     order: list[int] = []
-    pool = [(devid, (topology.devices[devid].weight if devid in topology.devices else 0) or 100) for devid in devids]
+    pool = [
+        (devid, (topology.devices[devid].weight if devid in topology.devices else 0) or 100)
+        for devid in devids
+    ]
     while pool:
         pick = random.choices(range(len(pool)), weights=[weight for _, weight in pool])[0]
         order.append(pool.pop(pick)[0])
@@ -334,25 +349,32 @@ def file_debug(tracker: Tracker, args: dict[str, str]) -> Reply:
         fid = found.fid
     reply: Reply = {}
     if found:
-        reply.update({
-            "fid_fid": found.fid,
-            "fid_dmid": found.dmid,
-            "fid_dkey": found.key,
-            "fid_length": found.length,
-            "fid_classid": found.classid,
-            "fid_devcount": found.devcount,
-            "fid_domain": store.domain_name(found.dmid),
-            "fid_class": store.class_by_id(found.dmid, found.classid).name,
-        })
+        reply.update(
+            {
+                "fid_fid": found.fid,
+                "fid_dmid": found.dmid,
+                "fid_dkey": found.key,
+                "fid_length": found.length,
+                "fid_classid": found.classid,
+                "fid_devcount": found.devcount,
+                "fid_domain": store.domain_name(found.dmid),
+                "fid_class": store.class_by_id(found.dmid, found.classid).name,
+            }
+        )
     temp = store.tempfile(fid)
     if temp:
-        reply.update({
-            "tempfile_dmid": temp.dmid,
-            "tempfile_dkey": temp.key,
-            "tempfile_classid": temp.classid,
-            "tempfile_devids": ",".join(map(str, temp.devids)),
-        })
-    for prefix, entry in (("replqueue", store.replication_entry(fid)), ("delqueue", store.deletion_entry(fid))):
+        reply.update(
+            {
+                "tempfile_dmid": temp.dmid,
+                "tempfile_dkey": temp.key,
+                "tempfile_classid": temp.classid,
+                "tempfile_devids": ",".join(map(str, temp.devids)),
+            }
+        )
+    for prefix, entry in (
+        ("replqueue", store.replication_entry(fid)),
+        ("delqueue", store.deletion_entry(fid)),
+    ):
         for name, value in (entry or {}).items():
             reply[f"{prefix}_{name}"] = "" if value is None else value
     topology = Topology.load(store)

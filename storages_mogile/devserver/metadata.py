@@ -213,7 +213,9 @@ class MetadataStore:
         """This thread's connection, opened on first use."""
         db = getattr(self._local, "db", None)
         if db is None:
-            db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
+            db = sqlite3.connect(
+                self.path, timeout=30.0, isolation_level=None, check_same_thread=False
+            )
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
             db.execute("PRAGMA busy_timeout=30000")
@@ -262,7 +264,10 @@ class MetadataStore:
 
     def domains(self) -> list[tuple[int, str]]:
         """``(dmid, name)`` of every domain, by dmid."""
-        return [(dmid, to_text(name)) for dmid, name in self._rows("SELECT dmid, namespace FROM domain ORDER BY dmid")]
+        return [
+            (dmid, to_text(name))
+            for dmid, name in self._rows("SELECT dmid, namespace FROM domain ORDER BY dmid")
+        ]
 
     def domain_id(self, name: str) -> int | None:
         """The dmid of a domain, or ``None``."""
@@ -278,7 +283,9 @@ class MetadataStore:
         """Add a domain; Duplicate if the name is taken."""
         try:
             with self._transaction() as db:
-                return db.execute("INSERT INTO domain (namespace) VALUES (?)", (to_bytes(name),)).lastrowid
+                return db.execute(
+                    "INSERT INTO domain (namespace) VALUES (?)", (to_bytes(name),)
+                ).lastrowid
         except sqlite3.IntegrityError as exc:
             raise Duplicate(name) from exc
 
@@ -287,17 +294,22 @@ class MetadataStore:
         with self._transaction() as db:
             if db.execute("SELECT 1 FROM file WHERE dmid = ? LIMIT 1", (dmid,)).fetchone():
                 raise HasFiles(dmid)
-            if db.execute("SELECT 1 FROM class WHERE dmid = ? AND classid != 0 LIMIT 1", (dmid,)).fetchone():
+            if db.execute(
+                "SELECT 1 FROM class WHERE dmid = ? AND classid != 0 LIMIT 1", (dmid,)
+            ).fetchone():
                 raise HasClasses(dmid)
             db.execute("DELETE FROM class WHERE dmid = ?", (dmid,))
             db.execute("DELETE FROM domain WHERE dmid = ?", (dmid,))
 
     def classes(self, dmid: int) -> list[ClassRow]:
         """The classes of a domain, the ``default`` class included."""
-        rows = [self._class_row(dmid, row) for row in self._rows(
-            "SELECT classid, classname, mindevcount, replpolicy, hashtype FROM class WHERE dmid = ? ORDER BY classid",
-            (dmid,),
-        )]
+        rows = [
+            self._class_row(dmid, row)
+            for row in self._rows(
+                "SELECT classid, classname, mindevcount, replpolicy, hashtype FROM class WHERE dmid = ? ORDER BY classid",
+                (dmid,),
+            )
+        ]
         if not any(row.classid == 0 for row in rows):
             rows.append(self._implicit_default(dmid))
         return rows
@@ -323,11 +335,15 @@ class MetadataStore:
     @staticmethod
     def _class_row(dmid: int, row: tuple) -> ClassRow:
         classid, name, mindevcount, replpolicy, hashtype = row
-        return ClassRow(dmid, classid, to_text(name), mindevcount, replpolicy or DEFAULT_REPLPOLICY, hashtype)
+        return ClassRow(
+            dmid, classid, to_text(name), mindevcount, replpolicy or DEFAULT_REPLPOLICY, hashtype
+        )
 
     @staticmethod
     def _implicit_default(dmid: int) -> ClassRow:
-        return ClassRow(dmid, 0, DEFAULT_CLASS, DEFAULT_MINDEVCOUNT, DEFAULT_REPLPOLICY, "NONE", implicit=True)
+        return ClassRow(
+            dmid, 0, DEFAULT_CLASS, DEFAULT_MINDEVCOUNT, DEFAULT_REPLPOLICY, "NONE", implicit=True
+        )
 
     def create_class(self, dmid: int, name: str) -> int:
         """Add a class (``default`` gets classid 0); Duplicate if it exists."""
@@ -336,7 +352,9 @@ class MetadataStore:
                 if name == DEFAULT_CLASS:
                     classid = 0
                 else:
-                    (top,) = db.execute("SELECT COALESCE(MAX(classid), 0) FROM class WHERE dmid = ?", (dmid,)).fetchone()
+                    (top,) = db.execute(
+                        "SELECT COALESCE(MAX(classid), 0) FROM class WHERE dmid = ?", (dmid,)
+                    ).fetchone()
                     classid = top + 1
                 db.execute(
                     "INSERT INTO class (dmid, classid, classname, mindevcount) VALUES (?, ?, ?, ?)",
@@ -347,15 +365,30 @@ class MetadataStore:
             raise Duplicate(name) from exc
 
     def update_class(
-        self, dmid: int, classid: int, *, mindevcount: int, replpolicy: str | None = None, hashtype: str | None = None
+        self,
+        dmid: int,
+        classid: int,
+        *,
+        mindevcount: int,
+        replpolicy: str | None = None,
+        hashtype: str | None = None,
     ) -> None:
         """Change a class's mindevcount and, when given, policy and hash type."""
         with self._transaction() as db:
-            db.execute("UPDATE class SET mindevcount = ? WHERE dmid = ? AND classid = ?", (mindevcount, dmid, classid))
+            db.execute(
+                "UPDATE class SET mindevcount = ? WHERE dmid = ? AND classid = ?",
+                (mindevcount, dmid, classid),
+            )
             if replpolicy:
-                db.execute("UPDATE class SET replpolicy = ? WHERE dmid = ? AND classid = ?", (replpolicy, dmid, classid))
+                db.execute(
+                    "UPDATE class SET replpolicy = ? WHERE dmid = ? AND classid = ?",
+                    (replpolicy, dmid, classid),
+                )
             if hashtype:
-                db.execute("UPDATE class SET hashtype = ? WHERE dmid = ? AND classid = ?", (hashtype, dmid, classid))
+                db.execute(
+                    "UPDATE class SET hashtype = ? WHERE dmid = ? AND classid = ?",
+                    (hashtype, dmid, classid),
+                )
             # Files of the class may now have too few or too many copies.
             db.execute(
                 "INSERT OR IGNORE INTO file_to_replicate (fid, nexttry) SELECT fid, 0 FROM file WHERE dmid = ? AND classid = ?",
@@ -365,7 +398,9 @@ class MetadataStore:
     def delete_class(self, dmid: int, classid: int) -> None:
         """Remove a class; HasFiles if files still use it."""
         with self._transaction() as db:
-            if db.execute("SELECT 1 FROM file WHERE dmid = ? AND classid = ? LIMIT 1", (dmid, classid)).fetchone():
+            if db.execute(
+                "SELECT 1 FROM file WHERE dmid = ? AND classid = ? LIMIT 1", (dmid, classid)
+            ).fetchone():
                 raise HasFiles(classid)
             db.execute("DELETE FROM class WHERE dmid = ? AND classid = ?", (dmid, classid))
 
@@ -375,7 +410,10 @@ class MetadataStore:
 
     def hosts(self) -> list[HostRow]:
         """Every host, by hostid."""
-        return [self._host_row(row) for row in self._rows(f"SELECT {self._HOST_COLUMNS} FROM host ORDER BY hostid")]
+        return [
+            self._host_row(row)
+            for row in self._rows(f"SELECT {self._HOST_COLUMNS} FROM host ORDER BY hostid")
+        ]
 
     def host(self, hostid: int) -> HostRow | None:
         """A host by id, or ``None``."""
@@ -384,7 +422,9 @@ class MetadataStore:
 
     def host_by_name(self, hostname: str) -> HostRow | None:
         """A host by name, or ``None``."""
-        row = self._one(f"SELECT {self._HOST_COLUMNS} FROM host WHERE hostname = ?", (to_bytes(hostname),))
+        row = self._one(
+            f"SELECT {self._HOST_COLUMNS} FROM host WHERE hostname = ?", (to_bytes(hostname),)
+        )
         return self._host_row(row) if row else None
 
     @staticmethod
@@ -397,7 +437,8 @@ class MetadataStore:
         try:
             with self._transaction() as db:
                 return db.execute(
-                    "INSERT INTO host (hostname, hostip, status) VALUES (?, ?, ?)", (to_bytes(hostname), hostip, status)
+                    "INSERT INTO host (hostname, hostip, status) VALUES (?, ?, ?)",
+                    (to_bytes(hostname), hostip, status),
                 ).lastrowid
         except sqlite3.IntegrityError as exc:
             raise Duplicate(hostname) from exc
@@ -419,18 +460,26 @@ class MetadataStore:
 
     def devices(self) -> list[DeviceRow]:
         """Every device, by devid."""
-        return [DeviceRow(*row) for row in self._rows("SELECT devid, hostid, status, weight FROM device ORDER BY devid")]
+        return [
+            DeviceRow(*row)
+            for row in self._rows("SELECT devid, hostid, status, weight FROM device ORDER BY devid")
+        ]
 
     def device(self, devid: int) -> DeviceRow | None:
         """A device by id, or ``None``."""
-        row = self._one("SELECT devid, hostid, status, weight FROM device WHERE devid = ?", (devid,))
+        row = self._one(
+            "SELECT devid, hostid, status, weight FROM device WHERE devid = ?", (devid,)
+        )
         return DeviceRow(*row) if row else None
 
     def create_device(self, devid: int, hostid: int, status: str) -> None:
         """Add a device; Duplicate if the devid is taken."""
         try:
             with self._transaction() as db:
-                db.execute("INSERT INTO device (devid, hostid, status) VALUES (?, ?, ?)", (devid, hostid, status))
+                db.execute(
+                    "INSERT INTO device (devid, hostid, status) VALUES (?, ?, ?)",
+                    (devid, hostid, status),
+                )
         except sqlite3.IntegrityError as exc:
             raise Duplicate(devid) from exc
 
@@ -451,22 +500,37 @@ class MetadataStore:
 
     # -- temp files ---------------------------------------------------------
 
-    def register_tempfile(self, fid: int | None, dmid: int, key: str, classid: int, devids: list[int]) -> int:
+    def register_tempfile(
+        self, fid: int | None, dmid: int, key: str, classid: int, devids: list[int]
+    ) -> int:
         """Open a file; ``fid`` ``None`` picks the next one. Duplicate if taken."""
         try:
             with self._transaction() as db:
-                if fid is not None and db.execute("SELECT 1 FROM file WHERE fid = ?", (fid,)).fetchone():
+                if (
+                    fid is not None
+                    and db.execute("SELECT 1 FROM file WHERE fid = ?", (fid,)).fetchone()
+                ):
                     raise Duplicate(fid)
                 return db.execute(
                     "INSERT INTO tempfile (fid, createtime, classid, dmid, dkey, devids) VALUES (?, ?, ?, ?, ?, ?)",
-                    (fid, int(time.time()), classid, dmid, to_bytes(key), ",".join(map(str, devids))),
+                    (
+                        fid,
+                        int(time.time()),
+                        classid,
+                        dmid,
+                        to_bytes(key),
+                        ",".join(map(str, devids)),
+                    ),
                 ).lastrowid
         except sqlite3.IntegrityError as exc:
             raise Duplicate(fid) from exc
 
     def tempfile(self, fid: int) -> TempFileRow | None:
         """An open file by fid, or ``None``."""
-        row = self._one("SELECT fid, dmid, dkey, classid, devids, createtime FROM tempfile WHERE fid = ?", (fid,))
+        row = self._one(
+            "SELECT fid, dmid, dkey, classid, devids, createtime FROM tempfile WHERE fid = ?",
+            (fid,),
+        )
         return self._tempfile_row(row) if row else None
 
     def take_tempfile(self, fid: int) -> TempFileRow | None:
@@ -477,7 +541,8 @@ class MetadataStore:
         """
         with self._transaction() as db:
             row = db.execute(
-                "SELECT fid, dmid, dkey, classid, devids, createtime FROM tempfile WHERE fid = ?", (fid,)
+                "SELECT fid, dmid, dkey, classid, devids, createtime FROM tempfile WHERE fid = ?",
+                (fid,),
             ).fetchone()
             if row:
                 db.execute("DELETE FROM tempfile WHERE fid = ?", (fid,))
@@ -486,7 +551,9 @@ class MetadataStore:
     @staticmethod
     def _tempfile_row(row: tuple) -> TempFileRow:
         fid, dmid, dkey, classid, devids, createtime = row
-        return TempFileRow(fid, dmid, to_text(dkey), classid, [int(d) for d in devids.split(",") if d], createtime)
+        return TempFileRow(
+            fid, dmid, to_text(dkey), classid, [int(d) for d in devids.split(",") if d], createtime
+        )
 
     # -- files ---------------------------------------------------------------
 
@@ -499,7 +566,10 @@ class MetadataStore:
 
     def file_by_key(self, dmid: int, key: str) -> FileRow | None:
         """The file stored under a key, or ``None``."""
-        row = self._one(f"SELECT {self._FILE_COLUMNS} FROM file WHERE dmid = ? AND dkey = ?", (dmid, to_bytes(key)))
+        row = self._one(
+            f"SELECT {self._FILE_COLUMNS} FROM file WHERE dmid = ? AND dkey = ?",
+            (dmid, to_bytes(key)),
+        )
         return self._file_row(row) if row else None
 
     def file(self, fid: int) -> FileRow | None:
@@ -509,9 +579,13 @@ class MetadataStore:
 
     def files_after(self, fid: int, count: int) -> list[FileRow]:
         """Up to ``count`` files with a fid above ``fid``, by fid."""
-        return [self._file_row(row) for row in self._rows(
-            f"SELECT {self._FILE_COLUMNS} FROM file WHERE fid > ? ORDER BY fid LIMIT ?", (fid, count)
-        )]
+        return [
+            self._file_row(row)
+            for row in self._rows(
+                f"SELECT {self._FILE_COLUMNS} FROM file WHERE fid > ? ORDER BY fid LIMIT ?",
+                (fid, count),
+            )
+        ]
 
     def keys_like(self, dmid: int, prefix: str, after: str, limit: int) -> list[str]:
         """Keys of a domain in byte order, after ``after``, matching ``prefix``.
@@ -528,7 +602,10 @@ class MetadataStore:
 
     def devids_of(self, fid: int) -> list[int]:
         """The devices holding a copy of a fid, in the order they got it."""
-        return [row[0] for row in self._rows("SELECT devid FROM file_on WHERE fid = ? ORDER BY rowid", (fid,))]
+        return [
+            row[0]
+            for row in self._rows("SELECT devid FROM file_on WHERE fid = ? ORDER BY rowid", (fid,))
+        ]
 
     def close_file(self, temp: TempFileRow, key: str, devid: int, length: int) -> FileRow | None:
         """Make an uploaded temp file the file of ``key``; returns the replaced file.
@@ -539,16 +616,21 @@ class MetadataStore:
         """
         with self._transaction() as db:
             old = db.execute(
-                f"SELECT {self._FILE_COLUMNS} FROM file WHERE dmid = ? AND dkey = ?", (temp.dmid, to_bytes(key))
+                f"SELECT {self._FILE_COLUMNS} FROM file WHERE dmid = ? AND dkey = ?",
+                (temp.dmid, to_bytes(key)),
             ).fetchone()
             if old:
                 self._delete_file(db, old[0])
-            db.execute("INSERT OR IGNORE INTO file_on (fid, devid) VALUES (?, ?)", (temp.fid, devid))
+            db.execute(
+                "INSERT OR IGNORE INTO file_on (fid, devid) VALUES (?, ?)", (temp.fid, devid)
+            )
             db.execute(
                 "INSERT OR REPLACE INTO file (fid, dmid, dkey, length, classid, devcount) VALUES (?, ?, ?, ?, ?, 1)",
                 (temp.fid, temp.dmid, to_bytes(key), length, temp.classid),
             )
-            db.execute("INSERT OR REPLACE INTO file_to_replicate (fid, nexttry) VALUES (?, 0)", (temp.fid,))
+            db.execute(
+                "INSERT OR REPLACE INTO file_to_replicate (fid, nexttry) VALUES (?, 0)", (temp.fid,)
+            )
         return self._file_row(old) if old else None
 
     def discard_upload(self, fid: int, devid: int) -> None:
@@ -566,7 +648,10 @@ class MetadataStore:
     def _delete_file(db: sqlite3.Connection, fid: int) -> None:
         db.execute("DELETE FROM file WHERE fid = ?", (fid,))
         db.execute("DELETE FROM tempfile WHERE fid = ?", (fid,))
-        db.execute("INSERT OR REPLACE INTO file_to_delete2 (fid, nexttry) VALUES (?, ?)", (fid, int(time.time())))
+        db.execute(
+            "INSERT OR REPLACE INTO file_to_delete2 (fid, nexttry) VALUES (?, ?)",
+            (fid, int(time.time())),
+        )
 
     def rename(self, fid: int, key: str) -> bool:
         """Give a file a new key; ``False`` if the key is taken."""
@@ -581,7 +666,9 @@ class MetadataStore:
         """Move a file to another class and queue it for (de)replication."""
         with self._transaction() as db:
             db.execute("UPDATE file SET classid = ? WHERE fid = ?", (classid, fid))
-            db.execute("INSERT OR REPLACE INTO file_to_replicate (fid, nexttry) VALUES (?, 0)", (fid,))
+            db.execute(
+                "INSERT OR REPLACE INTO file_to_replicate (fid, nexttry) VALUES (?, 0)", (fid,)
+            )
 
     def add_copy(self, fid: int, devid: int) -> bool:
         """Record a new copy of a file; ``False`` if the file is gone meanwhile."""
@@ -600,7 +687,10 @@ class MetadataStore:
 
     @staticmethod
     def _count_copies(db: sqlite3.Connection, fid: int) -> None:
-        db.execute("UPDATE file SET devcount = (SELECT COUNT(*) FROM file_on WHERE fid = ?) WHERE fid = ?", (fid, fid))
+        db.execute(
+            "UPDATE file SET devcount = (SELECT COUNT(*) FROM file_on WHERE fid = ?) WHERE fid = ?",
+            (fid, fid),
+        )
 
     # -- checksums -------------------------------------------------------------
 
@@ -612,16 +702,28 @@ class MetadataStore:
     def save_checksum(self, fid: int, hashtype: str, digest: str) -> None:
         """Store the checksum of a fid."""
         with self._transaction() as db:
-            db.execute("INSERT OR REPLACE INTO checksum (fid, hashtype, checksum) VALUES (?, ?, ?)", (fid, hashtype, digest))
+            db.execute(
+                "INSERT OR REPLACE INTO checksum (fid, hashtype, checksum) VALUES (?, ?, ?)",
+                (fid, hashtype, digest),
+            )
 
     # -- queues ---------------------------------------------------------------
 
     def replication_entry(self, fid: int) -> dict[str, int | None] | None:
         """The replication queue row of a fid, or ``None``."""
-        row = self._one("SELECT fid, nexttry, fromdevid, failcount, flags FROM file_to_replicate WHERE fid = ?", (fid,))
+        row = self._one(
+            "SELECT fid, nexttry, fromdevid, failcount, flags FROM file_to_replicate WHERE fid = ?",
+            (fid,),
+        )
         if not row:
             return None
-        return {"fid": row[0], "nexttry": int(row[1]), "fromdevid": row[2], "failcount": row[3], "flags": row[4]}
+        return {
+            "fid": row[0],
+            "nexttry": int(row[1]),
+            "fromdevid": row[2],
+            "failcount": row[3],
+            "flags": row[4],
+        }
 
     def deletion_entry(self, fid: int) -> dict[str, int] | None:
         """The deletion queue row of a fid, or ``None``."""
@@ -631,20 +733,23 @@ class MetadataStore:
     def due_replications(self, now: float, limit: int = 100) -> list[tuple[int, int]]:
         """``(fid, failcount)`` of queued replications that are due."""
         return self._rows(
-            "SELECT fid, failcount FROM file_to_replicate WHERE nexttry <= ? ORDER BY nexttry, fid LIMIT ?", (now, limit)
+            "SELECT fid, failcount FROM file_to_replicate WHERE nexttry <= ? ORDER BY nexttry, fid LIMIT ?",
+            (now, limit),
         )
 
     def due_deletions(self, now: float, limit: int = 100) -> list[tuple[int, int]]:
         """``(fid, failcount)`` of queued deletions that are due."""
         return self._rows(
-            "SELECT fid, failcount FROM file_to_delete2 WHERE nexttry <= ? ORDER BY nexttry, fid LIMIT ?", (now, limit)
+            "SELECT fid, failcount FROM file_to_delete2 WHERE nexttry <= ? ORDER BY nexttry, fid LIMIT ?",
+            (now, limit),
         )
 
     def retry_replication(self, fid: int, nexttry: float) -> None:
         """Try a replication again later."""
         with self._transaction() as db:
             db.execute(
-                "UPDATE file_to_replicate SET nexttry = ?, failcount = failcount + 1 WHERE fid = ?", (nexttry, fid)
+                "UPDATE file_to_replicate SET nexttry = ?, failcount = failcount + 1 WHERE fid = ?",
+                (nexttry, fid),
             )
 
     def finish_replication(self, fid: int) -> None:
@@ -655,7 +760,10 @@ class MetadataStore:
     def retry_deletion(self, fid: int, nexttry: float) -> None:
         """Try a deletion again later."""
         with self._transaction() as db:
-            db.execute("UPDATE file_to_delete2 SET nexttry = ?, failcount = failcount + 1 WHERE fid = ?", (nexttry, fid))
+            db.execute(
+                "UPDATE file_to_delete2 SET nexttry = ?, failcount = failcount + 1 WHERE fid = ?",
+                (nexttry, fid),
+            )
 
     def finish_deletion(self, fid: int) -> None:
         """All copies of a deleted fid are gone: forget it entirely."""
@@ -668,4 +776,9 @@ class MetadataStore:
 
     def server_settings(self) -> dict[str, str]:
         """All server settings."""
-        return {field: value for field, value in self._rows("SELECT field, value FROM server_settings ORDER BY field")}
+        return {
+            field: value
+            for field, value in self._rows(
+                "SELECT field, value FROM server_settings ORDER BY field"
+            )
+        }

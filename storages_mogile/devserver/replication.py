@@ -53,7 +53,9 @@ class Replicator:
         """Start the worker thread (a no-op if it runs)."""
         if self._thread is None:
             self._stop.clear()
-            self._thread = threading.Thread(target=self._work, name="devserver-replicator", daemon=True)
+            self._thread = threading.Thread(
+                target=self._work, name="devserver-replicator", daemon=True
+            )
             self._thread.start()
         return self
 
@@ -145,12 +147,18 @@ class Replicator:
         Both policies prefer another host; with no such host left a second
         device of the same host is used, as mogilefsd does when desperate.
         """
-        busy_hosts = {topology.devices[devid].hostid for devid in holders if devid in topology.devices}
-        free = [devid for devid in topology.devices if topology.writable(devid) and devid not in holders]
+        busy_hosts = {
+            topology.devices[devid].hostid for devid in holders if devid in topology.devices
+        }
+        free = [
+            devid for devid in topology.devices if topology.writable(devid) and devid not in holders
+        ]
         ideal = [devid for devid in free if topology.devices[devid].hostid not in busy_hosts]
         return (ideal or free or [None])[0]
 
-    def copy(self, found: FileRow, holders: list[int], destination: int, topology: Topology) -> bool:
+    def copy(
+        self, found: FileRow, holders: list[int], destination: int, topology: Topology
+    ) -> bool:
         """Copy a file from any readable holder to ``destination``."""
         target = topology.url(destination, found.fid)
         for source in (devid for devid in holders if topology.readable(devid)):

@@ -9,10 +9,10 @@ connections of the previous run left in TIME_WAIT do not block it.
 from __future__ import annotations
 
 import logging
-from abc import ABC, abstractmethod
 import socket
 import socketserver
 import threading
+from abc import ABC, abstractmethod
 from typing import Any
 
 logger = logging.getLogger(__name__)
@@ -83,7 +83,10 @@ class ListeningService(ABC):
             server = self.make_server((self.host, self.port))
             self.port = server.server_address[1]
             self._thread = threading.Thread(
-                target=server.serve_forever, kwargs={"poll_interval": 0.1}, name=f"{self.name}-{self.port}", daemon=True
+                target=server.serve_forever,
+                kwargs={"poll_interval": 0.1},
+                name=f"{self.name}-{self.port}",
+                daemon=True,
             )
             self._server = server
             self._thread.start()

@@ -18,6 +18,7 @@ complete, so readers never see half a file.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
@@ -131,7 +132,12 @@ class _NodeHandler(BaseHTTPRequestHandler):
         if not self.parse_request():
             return
         self.served += 1
-        methods = {"GET": self.serve_file, "HEAD": self.serve_file, "PUT": self.store_file, "DELETE": self.delete_file}
+        methods = {
+            "GET": self.serve_file,
+            "HEAD": self.serve_file,
+            "PUT": self.store_file,
+            "DELETE": self.delete_file,
+        }
         try:
             methods.get(self.command, self.reject)()
             self.wfile.flush()
@@ -153,7 +159,9 @@ class _NodeHandler(BaseHTTPRequestHandler):
             wanted = False
         return wanted and self.served < KEEP_ALIVE_MAX
 
-    def begin(self, status: int, reason: str, headers: list[tuple[str, str]], *, close: bool = False) -> None:
+    def begin(
+        self, status: int, reason: str, headers: list[tuple[str, str]], *, close: bool = False
+    ) -> None:
         """Send the status line, the headers and the connection headers."""
         self.log_request(status)
         self.send_response_only(status, reason)
@@ -168,7 +176,11 @@ class _NodeHandler(BaseHTTPRequestHandler):
 
     def simple(self, status: int, reason: str, body: bytes, *, close: bool = False) -> None:
         """A short HTML answer (errors, PUT acknowledgement)."""
-        headers = [("Content-Type", "text/html"), ("Content-Length", str(len(body))), ("Server", SERVER_NAME)]
+        headers = [
+            ("Content-Type", "text/html"),
+            ("Content-Length", str(len(body))),
+            ("Server", SERVER_NAME),
+        ]
         self.begin(status, reason, headers, close=close)
         if self.command != "HEAD":
             self.wfile.write(body)
@@ -244,7 +256,9 @@ class _NodeHandler(BaseHTTPRequestHandler):
                 wanted = byte_range(self.headers.get("Range"), size)
             except Unsatisfiable:
                 headers = [("Content-Range", f"bytes */{size}"), ("Content-Length", "0")]
-                self.begin(416, "Request range not satisfiable", headers + self.file_headers(modified))
+                self.begin(
+                    416, "Request range not satisfiable", headers + self.file_headers(modified)
+                )
                 return
             headers = self.file_headers(modified) + [("Content-Type", "text/plain")]
             if wanted is None:
@@ -260,7 +274,11 @@ class _NodeHandler(BaseHTTPRequestHandler):
     def send_content(self, body: bytes, modified_at: float) -> None:
         """Send generated text the way a file is sent (the usage report)."""
         headers = self.file_headers(formatdate(modified_at, usegmt=True))
-        self.begin(200, "OK", headers + [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
+        self.begin(
+            200,
+            "OK",
+            headers + [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))],
+        )
         if self.command == "GET":
             self.wfile.write(body)
 
@@ -327,14 +345,19 @@ class _NodeHandler(BaseHTTPRequestHandler):
 
     def receive(self, target: Path) -> None:
         """Write the body beside ``target`` and rename it into place."""
-        handle = tempfile.NamedTemporaryFile(dir=target.parent, prefix=f".{target.name}.", delete=False)
+        temporary = None
         try:
-            with handle:
+            with tempfile.NamedTemporaryFile(
+                dir=target.parent, prefix=f".{target.name}.", delete=False
+            ) as handle:
+                temporary = handle.name
                 for block in self.body_blocks():
                     handle.write(block)
-            os.replace(handle.name, target)
+            os.replace(temporary, target)
         except BaseException:
-            os.unlink(handle.name)
+            if temporary is not None:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(temporary)
             raise
 
     def discard_body(self) -> None:
@@ -382,7 +405,9 @@ class StorageNode(ListeningService):
     @property
     def devids(self) -> list[int]:
         """The devices this node stores files for."""
-        found = (_DEVICE_DIR.fullmatch(entry.name) for entry in self.root.iterdir() if entry.is_dir())
+        found = (
+            _DEVICE_DIR.fullmatch(entry.name) for entry in self.root.iterdir() if entry.is_dir()
+        )
         return sorted(int(match.group(1)) for match in found if match)
 
     def add_device(self, devid: int) -> None:

@@ -39,7 +39,10 @@ class Topology:
 
     @classmethod
     def load(cls, store: MetadataStore) -> Topology:
-        return cls({host.hostid: host for host in store.hosts()}, {dev.devid: dev for dev in store.devices()})
+        return cls(
+            {host.hostid: host for host in store.hosts()},
+            {dev.devid: dev for dev in store.devices()},
+        )
 
     def host_of(self, devid: int) -> HostRow | None:
         """The host of a device, or ``None`` for an unknown device."""
@@ -57,9 +60,14 @@ class Topology:
     def readable(self, devid: int) -> bool:
         """May copies on this device be handed out to readers?"""
         device, host = self.devices.get(devid), self.host_of(devid)
-        return bool(device and host) and device.status in ("alive", "readonly", "drain") and host.status in (
-            "alive",
-            "readonly",
+        return (
+            bool(device and host)
+            and device.status in ("alive", "readonly", "drain")
+            and host.status
+            in (
+                "alive",
+                "readonly",
+            )
         )
 
     def writable(self, devid: int) -> bool:

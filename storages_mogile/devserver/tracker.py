@@ -54,7 +54,9 @@ class Tracker:
     so the cluster can give the host's node the new device directory.
     """
 
-    def __init__(self, store: MetadataStore, *, on_device_created: Callable[[int, int], None] | None = None) -> None:
+    def __init__(
+        self, store: MetadataStore, *, on_device_created: Callable[[int, int], None] | None = None
+    ) -> None:
         self.store = store
         self.usage = UsageMonitor()
         self.stopping = threading.Event()

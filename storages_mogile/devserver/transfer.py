@@ -40,7 +40,9 @@ def _connect(url: str, timeout: float) -> tuple[http.client.HTTPConnection, str]
     parts = urlsplit(url)
     if parts.scheme != "http" or not parts.hostname:
         raise TransferError(f"not a storage node URL: {url!r}")
-    connection = http.client.HTTPConnection(parts.hostname, parts.port or 80, timeout=timeout, blocksize=BLOCK)
+    connection = http.client.HTTPConnection(
+        parts.hostname, parts.port or 80, timeout=timeout, blocksize=BLOCK
+    )
     return connection, parts.path or "/"
 
 
@@ -93,12 +95,18 @@ def copy(source: str, destination: str, length: int, timeout: float = TIMEOUT) -
             reader.request("GET", source_path)
             response = reader.getresponse()
             if response.status != 200 or response.length != length:
-                raise TransferError(f"{source} answered {response.status} with {response.length} bytes, not {length}")
-            writer.request("PUT", destination_path, body=response, headers={"Content-Length": str(length)})
+                raise TransferError(
+                    f"{source} answered {response.status} with {response.length} bytes, not {length}"
+                )
+            writer.request(
+                "PUT", destination_path, body=response, headers={"Content-Length": str(length)}
+            )
             stored = writer.getresponse()
             stored.read()
             if stored.status != 200:
-                raise TransferError(f"{destination} refused the copy: {stored.status} {stored.reason}")
+                raise TransferError(
+                    f"{destination} refused the copy: {stored.status} {stored.reason}"
+                )
         finally:
             reader.close()
             writer.close()

@@ -34,7 +34,9 @@ def parse_usage(report: bytes) -> DeviceUsage | None:
         fields[name.strip()] = value.strip()
     try:
         return DeviceUsage(
-            int(fields["total"]) // 1024, int(fields["used"]) // 1024, int(fields["available"]) // 1024
+            int(fields["total"]) // 1024,
+            int(fields["used"]) // 1024,
+            int(fields["available"]) // 1024,
         )
     except (KeyError, ValueError):
         return None
@@ -58,7 +60,9 @@ class UsageMonitor:
         found = None
         if host is not None:
             try:
-                found = parse_usage(fetch(f"http://{host.hostip}:{host.http_port}/dev{devid}/usage", timeout=2.0))
+                found = parse_usage(
+                    fetch(f"http://{host.hostip}:{host.http_port}/dev{devid}/usage", timeout=2.0)
+                )
             except TransferError:
                 found = None
         with self._lock:

@@ -83,8 +83,12 @@ class Translation:
     """Recorded fids/devices/URLs <-> the dev cluster's."""
 
     def __init__(self, cluster: DevCluster) -> None:
-        self.node_of_devid = {devid: node.address for node in cluster.nodes for devid in node.devids}
-        self.devid_of_node = {node.address: devid for node in cluster.nodes for devid in node.devids}
+        self.node_of_devid = {
+            devid: node.address for node in cluster.nodes for devid in node.devids
+        }
+        self.devid_of_node = {
+            node.address: devid for node in cluster.nodes for devid in node.devids
+        }
         self.fids: dict[int, int] = {}
         self.devices: dict[int, dict[int, int]] = {}
 
@@ -109,7 +113,7 @@ class Translation:
         """With two devices, one known pair fixes the other."""
         ours = set(self.node_of_devid)
         if len(RECORDED_NODES) == len(ours) == 2 and len(mapping) == 1:
-            (recorded, our), = mapping.items()
+            ((recorded, our),) = mapping.items()
             mapping[(set(RECORDED_NODES) - {recorded}).pop()] = (ours - {our}).pop()
 
     # -- recorded -> ours ------------------------------------------------------
@@ -141,7 +145,11 @@ class Translation:
         recorded_fid = int(match.group(1)) if match else None
         line = _RAW_URL.sub(lambda m: self.our_url(m.group(0)), line)
         line = _ENCODED_URL.sub(lambda m: quote(self.our_url(unquote(m.group(0))), safe=""), line)
-        line = re.sub(r"(^|[ &])(fid|from)=(\d+)", lambda m: f"{m.group(1)}{m.group(2)}={self.our_fid(int(m.group(3)))}", line)
+        line = re.sub(
+            r"(^|[ &])(fid|from)=(\d+)",
+            lambda m: f"{m.group(1)}{m.group(2)}={self.our_fid(int(m.group(3)))}",
+            line,
+        )
         if recorded_fid is not None:
             line = re.sub(
                 r"(^|[ &])devid=(\d+)",
@@ -172,27 +180,39 @@ class Translation:
         devid, fid = parsed
         recorded_fid = self.recorded_fid(fid)
         recorded = self.recorded_devid(recorded_fid, devid)
-        return f"http://{RECORDED_NODES.get(recorded, parts.netloc)}{fid_path(recorded, recorded_fid)}"
+        return (
+            f"http://{RECORDED_NODES.get(recorded, parts.netloc)}{fid_path(recorded, recorded_fid)}"
+        )
 
     def recorded_devids(self, recorded_fid: int | None, devids: str) -> str:
         if not devids:
             return devids
-        return ",".join(sorted(str(self.recorded_devid(recorded_fid, int(d))) for d in devids.split(",")))
+        return ",".join(
+            sorted(str(self.recorded_devid(recorded_fid, int(d))) for d in devids.split(","))
+        )
 
     def reply(self, command: str, reply: Reply, recorded_fid: int | None) -> Reply:
         """Our decoded reply in the recording's terms."""
         if not reply.ok:
-            text = re.sub(r"http://[\d.]+:\d+/dev\d+/[\d/]+\.fid", lambda m: self.recorded_url(m.group(0)), reply.message)
+            text = re.sub(
+                r"http://[\d.]+:\d+/dev\d+/[\d/]+\.fid",
+                lambda m: self.recorded_url(m.group(0)),
+                reply.message,
+            )
             text = re.sub(
                 r"dest (\d+)\. Valid devices were: ([\d,]+)",
-                lambda m: f"dest {self.recorded_devid(recorded_fid, int(m.group(1)))}. Valid devices were: "
-                + self.recorded_devids(recorded_fid, m.group(2)),
+                lambda m: (
+                    f"dest {self.recorded_devid(recorded_fid, int(m.group(1)))}. Valid devices were: "
+                    + self.recorded_devids(recorded_fid, m.group(2))
+                ),
                 text,
             )
             return Reply(False, code=reply.code, message=text)
         args = dict(reply.args)
         fid_field = args.get("fid") or args.get("fid_fid")
-        context = self.recorded_fid(int(fid_field)) if fid_field and fid_field.isdigit() else recorded_fid
+        context = (
+            self.recorded_fid(int(fid_field)) if fid_field and fid_field.isdigit() else recorded_fid
+        )
         translated: dict[str, str] = {}
         for name, value in args.items():
             if value.startswith("http://"):
@@ -213,7 +233,9 @@ class Translation:
             for key, hostid in [(k, v) for k, v in args.items() if k.endswith("_hostid")]:
                 prefix = key[: -len("hostid")]
                 address = RECORDED_NODES.get(int(hostid), "")
-                translated[prefix + "hostip"], _, translated[prefix + "http_port"] = address.partition(":")
+                translated[prefix + "hostip"], _, translated[prefix + "http_port"] = (
+                    address.partition(":")
+                )
         return Reply(True, translated)
 
 
@@ -225,9 +247,9 @@ def canonical_reply(command: str, reply: Reply) -> Any:
     if not reply.ok:
         text = reply.message
         if reply.code == "size_verify_error":
-            text = re.sub(r"; error: .*", "; error: <stale>", text, flags=re.S)
+            text = re.sub(r"; error: .*", "; error: <stale>", text, flags=re.DOTALL)
         if reply.code == "invalid_replpolicy":
-            text = re.sub(r"(ReplicationPolicy::\w+): .*", r"\1: <detail>", text, flags=re.S)
+            text = re.sub(r"(ReplicationPolicy::\w+): .*", r"\1: <detail>", text, flags=re.DOTALL)
         return ("ERR", reply.code, text)
     args = {name: value for name, value in reply.args.items()}
     for name in list(args):
@@ -269,7 +291,8 @@ def domains_of(args: dict[str, str]) -> dict[str, dict[str, tuple]]:
             count = int(args[f"domain{number}classes"])
             result[value] = {
                 args[f"domain{number}class{index}name"]: tuple(
-                    args[f"domain{number}class{index}{field}"] for field in ("mindevcount", "replpolicy", "hashtype")
+                    args[f"domain{number}class{index}{field}"]
+                    for field in ("mindevcount", "replpolicy", "hashtype")
                 )
                 for index in range(1, count + 1)
             }
@@ -392,7 +415,9 @@ def poll(attempt: Callable[[], Outcome], step: Callable[[], None], tries: int = 
 
 # -- the replayer -------------------------------------------------------------------
 
-_REQUEST_LINE = re.compile(r"^(GET|HEAD|PUT|DELETE|POST|OPTIONS|MOVE) (\S+) (HTTP/1\.\d)\r$", re.M)
+_REQUEST_LINE = re.compile(
+    r"^(GET|HEAD|PUT|DELETE|POST|OPTIONS|MOVE) (\S+) (HTTP/1\.\d)\r$", re.MULTILINE
+)
 _ABBREVIATED_BODY = re.compile(r"<(\d+) bytes>$")
 _LONG_KEY = re.compile(r"<(\d+) x 'L'>")
 
@@ -406,7 +431,9 @@ class Replayer:
     match (or give up).
     """
 
-    def __init__(self, cluster: DevCluster, setup: dict[int, list[StoredFile]], polls: set[int]) -> None:
+    def __init__(
+        self, cluster: DevCluster, setup: dict[int, list[StoredFile]], polls: set[int]
+    ) -> None:
         self.cluster = cluster
         self.translation = Translation(cluster)
         self.setup = setup
@@ -438,13 +465,13 @@ class Replayer:
         if record.get("request") is None:
             return None
         if _LONG_KEY.search(record["request"]) or record["cmd"] == "create_close+get_paths":
-            attempt = lambda: self.long_key(record)  # noqa: E731
+            attempt = lambda: self.long_key(record)
         elif "target" in record:
-            attempt = lambda: self.http(record)  # noqa: E731
+            attempt = lambda: self.http(record)
         elif record.get("raw"):
-            attempt = lambda: self.raw(record)  # noqa: E731
+            attempt = lambda: self.raw(record)
         else:
-            attempt = lambda: self.line(record)  # noqa: E731
+            attempt = lambda: self.line(record)
         if record["seq"] in self.polls:
             return poll(attempt, self.run_worker)
         return attempt()
@@ -457,7 +484,11 @@ class Replayer:
         fid_match = re.search(r"(?:^|[ &])fid=(\d+)", recorded_request)
         recorded_fid = int(fid_match.group(1)) if fid_match else None
         line = self.translation.request(recorded_request)
-        if command == "create_close" and record["response"].startswith("OK") and recorded_fid not in self.uploaded:
+        if (
+            command == "create_close"
+            and record["response"].startswith("OK")
+            and recorded_fid not in self.uploaded
+        ):
             self.upload_for_close(line, recorded_fid)
         eol = b"\n" if record.get("eol_sent") == "b'\\n'" else b"\r\n"
         raw_reply = self.tracker(record).ask(encode(line) + eol)
@@ -472,7 +503,10 @@ class Replayer:
     def learn_open(self, recorded: Reply, ours: Reply) -> None:
         if "dev_count" in recorded.args:
             count = min(int(recorded.args["dev_count"]), int(ours.args["dev_count"]))
-            pairs = [(int(recorded.args[f"devid_{i}"]), int(ours.args[f"devid_{i}"])) for i in range(1, count + 1)]
+            pairs = [
+                (int(recorded.args[f"devid_{i}"]), int(ours.args[f"devid_{i}"]))
+                for i in range(1, count + 1)
+            ]
         else:
             pairs = [(int(recorded.args["devid"]), int(ours.args["devid"]))]
         self.translation.learn(int(recorded.args["fid"]), int(ours.args["fid"]), pairs)
@@ -501,7 +535,9 @@ class Replayer:
 
     def store(self, stored: StoredFile) -> None:
         """Store a file the recording set up without logging it."""
-        opened = self.ask(f"create_open domain=testdomain&key={quote(stored.key, safe='')}&class={stored.cls}")
+        opened = self.ask(
+            f"create_open domain=testdomain&key={quote(stored.key, safe='')}&class={stored.cls}"
+        )
         assert opened.ok, opened
         fid, devid, path = int(opened.args["fid"]), int(opened.args["devid"]), opened.args["path"]
         if stored.copies == 2:
@@ -532,7 +568,11 @@ class Replayer:
         if "create_close" not in parsed:  # recorded on PostgreSQL: create_open alone
             expected = canonical_reply("create_open", parsed_reply(parsed))
             return Outcome(record["seq"], expected, canonical_reply("create_open", opened))
-        expected = (parsed["create_close"]["status"], parsed["get_paths"]["status"], parsed["get_paths"]["args"].get("paths"))
+        expected = (
+            parsed["create_close"]["status"],
+            parsed["get_paths"]["status"],
+            parsed["get_paths"]["args"].get("paths"),
+        )
         if not opened.ok:
             return Outcome(record["seq"], expected, ("ERR", opened.code, opened.message))
         self.put(opened.args["path"], b"L")
@@ -541,7 +581,11 @@ class Replayer:
             f"&path={quote(opened.args['path'], safe='')}&size=1"
         )
         paths = self.ask(f"get_paths domain=testdomain&key={key}")
-        return Outcome(record["seq"], expected, ("OK" if closed.ok else "ERR", "OK" if paths.ok else "ERR", paths.args.get("paths")))
+        return Outcome(
+            record["seq"],
+            expected,
+            ("OK" if closed.ok else "ERR", "OK" if paths.ok else "ERR", paths.args.get("paths")),
+        )
 
     # -- raw tracker exchanges -------------------------------------------------------
 
@@ -553,9 +597,19 @@ class Replayer:
             return Outcome(record["seq"], encode(record["response"]), received, request)
         commands = [decode_request(encode(line)) for line in request.split("\r\n")]
         commands = [command.command for command in commands if command is not None]
-        expected = [canonical_reply(c, decode_reply(r)) for c, r in zip(commands, encode(record["response"]).splitlines())]
-        actual = [canonical_reply(c, decode_reply(r)) for c, r in zip(commands, received.splitlines())]
-        return Outcome(record["seq"], (expected, record["response"].count("\r\n")), (actual, received.count(b"\r\n")), request)
+        expected = [
+            canonical_reply(c, decode_reply(r))
+            for c, r in zip(commands, encode(record["response"]).splitlines())
+        ]
+        actual = [
+            canonical_reply(c, decode_reply(r)) for c, r in zip(commands, received.splitlines())
+        ]
+        return Outcome(
+            record["seq"],
+            (expected, record["response"].count("\r\n")),
+            (actual, received.count(b"\r\n")),
+            request,
+        )
 
     # -- HTTP -------------------------------------------------------------------------
 
@@ -566,7 +620,9 @@ class Replayer:
     def http(self, record: dict[str, Any]) -> Outcome:
         target, text = record["target"], record["request"]
         if target.endswith(":7501"):
-            return Outcome(record["seq"], record["response"], "the dev nodes have no side channel", text)
+            return Outcome(
+                record["seq"], record["response"], "the dev nodes have no side channel", text
+            )
         node = self.node_for(target)
         paths = []
 
@@ -579,7 +635,11 @@ class Replayer:
 
         text = _REQUEST_LINE.sub(rewrite, text)
         text = text.replace(f"Host: {target}", f"Host: {node}")
-        text = re.sub(r"If-Modified-Since: (.*)\r", lambda m: f"If-Modified-Since: {self.dates.get(m.group(1), m.group(1))}\r", text)
+        text = re.sub(
+            r"If-Modified-Since: (.*)\r",
+            lambda m: f"If-Modified-Since: {self.dates.get(m.group(1), m.group(1))}\r",
+            text,
+        )
         data = encode(text)
         abbreviated = _ABBREVIATED_BODY.search(text)
         if abbreviated:
@@ -592,7 +652,10 @@ class Replayer:
                 self.uploaded.add(parsed[1])
         methods = [method for method, _ in paths]
         host, port = node.rsplit(":", 1)
-        with socket.create_connection((host, int(port)), timeout=30) as sock, sock.makefile("rb") as reader:
+        with (
+            socket.create_connection((host, int(port)), timeout=30) as sock,
+            sock.makefile("rb") as reader,
+        ):
             sock.sendall(data)
             ours = [read_http_response(reader, method) for method in methods]
         recorded = parse_recorded_http(record["response"], methods)
@@ -609,8 +672,8 @@ class Replayer:
         )
 
     def note_dates(self, recorded: HttpResponse, ours: HttpResponse) -> None:
-        theirs = dict((name.lower(), value) for name, value in recorded.headers).get("last-modified")
-        mine = dict((name.lower(), value) for name, value in ours.headers).get("last-modified")
+        theirs = {name.lower(): value for name, value in recorded.headers}.get("last-modified")
+        mine = {name.lower(): value for name, value in ours.headers}.get("last-modified")
         if theirs and mine:
             self.dates[theirs] = mine
 

@@ -57,7 +57,12 @@ POLLS = {86, 102, 321, 323, 410, 417, 418, 419, 440, 456}
 
 # get_paths with one copy deleted behind the tracker's back: the real tracker
 # answered differently each time (random order, only the first path checked).
-ALTERNATIVES = {388: (388, 389, 390, 391), 389: (388, 389, 390, 391), 390: (388, 389, 390, 391), 391: (388, 389, 390, 391)}
+ALTERNATIVES = {
+    388: (388, 389, 390, 391),
+    389: (388, 389, 390, 391),
+    390: (388, 389, 390, 391),
+    391: (388, 389, 390, 391),
+}
 
 # Files the recording stored without logging the exchanges (recorded fids
 # from its list_fids output; lengths and classes from its file_info output).
@@ -72,7 +77,10 @@ SETUP: dict[int, list[StoredFile]] = {
     379: [StoredFile(f"repl/{n}", "avatar", 14, fid=58 + n, copies=2) for n in range(1, 5)]
     + [StoredFile("repl/thumb", "thumb", 5, fid=63, devid=2)],
     380: [StoredFile("ds/a", "avatar", 1, fid=64, copies=2)],
-    386: [StoredFile("vf/two", "avatar", 1, fid=66, copies=2), StoredFile("vf/one", "thumb", 1, fid=67, devid=1)],
+    386: [
+        StoredFile("vf/two", "avatar", 1, fid=66, copies=2),
+        StoredFile("vf/one", "thumb", 1, fid=67, devid=1),
+    ],
 }
 
 RECORDS = load_records()
@@ -103,13 +111,22 @@ def matches(outcome: Outcome, outcomes: dict[int, Outcome]) -> bool:
 
 
 def check(outcomes: dict[int, Outcome]) -> None:
-    differing = [outcome for seq, outcome in outcomes.items() if seq not in DEVIATIONS and not matches(outcome, outcomes)]
-    stale = [seq for seq, outcome in outcomes.items() if seq in DEVIATIONS and matches(outcome, outcomes)]
+    differing = [
+        outcome
+        for seq, outcome in outcomes.items()
+        if seq not in DEVIATIONS and not matches(outcome, outcomes)
+    ]
+    stale = [
+        seq for seq, outcome in outcomes.items() if seq in DEVIATIONS and matches(outcome, outcomes)
+    ]
     report = "\n\n".join(
-        f"seq {o.seq}: {o.request[:160]!r}\n  recorded: {o.expected!r}\n  dev:      {o.actual!r}" for o in differing
+        f"seq {o.seq}: {o.request[:160]!r}\n  recorded: {o.expected!r}\n  dev:      {o.actual!r}"
+        for o in differing
     )
     assert not differing, f"{len(differing)} replies differ from the recording:\n{report}"
-    assert not stale, f"seqs {stale} are listed in DEVIATIONS but match the recording now: remove them"
+    assert not stale, (
+        f"seqs {stale} are listed in DEVIATIONS but match the recording now: remove them"
+    )
 
 
 def test_sqlite_recording(tmp_path: Path) -> None:
@@ -139,7 +156,7 @@ def test_deviation_table_matches_docs() -> None:
     text = DOCS.read_text(encoding="utf-8")
     section = text.split("## Deliberate deviations", 1)[1]
     listed: set[int] = set()
-    for cell in re.findall(r"^\|\s*(\d[\d,\s–-]*?)\s*\|", section, flags=re.M):
+    for cell in re.findall(r"^\|\s*(\d[\d,\s–-]*?)\s*\|", section, flags=re.MULTILINE):
         for part in cell.split(","):
             first, _, last = part.strip().replace("–", "-").partition("-")
             listed.update(range(int(first), int(last or first) + 1))
