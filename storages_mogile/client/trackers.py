@@ -90,6 +90,14 @@ def split_address(address: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
+class _NotSent(Exception):
+    """The request line did not (completely) leave: safe to send elsewhere."""
+
+
+class _NoReply(Exception):
+    """The request went out but no valid reply came back: outcome unknown."""
+
+
 class TrackerConnection:
     """One socket to one tracker, exchanging one line for one line."""
 
@@ -167,49 +175,68 @@ class TrackerPool:
         """
         line = encode_request(command, dict(args))
         attempts: list[tuple[str, str]] = []
-        sent = False
+        resent = False
         for address in self._order():
             try:
-                connection = self._connection(address)
-            except OSError as exc:
-                self._fail(address, attempts, f"connect failed: {exc}")
+                reply = self._exchange(address, line)
+            except _NotSent as exc:
+                self._fail(address, attempts, str(exc))
                 continue
-            try:
-                connection.send(line)
-            except OSError as exc:
-                self._fail(address, attempts, f"send failed: {exc}")
-                continue
-            try:
-                reply = connection.read_reply()
-            except (OSError, ProtocolError) as exc:
+            except _NoReply as exc:
                 self._fail(address, attempts, str(exc))
                 if command not in IDEMPOTENT:
                     raise self._unknown_outcome(command, args, attempts) from exc
-                if sent:
+                if resent:
                     break
-                sent = True
+                resent = True
                 continue
-            if not connection.usable():
-                self.close()
-            self._recovered(address)
-            if reply.ok:
-                return reply.args
-            if sent and reply.code in _DONE_ON_RETRY.get(command, ()):
-                logger.info(
-                    "%s retried at %s answered %s: done already", command, address, reply.code
-                )
-                return {}
-            raise tracker_error(
-                reply.code,
-                reply.message,
-                command=command,
-                tracker=address,
-                key=_subject_key(args),
-                domain=_str_or_none(args.get("domain")),
-            )
+            return self._answer(command, args, address, reply, resent=resent)
         tried = "; ".join(f"{address}: {reason}" for address, reason in attempts)
         raise TrackerUnavailableError(
             f"{command}{_describe(args)}: no tracker answered (tried {tried})", attempts
+        )
+
+    def _exchange(self, address: str, line: bytes) -> Reply:
+        """One request line and its reply, on this thread's connection to ``address``."""
+        try:
+            connection = self._connection(address)
+        except OSError as exc:
+            raise _NotSent(f"connect failed: {exc}") from exc
+        try:
+            connection.send(line)
+        except OSError as exc:
+            raise _NotSent(f"send failed: {exc}") from exc
+        try:
+            reply = connection.read_reply()
+        except (OSError, ProtocolError) as exc:
+            raise _NoReply(str(exc)) from exc
+        if not connection.usable():
+            self.close()
+        self._recovered(address)
+        return reply
+
+    def _answer(
+        self,
+        command: str,
+        args: Mapping[str, str | int | None],
+        address: str,
+        reply: Reply,
+        *,
+        resent: bool,
+    ) -> dict[str, str]:
+        """The arguments of an ``OK`` reply; the typed error for an ``ERR``."""
+        if reply.ok:
+            return reply.args
+        if resent and reply.code in _DONE_ON_RETRY.get(command, ()):
+            logger.info("%s resent to %s answered %s: done already", command, address, reply.code)
+            return {}
+        raise tracker_error(
+            reply.code,
+            reply.message,
+            command=command,
+            tracker=address,
+            key=_subject_key(args),
+            domain=_str_or_none(args.get("domain")),
         )
 
     def close(self) -> None:
