@@ -50,7 +50,7 @@ def get_domains(tracker: Tracker, args: dict[str, str]) -> Reply:
 
 def create_domain(tracker: Tracker, args: dict[str, str]) -> Reply:
     """Add a domain (names are not validated, as in mogilefsd)."""
-    name = args.get("domain")
+    name = args.get("domain", "")
     if not truthy(name):
         raise CommandError("no_domain")
     try:
@@ -62,7 +62,7 @@ def create_domain(tracker: Tracker, args: dict[str, str]) -> Reply:
 
 def delete_domain(tracker: Tracker, args: dict[str, str]) -> Reply:
     """Remove a domain that has neither files nor classes."""
-    name = args.get("domain")
+    name = args.get("domain", "")
     if not truthy(name):
         raise CommandError("no_domain")
     dmid = tracker.store.domain_id(name)
@@ -79,7 +79,7 @@ def delete_domain(tracker: Tracker, args: dict[str, str]) -> Reply:
 
 def create_class(tracker: Tracker, args: dict[str, str], *, update: bool = False) -> Reply:
     """Add a class to a domain, or with ``update`` change one."""
-    domain, name = args.get("domain"), args.get("class")
+    domain, name = args.get("domain", ""), args.get("class", "")
     if not domain:
         raise CommandError("no_domain")
     if not name:
@@ -139,7 +139,7 @@ def check_policy(policy: str) -> None:
 
 def delete_class(tracker: Tracker, args: dict[str, str]) -> Reply:
     """Remove a class without files; ``default`` cannot be removed."""
-    domain, name = args.get("domain"), args.get("class")
+    domain, name = args.get("domain", ""), args.get("class", "")
     if not domain:
         raise CommandError("no_domain")
     if name == DEFAULT_CLASS:
@@ -187,7 +187,7 @@ def get_hosts(tracker: Tracker, args: dict[str, str]) -> Reply:
 
 def create_host(tracker: Tracker, args: dict[str, str], *, update: bool = False) -> Reply:
     """Add a host (``ip`` and ``port`` required), or with ``update`` change one."""
-    name = args.get("host")
+    name = args.get("host", "")
     if not truthy(name):
         raise CommandError("no_host")
     store = tracker.store
@@ -232,7 +232,7 @@ def update_host(tracker: Tracker, args: dict[str, str]) -> Reply:
 def delete_host(tracker: Tracker, args: dict[str, str]) -> Reply:
     """Remove a host that has no devices."""
     store = tracker.store
-    host = store.host_by_name(args.get("host") or "")
+    host = store.host_by_name(args.get("host", ""))
     if host is None:
         raise CommandError("unknown_host")
     if any(device.hostid == host.hostid for device in store.devices()):
@@ -308,7 +308,7 @@ def device_of_host(tracker: Tracker, hostname: str, devid: int) -> Any:
 
 def set_state(tracker: Tracker, args: dict[str, str]) -> Reply:
     """Change a device's state (alive, down, readonly, drain, dead)."""
-    hostname, devid, state = args.get("host"), integer(args.get("device")), args.get("state")
+    hostname, devid, state = args.get("host", ""), integer(args.get("device")), args.get("state")
     if not (truthy(hostname) and devid and state in DEVICE_STATES):
         raise CommandError("bad_params")
     device = device_of_host(tracker, hostname, devid)
@@ -321,7 +321,7 @@ def set_state(tracker: Tracker, args: dict[str, str]) -> Reply:
 def set_weight(tracker: Tracker, args: dict[str, str]) -> Reply:
     """Change a device's weight (how often get_paths lists it first)."""
     hostname, devid, weight = (
-        args.get("host"),
+        args.get("host", ""),
         integer(args.get("device")),
         integer(args.get("weight")),
     )
@@ -345,7 +345,7 @@ def server_settings(tracker: Tracker, args: dict[str, str]) -> Reply:
 
 def server_setting(tracker: Tracker, args: dict[str, str]) -> Reply:
     """One server setting."""
-    name = args.get("key")
+    name = args.get("key", "")
     if not truthy(name):
         raise CommandError("bad_params")
     return {"key": name, "value": tracker.store.server_settings().get(name)}

@@ -14,7 +14,7 @@ import logging
 from pathlib import Path
 from types import TracebackType
 
-from .metadata import Duplicate, MetadataStore
+from .metadata import MetadataStore
 from .replication import Replicator
 from .storagenode import StorageNode
 from .tracker import Tracker, TrackerServer
@@ -76,9 +76,15 @@ class DevCluster:
     # -- lifecycle ---------------------------------------------------------
 
     def start(self) -> DevCluster:
-        """Start nodes, register them, create the domains, start the trackers."""
+        """Start nodes, register them, create the domains, start the trackers.
+
+        A no-op on a running cluster; a stopped cluster starts again with
+        its parts on their previous ports.
+        """
+        if self.replicator is not None:
+            return self
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        store = self._open_store()
+        store = self._stores[0] if self._stores else self._open_store()
         for index, node in enumerate(self.nodes, 1):
             node.add_device(index)
             node.start()
@@ -168,14 +174,10 @@ class DevCluster:
                 dmid = store.create_domain(domain)
             for name, mindevcount in classes.items():
                 found = store.class_by_name(dmid, name)
-                try:
-                    classid = (
-                        found.classid
-                        if found and not found.implicit
-                        else store.create_class(dmid, name)
-                    )
-                except Duplicate:  # created meanwhile by another cluster over the same directory
-                    classid = store.class_by_name(dmid, name).classid
+                if found is None or found.implicit:
+                    classid = store.create_class(dmid, name)
+                else:
+                    classid = found.classid
                 store.update_class(dmid, classid, mindevcount=mindevcount)
 
     def __repr__(self) -> str:

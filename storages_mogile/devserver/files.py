@@ -40,7 +40,7 @@ Reply = dict[str, Any]
 
 def check_domain(tracker: Tracker, args: dict[str, str]) -> int:
     """The dmid of the ``domain`` argument (``no_domain``, ``unreg_domain``)."""
-    name = args.get("domain")
+    name = args.get("domain", "")
     if not name:
         raise CommandError("no_domain")
     dmid = tracker.store.domain_id(name)
@@ -49,7 +49,7 @@ def check_domain(tracker: Tracker, args: dict[str, str]) -> int:
     return dmid
 
 
-def valid_key(key: str | None) -> bool:
+def valid_key(key: str) -> bool:
     """mogilefsd's key check: present and not empty (``0`` is a key)."""
     return bool(key)
 
@@ -62,7 +62,7 @@ def check_key_length(key: str) -> None:
 
 
 def existing_file(
-    tracker: Tracker, dmid: int, key: str | None, *, unknown: str = "unknown_key"
+    tracker: Tracker, dmid: int, key: str, *, unknown: str = "unknown_key"
 ) -> FileRow:
     """The file stored under ``key`` (``no_key``, then ``unknown``)."""
     if not valid_key(key):
@@ -79,14 +79,14 @@ def existing_file(
 def create_open(tracker: Tracker, args: dict[str, str]) -> Reply:
     """Open a new file: choose destination devices and a fid."""
     dmid = check_domain(tracker, args)
-    key = args["key"] if truthy(args.get("key")) else ""
+    key = args["key"] if truthy(args.get("key", "")) else ""
     multi = truthy(args.get("multi_dest"))
     size = number(args["size"]) if truthy(args.get("size")) else None
     wanted_fid = integer(args["fid"]) if truthy(args.get("fid")) else None
     profile = Profile(truthy(args.get("debug_profile")))
 
     classid = 0
-    if truthy(args.get("class")):
+    if truthy(args.get("class", "")):
         found = tracker.store.class_by_name(dmid, args["class"])
         if found is None:
             raise CommandError("unreg_class")
@@ -171,12 +171,12 @@ def create_close(tracker: Tracker, args: dict[str, str]) -> Reply:
     queued for removal); the client has to start again with create_open.
     """
     check_domain(tracker, args)
-    key = args.get("key")
+    key = args.get("key", "")
     for name in ("fid", "devid", "path"):
         if not truthy(args.get(name)):
             raise CommandError(f"no_{name}")
     fid, devid, path = integer(args["fid"]), integer(args["devid"]), args["path"]
-    checksum = parse_checksum(args.get("checksum")) if truthy(args.get("checksum")) else None
+    checksum = parse_checksum(args["checksum"]) if truthy(args.get("checksum")) else None
 
     topology = Topology.load(tracker.store)
     expected = topology.url(devid, fid)
@@ -270,7 +270,7 @@ def get_paths(tracker: Tracker, args: dict[str, str]) -> Reply:
     nothing else is.
     """
     dmid = check_domain(tracker, args)
-    found = existing_file(tracker, dmid, args.get("key"))
+    found = existing_file(tracker, dmid, args.get("key", ""))
     pathcount = max(2, integer(args["pathcount"]) if truthy(args.get("pathcount")) else 2)
     noverify = truthy(args.get("noverify"))
 
@@ -317,7 +317,7 @@ def weighted_order(topology: Topology, devids: list[int]) -> list[int]:
 def file_info(tracker: Tracker, args: dict[str, str]) -> Reply:
     """What the tracker knows of a file: fid, class, length, copies."""
     dmid = check_domain(tracker, args)
-    key = args.get("key")
+    key = args.get("key", "")
     found = existing_file(tracker, dmid, key)
     store = tracker.store
     file_class = store.class_by_id(found.dmid, found.classid)
@@ -345,7 +345,7 @@ def file_debug(tracker: Tracker, args: dict[str, str]) -> Reply:
         found = store.file(fid)
     else:
         dmid = check_domain(tracker, args)
-        found = existing_file(tracker, dmid, args.get("key"))
+        found = existing_file(tracker, dmid, args.get("key", ""))
         fid = found.fid
     reply: Reply = {}
     if found:
@@ -441,7 +441,7 @@ def list_fids(tracker: Tracker, args: dict[str, str]) -> Reply:
 def delete(tracker: Tracker, args: dict[str, str]) -> Reply:
     """Delete a file; its storage copies are removed in the background."""
     dmid = check_domain(tracker, args)
-    found = existing_file(tracker, dmid, args.get("key"))
+    found = existing_file(tracker, dmid, args.get("key", ""))
     tracker.store.delete_file(found.fid)
     return {}
 
@@ -449,7 +449,7 @@ def delete(tracker: Tracker, args: dict[str, str]) -> Reply:
 def rename(tracker: Tracker, args: dict[str, str]) -> Reply:
     """Give a file another key (``key_exists`` if the new key is taken)."""
     dmid = check_domain(tracker, args)
-    source, target = args.get("from_key"), args.get("to_key")
+    source, target = args.get("from_key", ""), args.get("to_key", "")
     if not (valid_key(source) and valid_key(target)):
         raise CommandError("no_key")
     found = existing_file(tracker, dmid, source)
@@ -462,10 +462,10 @@ def rename(tracker: Tracker, args: dict[str, str]) -> Reply:
 def updateclass(tracker: Tracker, args: dict[str, str]) -> Reply:
     """Move a file to another class; replication then fixes its copies."""
     dmid = check_domain(tracker, args)
-    key = args.get("key")
+    key = args.get("key", "")
     if not valid_key(key):
         raise CommandError("no_key")
-    if not truthy(args.get("class")):
+    if not truthy(args.get("class", "")):
         raise CommandError("no_class")
     new_class = tracker.store.class_by_name(dmid, args["class"])
     if new_class is None:

@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 from storages_mogile.client.protocol import ENCODING, ERRORS
 
@@ -128,6 +129,11 @@ def to_bytes(text: str) -> bytes:
 def to_text(raw: bytes) -> str:
     """A stored key or name as text (invalid UTF-8 kept as surrogates)."""
     return bytes(raw).decode(ENCODING, ERRORS)
+
+
+def _rowid(cursor: sqlite3.Cursor) -> int:
+    """The rowid an INSERT just created (always set after an INSERT)."""
+    return cast(int, cursor.lastrowid)
 
 
 def _ci_prefix(key: bytes, prefix: bytes) -> bool:
@@ -283,9 +289,9 @@ class MetadataStore:
         """Add a domain; Duplicate if the name is taken."""
         try:
             with self._transaction() as db:
-                return db.execute(
-                    "INSERT INTO domain (namespace) VALUES (?)", (to_bytes(name),)
-                ).lastrowid
+                return _rowid(
+                    db.execute("INSERT INTO domain (namespace) VALUES (?)", (to_bytes(name),))
+                )
         except sqlite3.IntegrityError as exc:
             raise Duplicate(name) from exc
 
@@ -436,10 +442,12 @@ class MetadataStore:
         """Add a host; Duplicate if the name is taken."""
         try:
             with self._transaction() as db:
-                return db.execute(
-                    "INSERT INTO host (hostname, hostip, status) VALUES (?, ?, ?)",
-                    (to_bytes(hostname), hostip, status),
-                ).lastrowid
+                return _rowid(
+                    db.execute(
+                        "INSERT INTO host (hostname, hostip, status) VALUES (?, ?, ?)",
+                        (to_bytes(hostname), hostip, status),
+                    )
+                )
         except sqlite3.IntegrityError as exc:
             raise Duplicate(hostname) from exc
 
@@ -511,8 +519,9 @@ class MetadataStore:
                     and db.execute("SELECT 1 FROM file WHERE fid = ?", (fid,)).fetchone()
                 ):
                     raise Duplicate(fid)
-                return db.execute(
-                    "INSERT INTO tempfile (fid, createtime, classid, dmid, dkey, devids) VALUES (?, ?, ?, ?, ?, ?)",
+                inserted = db.execute(
+                    "INSERT INTO tempfile (fid, createtime, classid, dmid, dkey, devids)"
+                    " VALUES (?, ?, ?, ?, ?, ?)",
                     (
                         fid,
                         int(time.time()),
@@ -521,7 +530,8 @@ class MetadataStore:
                         to_bytes(key),
                         ",".join(map(str, devids)),
                     ),
-                ).lastrowid
+                )
+                return _rowid(inserted)
         except sqlite3.IntegrityError as exc:
             raise Duplicate(fid) from exc
 

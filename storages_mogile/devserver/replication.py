@@ -154,15 +154,18 @@ class Replicator:
             devid for devid in topology.devices if topology.writable(devid) and devid not in holders
         ]
         ideal = [devid for devid in free if topology.devices[devid].hostid not in busy_hosts]
-        return (ideal or free or [None])[0]
+        candidates = ideal or free
+        return candidates[0] if candidates else None
 
     def copy(
         self, found: FileRow, holders: list[int], destination: int, topology: Topology
     ) -> bool:
         """Copy a file from any readable holder to ``destination``."""
         target = topology.url(destination, found.fid)
-        for source in (devid for devid in holders if topology.readable(devid)):
-            origin = topology.url(source, found.fid)
+        sources = [topology.url(devid, found.fid) for devid in holders if topology.readable(devid)]
+        for origin in sources:
+            if target is None or origin is None:
+                continue
             try:
                 transfer.copy(origin, target, found.length)
             except transfer.TransferError as exc:
@@ -170,7 +173,7 @@ class Replicator:
                 continue
             if not self.store.add_copy(found.fid, destination):
                 transfer.delete(target)  # deleted while we copied: do not leave an orphan
-            logger.debug("fid %d copied from dev%d to dev%d", found.fid, source, destination)
+            logger.debug("fid %d copied from %s to dev%d", found.fid, origin, destination)
             return True
         return False
 

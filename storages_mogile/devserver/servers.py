@@ -13,7 +13,7 @@ import socket
 import socketserver
 import threading
 from abc import ABC, abstractmethod
-from typing import Any
+from typing import Any, cast
 
 logger = logging.getLogger(__name__)
 
@@ -31,12 +31,12 @@ class TrackedServerMixin:
         self._open_lock = threading.Lock()
         super().__init__(*args, **kwargs)
 
-    def process_request(self, request: socket.socket, client_address: Any) -> None:
+    def process_request(self, request: Any, client_address: Any) -> None:
         with self._open_lock:
             self._open.add(request)
         super().process_request(request, client_address)  # type: ignore[misc]
 
-    def shutdown_request(self, request: socket.socket) -> None:
+    def shutdown_request(self, request: Any) -> None:
         with self._open_lock:
             self._open.discard(request)
         super().shutdown_request(request)  # type: ignore[misc]
@@ -81,7 +81,7 @@ class ListeningService(ABC):
         """Listen (again) on the service's port; a no-op if running."""
         if self._server is None:
             server = self.make_server((self.host, self.port))
-            self.port = server.server_address[1]
+            self.port = cast("tuple[str, int]", server.server_address)[1]
             self._thread = threading.Thread(
                 target=server.serve_forever,
                 kwargs={"poll_interval": 0.1},

@@ -60,20 +60,19 @@ class Topology:
     def readable(self, devid: int) -> bool:
         """May copies on this device be handed out to readers?"""
         device, host = self.devices.get(devid), self.host_of(devid)
-        return (
-            bool(device and host)
-            and device.status in ("alive", "readonly", "drain")
-            and host.status
-            in (
-                "alive",
-                "readonly",
-            )
+        if device is None or host is None:
+            return False
+        return device.status in ("alive", "readonly", "drain") and host.status in (
+            "alive",
+            "readonly",
         )
 
     def writable(self, devid: int) -> bool:
         """May this device receive new files and replicas?"""
         device, host = self.devices.get(devid), self.host_of(devid)
-        return bool(device and host) and device.status == "alive" and host.status == "alive"
+        if device is None or host is None:
+            return False
+        return device.status == "alive" and host.status == "alive"
 
     def lost(self, devid: int) -> bool:
         """Are copies on this device gone for good (dead or unknown device)?"""

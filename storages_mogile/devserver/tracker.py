@@ -92,8 +92,8 @@ class Tracker:
             return encode_err(error.code, error.text)
         except Exception:  # a bug or a storage failure: answer, keep serving
             logger.exception("command %r failed", command)
-            error = CommandError("failure")
-            return encode_err(error.code, error.text)
+            failure = CommandError("failure")
+            return encode_err(failure.code, failure.text)
         finally:
             with self._count_lock:
                 self._processing -= 1
