@@ -1,0 +1,70 @@
+"""Response headers of a served file: content headers and validators."""
+
+from __future__ import annotations
+
+import hashlib
+import mimetypes
+import posixpath
+import re
+from datetime import datetime
+
+from django.utils.http import content_disposition_header, http_date
+
+from storages_mogile.serving.files import ServedFile
+from storages_mogile.serving.options import ServeOptions
+
+# A file compressed as a whole is served as the compressed type, not as
+# the type of what it holds (``x.tar.gz`` is gzip data, not a tarball).
+_ENCODED_TYPES = {
+    "br": "application/x-brotli",
+    "bzip2": "application/x-bzip",
+    "compress": "application/x-compress",
+    "gzip": "application/gzip",
+    "xz": "application/x-xz",
+}
+
+# mogstored's path of a file ends in its fid, zero-padded to ten digits.
+_FID = re.compile(r"/(\d+)\.fid\Z")
+
+
+def content_type_for(name: str) -> str:
+    """The Content-Type of a file, guessed from its name."""
+    content_type, encoding = mimetypes.guess_type(name, strict=False)
+    if encoding is not None:
+        content_type = _ENCODED_TYPES.get(encoding, "application/octet-stream")
+    return content_type or "application/octet-stream"
+
+
+def content_headers(file: ServedFile, options: ServeOptions) -> dict[str, str]:
+    """The headers every mode sends for ``file``, configured headers last."""
+    headers = {
+        "Content-Type": content_type_for(file.name),
+        "X-Content-Type-Options": "nosniff",
+    }
+    if options.attachment:
+        disposition = content_disposition_header(True, posixpath.basename(file.name))
+        headers["Content-Disposition"] = disposition or "attachment"
+    headers.update(options.headers)
+    return headers
+
+
+def etag_for(file: ServedFile) -> str | None:
+    """A strong ETag for the stored version of ``file``, or None.
+
+    MogileFS never changes a stored file: saving a key again makes a new fid.
+    So the fid, read from a mogstored path, identifies the content; it is
+    hashed to keep the fid counter private. Paths of another shape give None.
+    """
+    match = _FID.search(file.paths[0])
+    if match is None:
+        return None
+    fid = int(match.group(1))
+    digest = hashlib.sha256(f"{file.storage.domain}\0{fid}".encode()).hexdigest()
+    return f'"{digest[:24]}"'
+
+
+def last_modified_header(modified: datetime | None) -> dict[str, str]:
+    """A Last-Modified header for ``modified``, none when it is unknown."""
+    if modified is None:
+        return {}
+    return {"Last-Modified": http_date(modified.timestamp())}

@@ -1,0 +1,176 @@
+"""Options of the serving view: ``MOGILEFS_SERVE_*`` settings, overridable per URL pattern.
+
+Every option has a setting; the keyword arguments of a URL pattern
+(``serve_patterns(mode="nginx")`` or a ``path(..., serve, {"mode": "nginx"})``)
+override it. Options are resolved on every request, so ``override_settings``
+and settings changed at run time take effect at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured, PermissionDenied
+from django.core.files.storage import storages
+from django.http import HttpRequest
+from django.utils.module_loading import import_string
+
+from storages_mogile.backends.mogile import MogileFSStorage
+
+PERLBAL = "perlbal"
+NGINX = "nginx"
+STREAM = "stream"
+AUTO = "auto"
+MODES = (PERLBAL, NGINX, STREAM, AUTO)
+
+# Option name -> (setting, default). A mode of None defers to the legacy
+# SERVE_WITH_PERLBAL setting.
+OPTION_SETTINGS: dict[str, tuple[str, Any]] = {
+    "mode": ("MOGILEFS_SERVE_MODE", None),
+    "storage": ("MOGILEFS_SERVE_STORAGE", "default"),
+    "headers": ("MOGILEFS_SERVE_HEADERS", {}),
+    "attachment": ("MOGILEFS_SERVE_ATTACHMENT", False),
+    "access": ("MOGILEFS_SERVE_ACCESS", None),
+    "nginx_location": ("MOGILEFS_SERVE_NGINX_LOCATION", "/_mogilefs/"),
+    "expected_size": ("MOGILEFS_SERVE_EXPECTED_SIZE", False),
+    "reproxy_cache_for": ("MOGILEFS_SERVE_REPROXY_CACHE_FOR", None),
+    "trust_proxy": ("MOGILEFS_SERVE_TRUST_PROXY", False),
+}
+
+AccessHook = Callable[[HttpRequest, str], bool]
+
+
+@dataclass(frozen=True)
+class ServeOptions:
+    """How the view serves: the resolved, checked options.
+
+    ``mode``: ``perlbal`` (``X-REPROXY-URL``), ``nginx`` (``X-Accel-Redirect``),
+    ``stream`` (Django sends the bytes) or ``auto`` (``perlbal`` when a
+    trusted Perlbal announces ``X-Proxy-Capabilities: reproxy-file``, else
+    ``stream``). ``storage``: the ``STORAGES`` alias served. ``headers``:
+    extra response headers. ``attachment``: send ``Content-Disposition:
+    attachment``. ``access``: ``access(request, name) -> bool`` deciding per
+    request. ``nginx_location``: the internal location ``X-Accel-Redirect``
+    names. ``expected_size``: send ``X-REPROXY-EXPECTED-SIZE`` (costs a
+    tracker round trip). ``reproxy_cache_for``: seconds Perlbal may cache the
+    answer. ``trust_proxy``: believe the proxy-capabilities header (``auto``).
+    """
+
+    mode: str
+    storage: str
+    headers: Mapping[str, str]
+    attachment: bool
+    access: AccessHook | None
+    nginx_location: str
+    expected_size: bool
+    reproxy_cache_for: int | None
+    trust_proxy: bool
+
+    @classmethod
+    def resolve(cls, overrides: Mapping[str, Any]) -> ServeOptions:
+        """The options from ``overrides`` (URL keyword arguments), then settings, then defaults."""
+        unknown = sorted(set(overrides) - set(OPTION_SETTINGS))
+        if unknown:
+            raise ImproperlyConfigured(
+                f"Unknown option(s) {', '.join(map(repr, unknown))} for the MogileFS serve view. "
+                f"Valid options: {', '.join(sorted(OPTION_SETTINGS))}."
+            )
+        values = {
+            name: overrides[name] if name in overrides else getattr(settings, setting, default)
+            for name, (setting, default) in OPTION_SETTINGS.items()
+        }
+        if values["mode"] is None:
+            values["mode"] = PERLBAL if getattr(settings, "SERVE_WITH_PERLBAL", False) else STREAM
+        values["access"] = _load_access(values["access"])
+        options = cls(**values)
+        options._check()
+        return options
+
+    def _check(self) -> None:
+        if self.mode not in MODES:
+            raise ImproperlyConfigured(
+                f"Unknown MogileFS serve mode {self.mode!r} (MOGILEFS_SERVE_MODE or the view's "
+                f"'mode' argument): use one of {', '.join(map(repr, MODES))}."
+            )
+        if self.mode == AUTO and not self.trust_proxy:
+            raise ImproperlyConfigured(
+                "MOGILEFS_SERVE_MODE 'auto' trusts the X-Proxy-Capabilities request header, "
+                "which any client can send: set MOGILEFS_SERVE_TRUST_PROXY = True only when "
+                "every request reaches Django through your Perlbal, or choose a fixed mode."
+            )
+        if not isinstance(self.headers, Mapping) or not all(
+            isinstance(name, str) and isinstance(value, str) for name, value in self.headers.items()
+        ):
+            raise ImproperlyConfigured(
+                f"MOGILEFS_SERVE_HEADERS must map header names to string values, "
+                f"got {self.headers!r}."
+            )
+        if not self.nginx_location.startswith("/"):
+            raise ImproperlyConfigured(
+                f"MOGILEFS_SERVE_NGINX_LOCATION {self.nginx_location!r} must be a path "
+                "starting with '/', naming an internal nginx location."
+            )
+        self._check_reproxy_cache()
+
+    def _check_reproxy_cache(self) -> None:
+        if self.reproxy_cache_for is None:
+            return
+        if isinstance(self.reproxy_cache_for, bool) or not isinstance(self.reproxy_cache_for, int):
+            raise ImproperlyConfigured(
+                f"MOGILEFS_SERVE_REPROXY_CACHE_FOR must be a number of seconds (int) or None, "
+                f"got {self.reproxy_cache_for!r}."
+            )
+        if self.reproxy_cache_for <= 0:
+            raise ImproperlyConfigured(
+                f"MOGILEFS_SERVE_REPROXY_CACHE_FOR must be positive, got {self.reproxy_cache_for}."
+            )
+        if self.access is not None:
+            # Perlbal answers cached URLs without asking Django again, so it
+            # would hand a private file to whoever asks next.
+            raise ImproperlyConfigured(
+                "MOGILEFS_SERVE_REPROXY_CACHE_FOR cannot be used with MOGILEFS_SERVE_ACCESS: "
+                "Perlbal would serve cached answers without the access check."
+            )
+
+    def get_storage(self) -> MogileFSStorage:
+        """The MogileFS storage named by ``storage``."""
+        storage = storages[self.storage]
+        if not isinstance(storage, MogileFSStorage):
+            raise ImproperlyConfigured(
+                f"STORAGES[{self.storage!r}] is a {type(storage).__qualname__}, not a "
+                "MogileFSStorage: point MOGILEFS_SERVE_STORAGE (or the view's 'storage' "
+                "argument) at the alias of a MogileFS storage."
+            )
+        return storage
+
+    def mode_for(self, request: HttpRequest) -> str:
+        """The mode that serves ``request``; ``auto`` decides by the proxy's capabilities."""
+        if self.mode != AUTO:
+            return self.mode
+        capabilities = request.headers.get("X-Proxy-Capabilities", "").replace(",", " ").split()
+        return PERLBAL if "reproxy-file" in capabilities else STREAM
+
+    def check_access(self, request: HttpRequest, name: str) -> None:
+        """Raise PermissionDenied (a 403) when the access hook refuses ``name``."""
+        if self.access is not None and not self.access(request, name):
+            raise PermissionDenied(f"access to {name!r} refused by {self.access!r}")
+
+
+def _load_access(value: Any) -> AccessHook | None:
+    """The access hook from a callable or its dotted path."""
+    if value is None or callable(value):
+        return value
+    if isinstance(value, str):
+        try:
+            return import_string(value)
+        except ImportError as exc:
+            raise ImproperlyConfigured(
+                f"MOGILEFS_SERVE_ACCESS {value!r} cannot be imported: {exc}"
+            ) from exc
+    raise ImproperlyConfigured(
+        f"MOGILEFS_SERVE_ACCESS must be a callable access(request, name) -> bool or its "
+        f"dotted path, got {value!r}."
+    )

@@ -1,0 +1,49 @@
+"""Responses that hand the storage-node URLs to a proxy, which fetches the bytes.
+
+Both carry no body: Perlbal or nginx replaces it with the storage node's
+answer, passing the client's ``Range`` on. They name internal URLs, so they
+must only ever reach a proxy configured for them (docs/serving.md).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from django.http import HttpRequest, HttpResponse
+
+from storages_mogile.serving.files import ServedFile
+from storages_mogile.serving.options import ServeOptions
+
+# The nginx configuration in docs/serving.md tries this many paths in turn.
+NGINX_PATH_HEADERS = 3
+
+
+def perlbal_response(
+    request: HttpRequest, file: ServedFile, headers: Mapping[str, str], options: ServeOptions
+) -> HttpResponse:
+    """An ``X-REPROXY-URL`` answer listing every path, for Perlbal to try in order."""
+    response = HttpResponse(headers=headers)
+    response["X-REPROXY-URL"] = " ".join(file.paths)
+    # Perlbal compares the expected size with the node's Content-Length and
+    # moves to the next path on a mismatch, which a ranged answer always is.
+    if options.expected_size and "range" not in request.headers:
+        response["X-REPROXY-EXPECTED-SIZE"] = str(file.storage.client.file_info(file.key).length)
+    if options.reproxy_cache_for is not None:
+        # "<seconds>; <names of the headers Perlbal replays from its cache>"
+        response["X-REPROXY-CACHE-FOR"] = f"{options.reproxy_cache_for}; {' '.join(headers)}"
+    return response
+
+
+def nginx_response(
+    request: HttpRequest, file: ServedFile, headers: Mapping[str, str], options: ServeOptions
+) -> HttpResponse:
+    """An ``X-Accel-Redirect`` to the internal location, with the paths in headers.
+
+    The location proxies to ``X-MogileFS-Path-1`` and, when that fails, to
+    ``-2`` and ``-3``.
+    """
+    response = HttpResponse(headers=headers)
+    response["X-Accel-Redirect"] = options.nginx_location
+    for number, path in enumerate(file.paths[:NGINX_PATH_HEADERS], start=1):
+        response[f"X-MogileFS-Path-{number}"] = path
+    return response

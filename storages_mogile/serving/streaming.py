@@ -1,0 +1,146 @@
+"""Django sending a stored file itself, in constant memory.
+
+The bytes come from the client's reader, which falls through to the next
+path when a storage node fails, also in the middle of the file. Validators
+(ETag from the fid, Last-Modified from the storage node) answer conditional
+requests with 304 or 412, a single ``Range`` with 206 or 416.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Iterator, Mapping
+from typing import Any
+
+from asgiref.sync import sync_to_async
+from django.core.handlers.asgi import ASGIRequest
+from django.http import HttpRequest, HttpResponse, HttpResponseBase, StreamingHttpResponse
+from django.utils.cache import get_conditional_response
+
+from storages_mogile.serving.files import ServedFile
+from storages_mogile.serving.headers import etag_for, last_modified_header
+from storages_mogile.serving.options import ServeOptions
+from storages_mogile.serving.ranges import (
+    ByteRange,
+    RangeNotSatisfiable,
+    if_range_allows,
+    parse_range,
+)
+
+logger = logging.getLogger(__name__)
+
+# Request headers that cannot be answered without the file's size or date.
+_NEED_STAT = ("HTTP_RANGE", "HTTP_IF_UNMODIFIED_SINCE")
+
+
+class _Chunks:
+    """The bytes of an open reader, ``chunk_size`` at a time; closing closes the reader."""
+
+    def __init__(self, reader: Any, chunk_size: int) -> None:
+        self._reader = reader
+        self._chunk_size = chunk_size
+
+    def close(self) -> None:
+        self._reader.close()
+
+
+class ReaderChunks(_Chunks):
+    """Chunks for WSGI, read in the server's thread."""
+
+    def __iter__(self) -> Iterator[bytes]:
+        while chunk := self._reader.read(self._chunk_size):
+            yield chunk
+
+
+class AsyncReaderChunks(_Chunks):
+    """Chunks for ASGI, each blocking read in a worker thread.
+
+    Django's ASGI handler would read a synchronous iterator whole into
+    memory before sending a byte, so ASGI gets an asynchronous one.
+    """
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        read = sync_to_async(self._reader.read, thread_sensitive=False)
+        while chunk := await read(self._chunk_size):
+            yield chunk
+
+
+def stream_response(
+    request: HttpRequest, file: ServedFile, headers: Mapping[str, str], options: ServeOptions
+) -> HttpResponseBase:
+    """The file, part of it, or a 304/412/416, for a GET or HEAD."""
+    client = file.storage.client
+    etag = etag_for(file)
+    stat = client.stat(file.key, paths=file.paths) if _needs_stat(request) else None
+    modified = stat.last_modified if stat is not None else None
+    validators = {"Accept-Ranges": "bytes", **last_modified_header(modified)}
+    if etag is not None:
+        validators["ETag"] = etag
+    headers = {**headers, **validators}
+
+    template = HttpResponse(headers=headers)
+    conditional = get_conditional_response(
+        request,
+        etag=etag,
+        last_modified=int(modified.timestamp()) if modified is not None else None,
+        response=template,
+    )
+    if conditional is not template:
+        return conditional
+    if stat is not None and request.method == "HEAD":
+        template["Content-Length"] = str(stat.length)
+        return template
+
+    byte_range = None
+    if (
+        stat is not None
+        and "HTTP_RANGE" in request.META
+        and if_range_allows(request, etag, modified)
+    ):
+        try:
+            byte_range = parse_range(request.META["HTTP_RANGE"], stat.length)
+        except RangeNotSatisfiable:
+            return _not_satisfiable(headers, stat.length)
+    return _body_response(request, file, headers, byte_range)
+
+
+def _needs_stat(request: HttpRequest) -> bool:
+    """Whether answering needs the size or date before the body is opened."""
+    meta = request.META
+    if request.method == "HEAD" or any(name in meta for name in _NEED_STAT):
+        return True
+    # If-None-Match overrides If-Modified-Since, and needs only the ETag.
+    return "HTTP_IF_MODIFIED_SINCE" in meta and "HTTP_IF_NONE_MATCH" not in meta
+
+
+def _not_satisfiable(headers: Mapping[str, str], size: int) -> HttpResponse:
+    response = HttpResponse(status=416, headers={"Content-Range": f"bytes */{size}"})
+    response["X-Content-Type-Options"] = headers["X-Content-Type-Options"]
+    return response
+
+
+def _body_response(
+    request: HttpRequest,
+    file: ServedFile,
+    headers: dict[str, str],
+    byte_range: ByteRange | None,
+) -> StreamingHttpResponse:
+    """A 200 with the whole file, or a 206 with ``byte_range`` of it."""
+    client = file.storage.client
+    if byte_range is None:
+        reader = client.read_file(file.key, paths=file.paths)
+        status = 200
+        if reader.size is not None:
+            headers["Content-Length"] = str(reader.size)
+        if "Last-Modified" not in headers:
+            headers.update(last_modified_header(reader.last_modified))
+    else:
+        reader = client.read_file(
+            file.key, offset=byte_range.start, length=byte_range.length, paths=file.paths
+        )
+        status = 206
+        headers["Content-Length"] = str(byte_range.length)
+        headers["Content-Range"] = byte_range.content_range
+    chunks_class = AsyncReaderChunks if isinstance(request, ASGIRequest) else ReaderChunks
+    chunks = chunks_class(reader, file.storage.chunk_size)
+    return StreamingHttpResponse(chunks, status=status, headers=headers)

@@ -1,0 +1,72 @@
+"""The view serving files of a MogileFS storage at its URL prefix.
+
+``serve`` answers GET and HEAD for a storage name in one of three ways,
+chosen by ``MOGILEFS_SERVE_MODE`` (or the URL pattern's ``mode``): hand the
+storage-node URLs to Perlbal (``X-REPROXY-URL``) or to nginx
+(``X-Accel-Redirect``), or stream the bytes from Django. See
+docs/serving.md for the options and the proxy configurations.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBase
+from django.views.decorators.http import require_safe
+
+from storages_mogile.client.errors import (
+    NoPathsError,
+    StorageNodeError,
+    TrackerUnavailableError,
+)
+from storages_mogile.serving.files import ServedFile
+from storages_mogile.serving.headers import content_headers
+from storages_mogile.serving.options import NGINX, PERLBAL, STREAM, ServeOptions
+from storages_mogile.serving.proxies import nginx_response, perlbal_response
+from storages_mogile.serving.streaming import stream_response
+
+logger = logging.getLogger(__name__)
+
+_RESPONDERS = {PERLBAL: perlbal_response, NGINX: nginx_response, STREAM: stream_response}
+
+# Seconds a client is asked to wait after MogileFS could not serve.
+RETRY_AFTER = 5
+
+
+@require_safe
+def serve(request: HttpRequest, name: str, **options: Any) -> HttpResponseBase:
+    """Serve the stored file ``name`` of the storage named by the ``storage`` option.
+
+    ``options`` are the URL pattern's keyword arguments and override the
+    ``MOGILEFS_SERVE_*`` settings. An unknown name is a 404; a name the
+    storage refuses (``..``, over-long) raises SuspiciousFileOperation,
+    which Django answers with 400 and logs to ``django.security``; a
+    refusal by the access hook is a 403; MogileFS being unreachable is a 503.
+    """
+    resolved = ServeOptions.resolve(options)
+    storage = resolved.get_storage()
+    if not name:
+        raise Http404("No file name given.")
+    key = storage.key_for(name)
+    resolved.check_access(request, name)
+    try:
+        file = ServedFile.find(storage, name, key)
+        respond = _RESPONDERS[resolved.mode_for(request)]
+        return respond(request, file, content_headers(file, resolved), resolved)
+    except (TrackerUnavailableError, NoPathsError, StorageNodeError) as exc:
+        logger.warning("MogileFS could not serve %r: %s", name, exc)
+        return HttpResponse(
+            "The file store is unavailable; try again shortly.\n",
+            status=503,
+            content_type="text/plain; charset=utf-8",
+            headers={"Retry-After": str(RETRY_AFTER), "X-Content-Type-Options": "nosniff"},
+        )
+
+
+def serve_mogilefs_file(request: HttpRequest, key: str, **options: Any) -> HttpResponseBase:
+    """``serve`` under its original name, for URL patterns capturing ``key`` as the seed's did."""
+    return serve(request, key, **options)
+
+
+__all__ = ["serve", "serve_mogilefs_file"]

@@ -1,0 +1,86 @@
+"""Fixtures for the serving view: a MogileFS storage alias behind a counting relay."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Iterator
+
+import pytest
+from django.core.files.base import ContentFile
+from django.core.files.storage import storages
+
+from storages_mogile.backends.mogile import MogileFSStorage
+from storages_mogile.devserver import DevCluster
+from tests.conftest import TEST_DOMAIN
+from tests.serving.relay import CountingRelay
+
+ALIAS = "mogilefs"
+
+
+def mogile_storages(trackers: list[str], **options: object) -> dict[str, dict]:
+    """A STORAGES setting with a MogileFS storage under ALIAS, path cache on."""
+    return {
+        "default": {"BACKEND": "django.core.files.storage.InMemoryStorage"},
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+        ALIAS: {
+            "BACKEND": "storages_mogile.backends.mogile.MogileFSStorage",
+            "OPTIONS": {
+                "domain": TEST_DOMAIN,
+                "trackers": trackers,
+                "base_url": "/mogilefs/",
+                "path_cache": "paths",
+                **options,
+            },
+        },
+    }
+
+
+@pytest.fixture(scope="module")
+def relay(mogile_cluster: DevCluster) -> Iterator[CountingRelay]:
+    """A relay counting the requests sent to the session cluster's tracker."""
+    with CountingRelay(mogile_cluster.trackers[0]) as relay:
+        yield relay
+
+
+@pytest.fixture
+def serving_settings(settings, relay: CountingRelay):
+    """Settings serving STORAGES[ALIAS] (through the relay) at /mogilefs/ in stream mode."""
+    settings.STORAGES = mogile_storages([relay.address])
+    settings.CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+        "paths": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "p"},
+    }
+    settings.ROOT_URLCONF = "tests.serving.urls"
+    settings.MOGILEFS_SERVE_STORAGE = ALIAS
+    settings.MOGILEFS_SERVE_MODE = "stream"
+    return settings
+
+
+@pytest.fixture
+def storage(serving_settings) -> MogileFSStorage:
+    return storages[ALIAS]
+
+
+@pytest.fixture
+def stored(storage: MogileFSStorage) -> Callable[..., str]:
+    """Save bytes under a fresh name ending in ``suffix``; returns the name."""
+
+    def store(data: bytes, suffix: str = ".bin") -> str:
+        return storage.save(f"serving/{uuid.uuid4().hex}{suffix}", ContentFile(data))
+
+    return store
+
+
+def wait_for_paths(
+    storage: MogileFSStorage, name: str, count: int, timeout: float = 10.0
+) -> list[str]:
+    """The paths of ``name`` once the tracker lists ``count`` of them (replication is async)."""
+    deadline = time.monotonic() + timeout
+    key = storage.key_for(name)
+    while True:
+        paths = storage.client.get_paths(key)
+        if len(paths) >= count or time.monotonic() > deadline:
+            assert len(paths) >= count, f"{name!r} has {len(paths)} paths after {timeout}s"
+            return paths
+        time.sleep(0.05)

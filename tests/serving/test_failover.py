@@ -1,0 +1,72 @@
+"""Stream mode when storage nodes fail: the next path serves, also mid-stream."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import pytest
+from django.core.files.base import ContentFile
+from django.core.files.storage import storages
+
+from storages_mogile.devserver import DevCluster
+from tests.serving.conftest import ALIAS, mogile_storages, wait_for_paths
+
+pytestmark = pytest.mark.usefixtures("serving_settings")
+
+
+@pytest.fixture
+def fault_storage(settings, fault_cluster: DevCluster):
+    """The served storage on a cluster of this test's own, class avatar (2 copies)."""
+    settings.STORAGES = mogile_storages(fault_cluster.trackers, mogile_class="avatar")
+    return storages[ALIAS]
+
+
+def node_of(cluster: DevCluster, path: str):
+    """The storage node a path points into."""
+    return next(node for node in cluster.nodes if path.startswith(node.url + "/"))
+
+
+def test_a_stopped_first_node_falls_through_to_the_next_path(
+    client, fault_storage, fault_cluster, caplog
+):
+    data = os.urandom(256 * 1024)
+    name = fault_storage.save("serving/failover.bin", ContentFile(data))
+    paths = wait_for_paths(fault_storage, name, 2)
+    assert client.get(f"/mogilefs/{name}").status_code == 200  # caches the paths
+    first = node_of(fault_cluster, fault_storage.get_paths(name)[0])
+    first.stop()
+    with caplog.at_level(logging.WARNING, logger="storages_mogile.client"):
+        response = client.get(f"/mogilefs/{name}")
+        assert b"".join(response.streaming_content) == data
+    assert any(first.url in record.getMessage() for record in caplog.records)
+    assert len(paths) == 2
+
+
+def test_a_node_failing_mid_stream_is_resumed_from_the_next_path(
+    client, fault_storage, fault_cluster, caplog
+):
+    data = os.urandom(32 * 1024 * 1024)
+    name = fault_storage.save("serving/midstream.bin", ContentFile(data))
+    wait_for_paths(fault_storage, name, 2)
+    response = client.get(f"/mogilefs/{name}")
+    chunks = iter(response.streaming_content)
+    received = [next(chunks)]  # the first node is sending now
+    first = node_of(fault_cluster, fault_storage.get_paths(name)[0])
+    with caplog.at_level(logging.WARNING, logger="storages_mogile.client"):
+        first.stop()
+        received.extend(chunks)
+    assert b"".join(received) == data
+    assert response["Content-Length"] == str(len(data))
+    assert any(first.url in record.getMessage() for record in caplog.records)
+
+
+def test_no_node_answering_is_a_503(client, fault_storage, fault_cluster):
+    name = fault_storage.save("serving/gone.bin", ContentFile(b"x"))
+    wait_for_paths(fault_storage, name, 2)
+    for node in fault_cluster.nodes:
+        node.stop()
+    response = client.get(f"/mogilefs/{name}")
+    assert response.status_code == 503
+    for node in fault_cluster.nodes:
+        assert node.url.encode() not in response.content
