@@ -8,6 +8,7 @@ and settings changed at run time take effect at once.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -15,6 +16,8 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured, PermissionDenied
 from django.core.files.storage import storages
+from django.core.signals import setting_changed
+from django.dispatch import receiver
 from django.http import HttpRequest
 from django.utils.module_loading import import_string
 
@@ -26,7 +29,7 @@ STREAM = "stream"
 AUTO = "auto"
 MODES = (PERLBAL, NGINX, STREAM, AUTO)
 
-# Option name -> (setting, default). A mode of None defers to the legacy
+# Option name -> (setting, default). No mode setting defers to the legacy
 # SERVE_WITH_PERLBAL setting.
 OPTION_SETTINGS: dict[str, tuple[str, Any]] = {
     "mode": ("MOGILEFS_SERVE_MODE", None),
@@ -78,12 +81,7 @@ class ServeOptions:
                 f"Unknown option(s) {', '.join(map(repr, unknown))} for the MogileFS serve view. "
                 f"Valid options: {', '.join(sorted(OPTION_SETTINGS))}."
             )
-        values = {
-            name: overrides[name] if name in overrides else getattr(settings, setting, default)
-            for name, (setting, default) in OPTION_SETTINGS.items()
-        }
-        if values["mode"] is None:
-            values["mode"] = PERLBAL if getattr(settings, "SERVE_WITH_PERLBAL", False) else STREAM
+        values = {**_from_settings(), **overrides}
         values["access"] = _load_access(values["access"])
         options = cls(**values)
         options._check()
@@ -157,6 +155,28 @@ class ServeOptions:
         """Raise PermissionDenied (a 403) when the access hook refuses ``name``."""
         if self.access is not None and not self.access(request, name):
             raise PermissionDenied(f"access to {name!r} refused by {self.access!r}")
+
+
+@functools.cache
+def _from_settings() -> dict[str, Any]:
+    """Every option's value from its setting, or its default.
+
+    Kept until a setting changes: looking up an unset setting raises and
+    catches an AttributeError, which would otherwise cost every request.
+    """
+    values = {
+        name: getattr(settings, setting, default)
+        for name, (setting, default) in OPTION_SETTINGS.items()
+    }
+    if values["mode"] is None:
+        values["mode"] = PERLBAL if getattr(settings, "SERVE_WITH_PERLBAL", False) else STREAM
+    return values
+
+
+@receiver(setting_changed)
+def _forget_settings(*, setting: str, **kwargs: Any) -> None:
+    if setting.startswith("MOGILEFS_SERVE_") or setting == "SERVE_WITH_PERLBAL":
+        _from_settings.cache_clear()
 
 
 def _load_access(value: Any) -> AccessHook | None:
