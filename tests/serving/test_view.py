@@ -254,3 +254,40 @@ def test_without_a_path_cache_every_request_asks_the_tracker(client, settings, r
     for _ in range(3):
         client.get(f"/perlbal/{name}")
     assert relay.requests - before == 3
+
+
+# Private files: the access hook example of docs/serving.md
+
+
+@pytest.fixture
+def private_settings(settings, relay):
+    """A "private" storage alias served at /private/ with the documented hook."""
+    setting = mogile_storages([relay.address])
+    setting["private"] = mogile_storages([relay.address], base_url="/private/")[ALIAS]
+    settings.STORAGES = setting
+    return settings
+
+
+def test_documented_access_hook_serves_signed_links_only(client, private_settings, stored):
+    from tests.serving.doc_examples import signed_url
+
+    name = stored(b"secret", ".txt")
+    url = signed_url(name)
+    assert url.startswith(f"/private/{name}?token=")
+    response = client.get(url)
+    assert response.status_code == 200
+    assert b"".join(response.streaming_content) == b"secret"
+    assert client.get(f"/private/{name}").status_code == 403
+    assert client.get(f"/private/{name}?token=forged").status_code == 403
+    other = stored(b"other", ".txt")
+    token = url.partition("?")[2]
+    assert client.get(f"/private/{other}?{token}").status_code == 403
+
+
+def test_access_hook_runs_before_the_tracker_is_asked(client, relay, settings):
+    calls = []
+    settings.MOGILEFS_SERVE_ACCESS = lambda request, name: calls.append(name) or False
+    before = relay.requests
+    assert client.get("/mogilefs/serving/whatever.txt").status_code == 403
+    assert calls == ["serving/whatever.txt"]
+    assert relay.requests == before

@@ -10,6 +10,7 @@ urlpatterns = [
     *serve_patterns(prefix="/perlbal/", mode="perlbal"),
     *serve_patterns(prefix="/nginx/", mode="nginx", nginx_location="/internal/mogilefs/"),
     *serve_patterns(prefix="/download/", attachment=True, headers={"Cache-Control": "private"}),
+    *serve_patterns(prefix="/private/", access="tests.serving.doc_examples.can_read"),
     # The seed's pattern, as projects written for it have it.
     re_path(r"^seed/(?P<key>.*)", serve_mogilefs_file),
 ]
