@@ -1,0 +1,109 @@
+"""Fixtures of the end-to-end tests: a dev MogileFS, Django under uvicorn, Perlbal, nginx.
+
+All of them live for the e2e package and are stopped at its end. Tests
+that stop a storage node start it again before they finish.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import urllib3
+
+from storages_mogile.client import Client
+from storages_mogile.devserver import DevCluster
+from tests.conftest import TEST_DOMAIN, start_cluster
+from tests.e2e.servers import Server, django_server, find_binary, nginx_server, perlbal_server
+
+
+def require_binary(name: str) -> str:
+    """The proxy's executable; a missing one skips, but fails under CI=true."""
+    path = find_binary(name)
+    if path is not None:
+        return path
+    reason = f"{name} is not installed: run scripts/install-proxies (apt-get install perlbal nginx-light)"
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{reason}; the end-to-end tests must run in CI", pytrace=False)
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="package")
+def e2e_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("e2e")
+
+
+@pytest.fixture(scope="package")
+def e2e_cluster(e2e_dir: Path) -> Iterator[DevCluster]:
+    cluster = start_cluster(e2e_dir / "mogile")
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture(scope="package")
+def django_site(e2e_dir: Path, e2e_cluster: DevCluster) -> Iterator[Server]:
+    with django_server(e2e_dir, e2e_cluster.trackers, TEST_DOMAIN) as server:
+        yield server
+
+
+@pytest.fixture(scope="package")
+def perlbal(e2e_dir: Path, django_site: Server) -> Iterator[Server]:
+    with perlbal_server(require_binary("perlbal"), e2e_dir, django_site) as server:
+        yield server
+
+
+@pytest.fixture(scope="package")
+def nginx(e2e_dir: Path, django_site: Server) -> Iterator[Server]:
+    with nginx_server(require_binary("nginx"), e2e_dir, django_site) as server:
+        yield server
+
+
+@pytest.fixture(scope="package")
+def http() -> urllib3.PoolManager:
+    return urllib3.PoolManager(retries=False, timeout=urllib3.Timeout(connect=5, read=30))
+
+
+@pytest.fixture(scope="package")
+def mogile(e2e_cluster: DevCluster) -> Iterator[Client]:
+    client = Client(TEST_DOMAIN, e2e_cluster.trackers)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def put(mogile: Client) -> Callable[..., str]:
+    """Store bytes under a fresh key (class avatar: two copies); returns the key.
+
+    Waits until the tracker lists both copies, so the served paths include
+    a replica to fall through to.
+    """
+
+    def store(data: bytes, suffix: str = ".bin") -> str:
+        key = f"e2e/{uuid.uuid4().hex}{suffix}"
+        mogile.store_content(key, data, cls="avatar")
+        deadline = time.monotonic() + 10
+        while len(mogile.get_paths(key)) < 2:
+            assert time.monotonic() < deadline, f"{key} was not replicated within 10 s"
+            time.sleep(0.05)
+        return key
+
+    return store
+
+
+@pytest.fixture
+def stop_node(e2e_cluster: DevCluster) -> Iterator[Callable[[str], None]]:
+    """``stop_node(url)`` stops the storage node serving ``url`` until the test ends."""
+    stopped = []
+
+    def stop(url: str) -> None:
+        node = next(node for node in e2e_cluster.nodes if url.startswith(node.url + "/"))
+        node.stop()
+        stopped.append(node)
+
+    yield stop
+    for node in stopped:
+        node.start()

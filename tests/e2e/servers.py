@@ -1,0 +1,208 @@
+"""Real servers for the end-to-end tests and benchmarks: uvicorn, Perlbal, nginx.
+
+Each runs as a subprocess with its output in a log file, on a loopback port
+the OS picked, and is stopped for sure (terminated, then killed). Perlbal
+and nginx run with the configurations of docs/serving.md, of which only the
+two addresses are replaced.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING
+
+from tests.serving.docs import doc_block, fill_in
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
+
+REPO = Path(__file__).resolve().parents[2]
+START_TIMEOUT = 20.0
+
+
+class ServerError(RuntimeError):
+    """A server did not start; the message holds the end of its log."""
+
+
+def free_port() -> int:
+    """A loopback TCP port that was free a moment ago."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def find_binary(name: str) -> str | None:
+    """The path of an executable, also looked for in the sbin directories."""
+    found = shutil.which(name)
+    if found:
+        return found
+    for directory in ("/usr/sbin", "/usr/bin", "/sbin"):
+        candidate = Path(directory) / name
+        if os.access(candidate, os.X_OK):
+            return str(candidate)
+    return None
+
+
+class Server:
+    """A server subprocess listening on ``port``, its output in ``log``."""
+
+    def __init__(
+        self, name: str, args: list[str], port: int, log: Path, env: dict[str, str] | None = None
+    ) -> None:
+        self.name = name
+        self.args = args
+        self.port = port
+        self.log = log
+        self.env = env
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def start(self) -> Self:
+        """Start the process and wait until its port accepts connections."""
+        with self.log.open("ab") as log:
+            self.process = subprocess.Popen(
+                self.args,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=self.env,
+                cwd=REPO,
+                start_new_session=True,  # a terminal's Ctrl-C goes to pytest, which stops it
+            )
+        try:
+            self._wait_listening()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _wait_listening(self) -> None:
+        assert self.process is not None
+        deadline = time.monotonic() + START_TIMEOUT
+        while True:
+            if self.process.poll() is not None:
+                raise ServerError(
+                    f"{self.name} exited with {self.process.returncode}:\n{self.log_tail()}"
+                )
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                return
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise ServerError(
+                        f"{self.name} did not listen on {self.port} within "
+                        f"{START_TIMEOUT}s:\n{self.log_tail()}"
+                    ) from None
+                time.sleep(0.05)
+
+    def stop(self) -> None:
+        """Terminate the process (kill it if it lingers) and reap it."""
+        process, self.process = self.process, None
+        if process is None or process.poll() is not None:
+            return
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+    def log_tail(self, lines: int = 40) -> str:
+        if not self.log.exists():
+            return ""
+        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+def django_server(workdir: Path, trackers: list[str], domain: str) -> Server:
+    """The end-to-end Django site under uvicorn (ASGI), not started."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "tests.e2e.site.settings",
+        "MOGILEFS_E2E_TRACKERS": ",".join(trackers),
+        "MOGILEFS_E2E_DOMAIN": domain,
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
+    }
+    args = [
+        sys.executable, "-m", "uvicorn", "tests.e2e.site.asgi:application",
+        "--host", "127.0.0.1", "--port", str(port),
+        "--lifespan", "off", "--no-access-log", "--log-level", "warning",
+    ]  # fmt: skip
+    return Server("uvicorn", args, port, workdir / "uvicorn.log", env)
+
+
+def perlbal_server(binary: str, workdir: Path, django: Server) -> Server:
+    """Perlbal with the documented configuration, in front of ``django``; not started."""
+    port = free_port()
+    config = fill_in(
+        doc_block("config: perlbal"),
+        {"0.0.0.0:80": f"127.0.0.1:{port}", "127.0.0.1:8000": django.address},
+    )
+    path = workdir / "perlbal.conf"
+    path.write_text(config)
+    return Server("perlbal", [binary, f"--config={path}"], port, workdir / "perlbal.log")
+
+
+def nginx_server(binary: str, workdir: Path, django: Server) -> Server:
+    """nginx with the documented configuration, in front of ``django``; not started.
+
+    The documented part goes into the ``http`` block of a minimal main
+    configuration that keeps nginx in the foreground as one process and
+    puts its pid, logs and temporary files under ``workdir``.
+    """
+    port = free_port()
+    site = fill_in(
+        doc_block("config: nginx"),
+        {"listen 80;": f"listen 127.0.0.1:{port};", "127.0.0.1:8000": django.address},
+    )
+    prefix = workdir / "nginx"
+    (prefix / "logs").mkdir(parents=True, exist_ok=True)
+    temp = {
+        kind: prefix / f"{kind}_temp"
+        for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+    }
+    main = "\n".join(
+        [
+            "daemon off;",
+            "master_process off;",
+            f"pid {prefix / 'nginx.pid'};",
+            "error_log stderr warn;",
+            "events { worker_connections 256; }",
+            "http {",
+            "    access_log off;",
+            *(f"    {kind}_temp_path {path};" for kind, path in temp.items()),
+            site,
+            "}",
+            "",
+        ]
+    )
+    config = prefix / "nginx.conf"
+    config.write_text(main)
+    args = [binary, "-p", str(prefix), "-c", str(config), "-e", "stderr"]
+    return Server("nginx", args, port, workdir / "nginx.log")

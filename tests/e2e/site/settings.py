@@ -1,0 +1,39 @@
+"""Settings of the Django site the end-to-end tests and benchmarks run under uvicorn.
+
+The MogileFS trackers and domain come from the environment
+(MOGILEFS_E2E_TRACKERS, comma-separated, and MOGILEFS_E2E_DOMAIN).
+"""
+
+import os
+
+SECRET_KEY = "storages-mogile-e2e"
+DEBUG = False
+ALLOWED_HOSTS = ["*"]
+USE_TZ = True
+INSTALLED_APPS: list[str] = []
+MIDDLEWARE = ["django.middleware.common.CommonMiddleware"]
+ROOT_URLCONF = "tests.e2e.site.urls"
+DATABASES: dict[str, dict[str, str]] = {}
+
+STORAGES = {
+    "default": {
+        "BACKEND": "storages_mogile.backends.mogile.MogileFSStorage",
+        "OPTIONS": {
+            "domain": os.environ["MOGILEFS_E2E_DOMAIN"],
+            "trackers": os.environ["MOGILEFS_E2E_TRACKERS"],
+            "path_cache": "paths",
+        },
+    },
+}
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+    "paths": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "paths"},
+}
+MOGILEFS_MEDIA_URL = "/media/"
+MOGILEFS_SERVE_MODE = "perlbal"
+
+LOGGING = {
+    "version": 1,
+    "handlers": {"stderr": {"class": "logging.StreamHandler"}},
+    "root": {"handlers": ["stderr"], "level": "WARNING"},
+}

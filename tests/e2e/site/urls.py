@@ -1,0 +1,26 @@
+"""The end-to-end site: /media/ as a project sets it up, plus a fixed mode per prefix."""
+
+from django.http import HttpRequest, HttpResponse
+from django.urls import include, path
+
+from storages_mogile.serving.urls import serve_patterns
+
+
+def bare(request: HttpRequest) -> HttpResponse:
+    """An empty answer: the baseline of bench/serve_perlbal.py."""
+    return HttpResponse()
+
+
+urlpatterns = [
+    path("", include("storages_mogile.urls")),  # /media/, MOGILEFS_SERVE_MODE = "perlbal"
+    *serve_patterns(prefix="/nginx/", mode="nginx"),
+    *serve_patterns(
+        prefix="/nginx-download/",
+        mode="nginx",
+        attachment=True,
+        headers={"Cache-Control": "max-age=60"},
+    ),
+    *serve_patterns(prefix="/stream/", mode="stream"),
+    *serve_patterns(prefix="/auto/", mode="auto", trust_proxy=True),
+    path("bare/", bare),
+]

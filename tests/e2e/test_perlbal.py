@@ -1,0 +1,63 @@
+"""Django under uvicorn behind the real Perlbal, configured as docs/serving.md says."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+pytestmark = pytest.mark.e2e
+
+
+def served_paths(http, django_site, key: str) -> list[str]:
+    """The paths Django hands Perlbal for ``key``, in order (cached after the first ask)."""
+    response = http.request("GET", f"{django_site.url}/media/{key}")
+    assert response.status == 200 and response.data == b""
+    return response.headers["X-REPROXY-URL"].split(" ")
+
+
+def test_perlbal_sends_the_stored_bytes(http, perlbal, put):
+    data = os.urandom(3 * 1024 * 1024 + 11)
+    key = put(data, ".png")
+    response = http.request("GET", f"{perlbal.url}/media/{key}")
+    assert response.status == 200
+    assert response.data == data
+    assert response.headers["Content-Length"] == str(len(data))
+    assert response.headers["Content-Type"] == "image/png"
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert not any(name.lower().startswith("x-reproxy") for name in response.headers)
+
+
+def test_perlbal_falls_through_to_the_second_path(http, perlbal, django_site, put, stop_node):
+    data = os.urandom(1024 * 1024)
+    key = put(data)
+    paths = served_paths(http, django_site, key)
+    assert len(paths) == 2
+    stop_node(paths[0])
+    response = http.request("GET", f"{perlbal.url}/media/{key}")
+    assert response.status == 200
+    assert response.data == data
+
+
+def test_range_passes_through_perlbal(http, perlbal, put, django_site, stop_node):
+    data = os.urandom(100_000)
+    key = put(data)
+    response = http.request(
+        "GET", f"{perlbal.url}/media/{key}", headers={"Range": "bytes=1000-1999"}
+    )
+    assert response.status == 206
+    assert response.headers["Content-Range"] == f"bytes 1000-1999/{len(data)}"
+    assert response.data == data[1000:2000]
+    stop_node(served_paths(http, django_site, key)[0])
+    response = http.request("GET", f"{perlbal.url}/media/{key}", headers={"Range": "bytes=99990-"})
+    assert response.status == 206
+    assert response.data == data[99990:]
+
+
+def test_head_and_unknown_keys_through_perlbal(http, perlbal, put):
+    key = put(b"0123456789", ".txt")
+    response = http.request("HEAD", f"{perlbal.url}/media/{key}")
+    assert response.status == 200
+    assert response.headers["Content-Length"] == "10"
+    assert response.data == b""
+    assert http.request("GET", f"{perlbal.url}/media/e2e/missing.txt").status == 404
