@@ -157,13 +157,22 @@ def django_server(workdir: Path, trackers: list[str], domain: str) -> Server:
     return Server("uvicorn", args, port, workdir / "uvicorn.log", env)
 
 
-def perlbal_server(binary: str, workdir: Path, django: Server) -> Server:
-    """Perlbal with the documented configuration, in front of ``django``; not started."""
+def perlbal_server(
+    binary: str, workdir: Path, django: Server, extra: tuple[str, ...] = ()
+) -> Server:
+    """Perlbal with the documented configuration, in front of ``django``; not started.
+
+    ``extra`` lines (``SET name = value``) go into the service before it is enabled.
+    """
     port = free_port()
     config = fill_in(
         doc_block("config: perlbal"),
         {"0.0.0.0:80": f"127.0.0.1:{port}", "127.0.0.1:8000": django.address},
     )
+    if extra:
+        config = fill_in(
+            config, {"ENABLE web": "".join(f"  {line}\n" for line in extra) + "ENABLE web"}
+        )
     path = workdir / "perlbal.conf"
     path.write_text(config)
     return Server("perlbal", [binary, f"--config={path}"], port, workdir / "perlbal.log")

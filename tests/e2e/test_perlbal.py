@@ -5,6 +5,11 @@ from __future__ import annotations
 import os
 
 import pytest
+import urllib3
+
+from tests.conftest import TEST_DOMAIN
+from tests.e2e.conftest import require_binary
+from tests.e2e.servers import django_server, perlbal_server
 
 pytestmark = pytest.mark.e2e
 
@@ -61,3 +66,21 @@ def test_head_and_unknown_keys_through_perlbal(http, perlbal, put):
     assert response.headers["Content-Length"] == "10"
     assert response.data == b""
     assert http.request("GET", f"{perlbal.url}/media/e2e/missing.txt").status == 404
+
+
+def test_perlbal_reproxy_cache_answers_without_django(http, e2e_cluster, put, tmp_path):
+    binary = require_binary("perlbal")
+    data = os.urandom(50_000)
+    key = put(data)
+    with django_server(tmp_path, e2e_cluster.trackers, TEST_DOMAIN) as site:
+        perlbal = perlbal_server(binary, tmp_path, site, ("SET reproxy_cache_maxsize = 100",))
+        with perlbal:
+            first = http.request("GET", f"{perlbal.url}/cached/{key}")
+            assert (first.status, first.data) == (200, data)
+            site.stop()
+            with pytest.raises(urllib3.exceptions.HTTPError):
+                http.request("GET", f"{site.url}/bare/")  # Django is gone
+            again = http.request("GET", f"{perlbal.url}/cached/{key}")
+            assert (again.status, again.data) == (200, data)  # from Perlbal's reproxy cache
+            assert again.headers["Content-Type"] == "application/octet-stream"
+            assert again.headers["X-Content-Type-Options"] == "nosniff"

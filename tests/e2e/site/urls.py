@@ -22,5 +22,6 @@ urlpatterns = [
     ),
     *serve_patterns(prefix="/stream/", mode="stream"),
     *serve_patterns(prefix="/auto/", mode="auto", trust_proxy=True),
+    *serve_patterns(prefix="/cached/", mode="perlbal", reproxy_cache_for=60),
     path("bare/", bare),
 ]
