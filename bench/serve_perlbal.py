@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 import urllib3
-from serve_harness import REPO, DevServer, requests_per_second  # puts the repo on sys.path
+from serve_harness import DevServer, requests_per_second  # puts the repo on sys.path
 
 from storages_mogile.client import Client
 from tests.e2e.servers import django_server, find_binary, perlbal_server
@@ -125,7 +125,7 @@ def main() -> None:
     serve = statistics.median(proxied["serve"])  # type: ignore[arg-type]
     warm = proxied["tracker_requests"] / proxied["serve_requests"]  # type: ignore[operator]
     print(f"Perlbal mode vs bare view; {options.size}-byte file, {options.threads} clients, "
-          f"{options.rounds} x {options.seconds:g} s each, alternating; {REPO.name}")  # fmt: skip
+          f"{options.rounds} x {options.seconds:g} s each, alternating")  # fmt: skip
     print(f"  behind Perlbal + uvicorn: bare {bare:8.0f} req/s, serve {serve:8.0f} req/s, "
           f"ratio serve/bare {serve / bare:.2f}")  # fmt: skip
     print(f"    rounds bare : {', '.join(f'{r:.0f}' for r in proxied['bare'])}")  # type: ignore[union-attr]
