@@ -15,11 +15,7 @@ from typing import Any
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBase
 from django.views.decorators.http import require_safe
 
-from storages_mogile.client.errors import (
-    NoPathsError,
-    StorageNodeError,
-    TrackerUnavailableError,
-)
+from storages_mogile.client.errors import NoPathsError, TrackerUnavailableError
 from storages_mogile.serving.files import ServedFile
 from storages_mogile.serving.headers import content_headers
 from storages_mogile.serving.options import NGINX, PERLBAL, STREAM, ServeOptions
@@ -54,7 +50,7 @@ def serve(request: HttpRequest, name: str, **options: Any) -> HttpResponseBase:
         file = ServedFile.find(storage, name, key)
         respond = _RESPONDERS[resolved.mode_for(request)]
         return respond(request, file, content_headers(file, resolved), resolved)
-    except (TrackerUnavailableError, NoPathsError, StorageNodeError) as exc:
+    except (TrackerUnavailableError, NoPathsError) as exc:
         logger.warning("MogileFS could not serve %r: %s", name, exc)
         return HttpResponse(
             "The file store is unavailable; try again shortly.\n",

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import logging
 import os
+import socketserver
+import threading
+from collections.abc import Iterator
 
 import pytest
 from django.core.files.base import ContentFile
 from django.core.files.storage import storages
 
+from storages_mogile.client.protocol import encode_ok
 from storages_mogile.devserver import DevCluster
 from tests.serving.conftest import ALIAS, mogile_storages, wait_for_paths
 
@@ -70,3 +74,38 @@ def test_no_node_answering_is_a_503(client, fault_storage, fault_cluster):
     assert response.status_code == 503
     for node in fault_cluster.nodes:
         assert node.url.encode() not in response.content
+
+
+
+class NoCopyTracker(socketserver.StreamRequestHandler):
+    """A tracker whose every file has no copy: ``get_paths`` answers ``paths=0``.
+
+    The dev tracker always offers some copy, as mogilefsd does while a file
+    has any; a real tracker answers ``paths=0`` once a file has none left.
+    """
+
+    def handle(self) -> None:
+        while line := self.rfile.readline():
+            command = line.split(b" ", 1)[0].strip()
+            reply = {"paths": "0"} if command == b"get_paths" else {}
+            self.wfile.write(encode_ok(reply))
+
+
+@pytest.fixture
+def no_copy_tracker() -> Iterator[str]:
+    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), NoCopyTracker)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield "{}:{}".format(*server.server_address)
+    server.shutdown()
+    server.server_close()
+    thread.join()
+
+
+@pytest.mark.parametrize("prefix", ["mogilefs", "perlbal", "nginx"])
+def test_a_file_without_any_copy_is_a_503(client, settings, no_copy_tracker, prefix):
+    settings.STORAGES = mogile_storages([no_copy_tracker])
+    assert storages[ALIAS].get_paths("serving/lost.bin") == []
+    response = client.get(f"/{prefix}/serving/lost.bin")
+    assert response.status_code == 503
