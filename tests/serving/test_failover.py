@@ -76,7 +76,6 @@ def test_no_node_answering_is_a_503(client, fault_storage, fault_cluster):
         assert node.url.encode() not in response.content
 
 
-
 class NoCopyTracker(socketserver.StreamRequestHandler):
     """A tracker whose every file has no copy: ``get_paths`` answers ``paths=0``.
 
