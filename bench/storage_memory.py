@@ -63,10 +63,23 @@ def peak_growth(result: dict[str, float]):
 def start_devserver(data_dir: Path) -> tuple[subprocess.Popen[str], str, list[str]]:
     """The dev MogileFS CLI in a subprocess; returns it, its tracker and node URLs."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "storages_mogile.devserver", "--listen", "127.0.0.1:0",
-         "--data-dir", str(data_dir), "--nodes", "2", "--domain", "bench",
-         "--class", "bench:one:1"],
-        stdout=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "storages_mogile.devserver",
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            str(data_dir),
+            "--nodes",
+            "2",
+            "--domain",
+            "bench",
+            "--class",
+            "bench:one:1",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
     )
     lines = []
     assert process.stdout is not None
@@ -75,7 +88,7 @@ def start_devserver(data_dir: Path) -> tuple[subprocess.Popen[str], str, list[st
         if "ready" in line.lower():
             break
     text = "".join(lines)
-    tracker = re.search(r"tracker\D*?(\d+\.\d+\.\d+\.\d+:\d+)", text, re.I)
+    tracker = re.search(r"tracker\D*?(\d+\.\d+\.\d+\.\d+:\d+)", text, re.IGNORECASE)
     nodes = re.findall(r"(http://\d+\.\d+\.\d+\.\d+:\d+)", text)
     if not tracker or not nodes:
         process.kill()
@@ -95,8 +108,13 @@ def baseline(path: Path, node: str, result_put: dict, result_get: dict) -> None:
     http = urllib3.PoolManager()
     url = f"{node}/dev1/0/000/999/0000999999.fid"
     with path.open("rb") as source, peak_growth(result_put):
-        response = http.request("PUT", url, body=source, preload_content=False,
-                                headers={"Content-Length": str(path.stat().st_size)})
+        response = http.request(
+            "PUT",
+            url,
+            body=source,
+            preload_content=False,
+            headers={"Content-Length": str(path.stat().st_size)},
+        )
         response.drain_conn()
         assert response.status < 300, response.status
     with peak_growth(result_get):
@@ -115,10 +133,9 @@ def through_storage(path: Path, result_save: dict, result_read: dict) -> None:
     storage = MogileFSStorage(mogile_class="one", file_overwrite=True)
     with path.open("rb") as source, peak_growth(result_save):
         name = storage.save("bench/big.bin", File(source))
-    with peak_growth(result_read):
-        with storage.open(name) as handle:
-            for _ in handle.chunks(MIB):
-                pass
+    with peak_growth(result_read), storage.open(name) as handle:
+        for _ in handle.chunks(MIB):
+            pass
     storage.delete(name)
 
 
@@ -130,8 +147,11 @@ def main() -> None:
         process, tracker, nodes = start_devserver(Path(tmp) / "mogile")
         try:
             settings.configure(
-                MOGILEFS_DOMAIN="bench", MOGILEFS_TRACKERS=[tracker], USE_TZ=True,
-                INSTALLED_APPS=[], DATABASES={},
+                MOGILEFS_DOMAIN="bench",
+                MOGILEFS_TRACKERS=[tracker],
+                USE_TZ=True,
+                INSTALLED_APPS=[],
+                DATABASES={},
             )
             django.setup()
             source = Path(tmp) / "source.bin"
@@ -147,10 +167,14 @@ def main() -> None:
             process.wait(10)
     mib = size / MIB
     print(f"{mib:.0f} MiB file; peak RSS growth (MiB) and throughput, storage vs raw urllib3")
-    print(f"{'':8}{'storage':>10}{'raw':>8}{'storage MiB/s':>15}{'raw MiB/s':>11}{'speed ratio':>13}")
+    print(
+        f"{'':8}{'storage':>10}{'raw':>8}{'storage MiB/s':>15}{'raw MiB/s':>11}{'speed ratio':>13}"
+    )
     for label, ours, raw in (("save", save, raw_put), ("read", read, raw_get)):
-        print(f"{label:8}{ours['mib']:>10.1f}{raw['mib']:>8.1f}{mib / ours['seconds']:>15.0f}"
-              f"{mib / raw['seconds']:>11.0f}{raw['seconds'] / ours['seconds']:>13.2f}")
+        print(
+            f"{label:8}{ours['mib']:>10.1f}{raw['mib']:>8.1f}{mib / ours['seconds']:>15.0f}"
+            f"{mib / raw['seconds']:>11.0f}{raw['seconds'] / ours['seconds']:>13.2f}"
+        )
     worst = max(save["mib"], read["mib"])
     verdict = "within" if worst < GOAL_MIB else "OVER"
     print(f"peak growth {worst:.1f} MiB: {verdict} the {GOAL_MIB} MiB goal")

@@ -25,10 +25,9 @@ logger = logging.getLogger("run_demo")
 
 def smoke() -> None:
     """One upload, fetch and delete through the site, checked byte for byte."""
+    from avatars.models import Avatar
     from django.test import Client
     from PIL import Image
-
-    from avatars.models import Avatar
 
     buffer = io.BytesIO()
     Image.new("RGB", (120, 80), "teal").save(buffer, "PNG")
@@ -45,8 +44,10 @@ def smoke() -> None:
     if served.status_code != 200 or body != upload:
         raise SystemExit(f"{avatar.image.url}: HTTP {served.status_code}, {len(body)} bytes")
     info = avatar.image.storage.client.file_info(avatar.image.name)
-    print(f"stored {avatar.image.name} ({len(upload)} bytes, class {info.cls}), "
-          f"thumbnail {avatar.thumb.name}, served back byte for byte from {avatar.image.url}")
+    print(
+        f"stored {avatar.image.name} ({len(upload)} bytes, class {info.cls}), "
+        f"thumbnail {avatar.thumb.name}, served back byte for byte from {avatar.image.url}"
+    )
     browser.post(f"/avatars/{avatar.pk}/delete/")
     if avatar.image.storage.exists(avatar.image.name):
         raise SystemExit("delete left the file in MogileFS")
@@ -72,8 +73,11 @@ def main() -> None:
         os.environ["MOGILEFS_TRACKERS"] = ",".join(cluster.trackers)
         os.environ["MOGILEFS_DOMAIN"] = "media"
         django.setup()
-        logger.info("dev MogileFS tracker %s, storage nodes %s", cluster.trackers[0],
-                    " ".join(node.url for node in cluster.nodes))
+        logger.info(
+            "dev MogileFS tracker %s, storage nodes %s",
+            cluster.trackers[0],
+            " ".join(node.url for node in cluster.nodes),
+        )
         call_command("migrate", verbosity=0)
         if options.smoke:
             smoke()

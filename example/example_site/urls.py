@@ -1,6 +1,5 @@
-from django.urls import include, path
-
 from avatars import views
+from django.urls import include, path
 
 urlpatterns = [
     path("", views.index, name="index"),

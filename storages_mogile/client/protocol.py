@@ -96,7 +96,9 @@ def decode_args(text: str | bytes) -> dict[str, str]:
 def encode_request(command: str, args: dict[str, str | bytes | int | None] | None = None) -> bytes:
     """Build one request line, CRLF included."""
     if not _COMMAND.fullmatch(command):
-        raise ProtocolError(f"invalid tracker command name {command!r}: use letters, digits and '_'")
+        raise ProtocolError(
+            f"invalid tracker command name {command!r}: use letters, digits and '_'"
+        )
     return f"{command} {encode_args(args or {})}".encode(ENCODING, ERRORS) + EOL
 
 
@@ -118,7 +120,7 @@ def decode_request(line: bytes) -> Request | None:
     line = line.rstrip(b"\r\n").lstrip()
     if not line:
         return None
-    match = re.match(rb"([A-Za-z0-9_]+)\s*(.*)", line, re.S)
+    match = re.match(rb"([A-Za-z0-9_]+)\s*(.*)", line, re.DOTALL)
     if not match:
         return Request("")
     command = match.group(1).decode("ascii").lower()

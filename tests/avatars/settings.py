@@ -12,7 +12,10 @@ SECRET_KEY = "storages-mogile-avatars"
 USE_TZ = True
 INSTALLED_APPS = ["django.contrib.contenttypes", "tests.avatars"]
 DATABASES = {
-    "default": {"ENGINE": "django.db.backends.sqlite3", "NAME": os.path.join(_workdir, "db.sqlite3")}
+    "default": {
+        "ENGINE": "django.db.backends.sqlite3",
+        "NAME": os.path.join(_workdir, "db.sqlite3"),
+    }
 }
 MIGRATION_MODULES = {"avatars": "avatars_migrations"}
 DEFAULT_AUTO_FIELD = "django.db.models.AutoField"

@@ -37,7 +37,11 @@ def django_admin(workdir: Path, trackers: list[str], *args: str) -> str:
     }
     result = subprocess.run(
         [sys.executable, "-m", "django", *args],
-        cwd=workdir, env=env, capture_output=True, text=True, timeout=120,
+        cwd=workdir,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 0, result.stderr
     return result.stdout

@@ -148,7 +148,9 @@ def test_legacy_default_file_storage_on_django_4_2():
     from django.utils.deprecation import RemovedInDjango51Warning
 
     with ignore_warnings(category=RemovedInDjango51Warning):
-        with override_settings(DEFAULT_FILE_STORAGE="storages_mogile.backends.mogile.MogileFSStorage"):
+        with override_settings(
+            DEFAULT_FILE_STORAGE="storages_mogile.backends.mogile.MogileFSStorage"
+        ):
             assert isinstance(default_storage, MogileFSStorage)
             assert default_storage.domain == "testdomain"
 

@@ -58,7 +58,9 @@ def mogile_target(request: pytest.FixtureRequest) -> Target:
 def dev_cluster(request: pytest.FixtureRequest) -> DevCluster:
     """A dev cluster of the test's own, to stop and start parts of; skips on a real MogileFS."""
     if real_mogilefs() is not None:
-        pytest.skip("needs a dev cluster of its own (stops nodes or trackers, or changes the setup)")
+        pytest.skip(
+            "needs a dev cluster of its own (stops nodes or trackers, or changes the setup)"
+        )
     return request.getfixturevalue("fault_cluster")
 
 

@@ -110,10 +110,9 @@ def test_content_and_new_file(client: Client, keys: Keys) -> None:
         file.write(b"written ")
         file.write(b"in parts")
     assert client.get_file_data(keys("new")) == b"written in parts"
-    with pytest.raises(ZeroDivisionError):
-        with client.new_file(keys("aborted")) as file:
-            file.write(b"partial")
-            raise ZeroDivisionError
+    with pytest.raises(ZeroDivisionError), client.new_file(keys("aborted")) as file:
+        file.write(b"partial")
+        raise ZeroDivisionError
     with pytest.raises(UnknownKeyError):
         client.file_info(keys("aborted"))
 

@@ -187,10 +187,9 @@ def test_new_file_stores_on_close_and_aborts_on_error(nodes) -> None:
     tracker = upload_tracker([node.url])
     client = Client("d", [tracker.address])
     client.spool_size = 1000  # spill to disk early
-    with pytest.raises(RuntimeError):
-        with client.new_file("k", "thumb") as file:
-            file.write(DATA)
-            raise RuntimeError("stop")
+    with pytest.raises(RuntimeError), client.new_file("k", "thumb") as file:
+        file.write(DATA)
+        raise RuntimeError("stop")
     assert tracker.received == []  # nothing stored, not even opened
     with client.new_file("k", "thumb") as file:
         file.write(DATA[:5000])

@@ -43,7 +43,6 @@ from storages_mogile.devserver import DevCluster
 from storages_mogile.devserver.layout import fid_path, parse_fid_path
 
 
-
 def _vectors_path() -> Path:
     """Where the recording is: $MOGILEFS_VECTORS, else the project's shared
     material beside the checkout (``shared/mogilefs/vectors.jsonl``)."""

@@ -16,7 +16,6 @@ worker pass in between), which makes the replay deterministic.
 from __future__ import annotations
 
 import os
-
 import re
 from pathlib import Path
 
