@@ -39,6 +39,7 @@ from storages.utils import (
 
 from storages_mogile.client import Client
 from storages_mogile.client.errors import UnknownKeyError
+from storages_mogile.client.trackers import parse_trackers
 from storages_mogile.pathcache import PathCache
 
 logger = logging.getLogger(__name__)
@@ -65,20 +66,6 @@ def shared_client(domain: str, trackers: tuple[str, ...], **options: Any) -> Cli
         if client is None:
             client = _clients[key] = Client(domain, list(trackers), **options)
         return client
-
-
-def parse_trackers(value: str | list[str] | tuple[str, ...] | None) -> tuple[str, ...]:
-    """Trackers from a list or a comma-separated string, as ``host:port`` strings."""
-    if isinstance(value, str):
-        value = value.split(",")
-    trackers = tuple(item.strip() for item in value or () if item.strip())
-    for tracker in trackers:
-        host, sep, port = tracker.rpartition(":")
-        if not (host and sep and port.isdigit()):
-            raise ImproperlyConfigured(
-                f"MogileFS tracker {tracker!r} is not 'host:port' (e.g. '127.0.0.1:7001')."
-            )
-    return trackers
 
 
 class MogileFSStreamReader(io.RawIOBase):
@@ -282,8 +269,17 @@ class MogileFSStorage(BaseStorage):
         for name in defaults:
             self.__dict__.pop(name, None)
         super().__init__(**self._options)
-        self._trackers = parse_trackers(self.trackers)
+        self._trackers = self._parse_trackers()
         self._path_cache = PathCache(self.path_cache, self.path_cache_timeout, self.domain)
+
+    def _parse_trackers(self) -> tuple[str, ...]:
+        """The trackers option as ``host:port`` strings (none when unset)."""
+        if not self.trackers:
+            return ()
+        try:
+            return tuple(parse_trackers(self.trackers))
+        except ValueError as exc:
+            raise ImproperlyConfigured(f"MogileFSStorage 'trackers' option: {exc}") from exc
 
     def _on_setting_changed(self, *, setting: str, **kwargs: Any) -> None:
         if setting.startswith("MOGILEFS_") or setting in _WATCHED_SETTINGS:

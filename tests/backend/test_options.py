@@ -66,7 +66,7 @@ def test_trackers_as_list_or_comma_separated_string(value):
 
 
 def test_a_malformed_tracker_is_rejected():
-    with pytest.raises(ImproperlyConfigured, match="'tracker.example' is not 'host:port'"):
+    with pytest.raises(ImproperlyConfigured, match="invalid tracker address 'tracker.example'"):
         MogileFSStorage(domain="d", trackers=["tracker.example"])
 
 
