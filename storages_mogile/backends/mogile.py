@@ -154,7 +154,6 @@ class MogileFSFile(File):
                 "MogileFS cannot append to or update a stored file in place."
             )
         self.name = name
-        self.mode = mode
         self._storage = storage
         self._key = storage.key_for(name)
         self._dirty = False
@@ -168,9 +167,10 @@ class MogileFSFile(File):
                 suffix=".MogileFSFile",
                 dir=setting("FILE_UPLOAD_TEMP_DIR"),
             )
-        if "b" not in mode:
+        if "r" in mode and "b" not in mode:
             stream = io.TextIOWrapper(stream, encoding="utf-8")  # type: ignore[arg-type]
         super().__init__(stream, name)
+        self.mode = mode  # File.__init__ copied the spool's "w+b"
 
     @property
     def size(self) -> int:
@@ -182,19 +182,20 @@ class MogileFSFile(File):
         if "w" not in self.mode:
             raise OSError(f"{self.name!r} was opened read-only (mode {self.mode!r})")
         self._dirty = True
+        if isinstance(content, str):
+            if "b" in self.mode:
+                raise TypeError(f"{self.name!r} was opened in binary mode: write bytes, not str")
+            # Text mode writes UTF-8 into the spool (a TextIOWrapper would
+            # need SpooledTemporaryFile.readable(), missing before 3.11).
+            content = content.encode("utf-8")
         return self.file.write(content)
 
     def close(self) -> None:
         if self._dirty and not self.closed:
-            self.file.flush()
-            self._store()
+            self.file.seek(0)
+            self._storage._store(self._key, self.file)
+            self._dirty = False
         super().close()
-
-    def _store(self) -> None:
-        spool = self.file.buffer if isinstance(self.file, io.TextIOWrapper) else self.file
-        spool.seek(0)
-        self._storage._store(self._key, spool)
-        self._dirty = False
 
 
 @deconstructible(path="storages_mogile.backends.mogile.MogileFSStorage")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import copy
 import pickle
+import subprocess
+import sys
 from importlib.metadata import entry_points
 
 import django
@@ -126,33 +128,62 @@ def test_pickle_and_deepcopy_keep_options_and_carry_no_sockets(settings):
         assert clone.deconstruct() == storage.deconstruct()
 
 
-def test_storages_setting_selects_the_backend(settings):
-    from django.core.files.storage import storages
+def test_storages_setting_selects_the_backend():
+    # The handler behind django.core.files.storage.storages, given a STORAGES
+    # value directly: on Django 4.2, override_settings(STORAGES=...) would
+    # also override DEFAULT_FILE_STORAGE, and the handler would then drop
+    # the OPTIONS of "default" (a settings module is not affected).
+    from django.core.files.storage.handler import StorageHandler
 
-    settings.STORAGES = {
-        **settings.STORAGES,
-        "default": {
-            "BACKEND": "storages_mogile.backends.mogile.MogileFSStorage",
-            "OPTIONS": {"domain": "media", "trackers": "127.0.0.1:7001", "mogile_class": "avatar"},
-        },
-    }
-    storage = storages["default"]
+    handler = StorageHandler(
+        {
+            "default": {
+                "BACKEND": "storages_mogile.backends.mogile.MogileFSStorage",
+                "OPTIONS": {
+                    "domain": "media",
+                    "trackers": "127.0.0.1:7001",
+                    "mogile_class": "avatar",
+                },
+            }
+        }
+    )
+    storage = handler["default"]
     assert isinstance(storage, MogileFSStorage)
     assert (storage.domain, storage.mogile_class) == ("media", "avatar")
 
 
-@pytest.mark.skipif(django.VERSION >= (5, 1), reason="DEFAULT_FILE_STORAGE was removed in 5.1")
-def test_legacy_default_file_storage_on_django_4_2():
-    from django.core.files.storage import default_storage
-    from django.test.utils import ignore_warnings
-    from django.utils.deprecation import RemovedInDjango51Warning
+LEGACY_SETTINGS = """
+import sys, warnings
+import django
+from django.conf import settings
+warnings.simplefilter("ignore")
+settings.configure(
+    DEFAULT_FILE_STORAGE="storages_mogile.backends.mogile.MogileFSStorage",
+    MOGILEFS_DOMAIN="testdomain",
+    MOGILEFS_TRACKERS=sys.argv[1],
+)
+django.setup()
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+name = default_storage.save("legacy/setting.txt", ContentFile(b"legacy"))
+print(type(default_storage._wrapped).__name__, default_storage.open(name).read().decode())
+default_storage.delete(name)
+"""
 
-    with ignore_warnings(category=RemovedInDjango51Warning):
-        with override_settings(
-            DEFAULT_FILE_STORAGE="storages_mogile.backends.mogile.MogileFSStorage"
-        ):
-            assert isinstance(default_storage, MogileFSStorage)
-            assert default_storage.domain == "testdomain"
+
+@pytest.mark.skipif(django.VERSION >= (5, 1), reason="DEFAULT_FILE_STORAGE was removed in 5.1")
+def test_legacy_default_file_storage_on_django_4_2(mogile_cluster):
+    # A settings file of its own: on 4.2, overriding DEFAULT_FILE_STORAGE in
+    # a running process rewrites the global STORAGES dict in place.
+    result = subprocess.run(
+        [sys.executable, "-c", LEGACY_SETTINGS, ",".join(mogile_cluster.trackers)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["MogileFSStorage", "legacy"]
 
 
 def test_backend_is_an_entry_point():

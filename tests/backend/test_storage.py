@@ -189,3 +189,10 @@ def test_long_names_are_truncated_to_255_utf8_bytes(storage):
 
 def test_storages_with_the_same_configuration_share_one_client():
     assert mogile_storage(klass="avatar").client is mogile_storage(klass="thumb").client
+
+
+def test_binary_write_mode_refuses_text(storage, name):
+    handle = storage.open(name, "wb")
+    with pytest.raises(TypeError, match="binary mode"):
+        handle.write("text")
+    handle.close()
