@@ -181,13 +181,13 @@ class MogileFSFile(File):
     def write(self, content: Any) -> int:
         if "w" not in self.mode:
             raise OSError(f"{self.name!r} was opened read-only (mode {self.mode!r})")
-        self._dirty = True
         if isinstance(content, str):
             if "b" in self.mode:
                 raise TypeError(f"{self.name!r} was opened in binary mode: write bytes, not str")
             # Text mode writes UTF-8 into the spool (a TextIOWrapper would
             # need SpooledTemporaryFile.readable(), missing before 3.11).
             content = content.encode("utf-8")
+        self._dirty = True
         return self.file.write(content)
 
     def close(self) -> None:

@@ -196,3 +196,4 @@ def test_binary_write_mode_refuses_text(storage, name):
     with pytest.raises(TypeError, match="binary mode"):
         handle.write("text")
     handle.close()
+    assert not storage.exists(name)  # the refused write stored nothing
