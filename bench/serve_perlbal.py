@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 import urllib3
-from serve_harness import DevServer, requests_per_second  # puts the repo on sys.path
+from harness import DevServer, requests_per_second  # puts the repo on sys.path
 
 from storages_mogile.client import Client
 from tests.e2e.servers import django_server, find_binary, perlbal_server

@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 import urllib3
-from serve_harness import MIB, DevServer, PeakRSS  # puts the repo on sys.path
+from harness import MIB, DevServer, PeakRSS  # puts the repo on sys.path
 
 from storages_mogile.client import Client
 from tests.e2e.servers import Server, django_server, free_port

@@ -1,4 +1,4 @@
-"""Shared parts of the serving benchmarks: the dev MogileFS, load and memory probes.
+"""Shared parts of the benchmarks: the dev MogileFS in a subprocess, load and memory probes.
 
 The dev MogileFS runs as its own process (``python -m storages_mogile.devserver``),
 Django under uvicorn and the proxies through ``tests.e2e.servers``, with the
