@@ -93,7 +93,7 @@ class MogileFSStreamReader(io.RawIOBase):
 
     @property
     def size(self) -> int:
-        """Total length of the file in bytes."""
+        """Total length of the file in bytes (known without a tracker call once reading)."""
         if self._size is None:
             self._size = self._storage.client.file_info(self._key).length
         return self._size
@@ -105,6 +105,8 @@ class MogileFSStreamReader(io.RawIOBase):
             self._stream = self._storage.client.read_file(
                 self._key, offset=self._position, paths=self._paths or None
             )
+            if self._size is None:
+                self._size = self._stream.size
         count = self._stream.readinto(buffer)
         self._position += count
         return count
