@@ -37,7 +37,7 @@ from storages.utils import (
     setting,
 )
 
-from storages_mogile.client import Client
+from storages_mogile.client import Client, NodeReader
 from storages_mogile.client.errors import UnknownKeyError
 from storages_mogile.client.trackers import parse_trackers
 from storages_mogile.pathcache import PathCache
@@ -68,82 +68,11 @@ def shared_client(domain: str, trackers: tuple[str, ...], **options: Any) -> Cli
         return client
 
 
-class MogileFSStreamReader(io.RawIOBase):
-    """A seekable, read-only byte stream over one MogileFS key.
-
-    Reads stream from a storage node; a seek closes the current stream and
-    the next read opens a ranged one at the new offset. The paths are asked
-    of the tracker once and reused for every ranged read.
-    """
-
-    def __init__(self, storage: MogileFSStorage, key: str) -> None:
-        super().__init__()
-        self._storage = storage
-        self._key = key
-        self._paths = storage.get_key_paths(key)
-        self._position = 0
-        self._size: int | None = None
-        self._stream: Any = None
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    @property
-    def size(self) -> int:
-        """Total length of the file in bytes (known without a tracker call once reading)."""
-        if self._size is None:
-            self._size = self._storage.client.file_info(self._key).length
-        return self._size
-
-    def readinto(self, buffer: Any) -> int:
-        if self._stream is None:
-            if self._size is not None and self._position >= self._size:
-                return 0
-            self._stream = self._storage.client.read_file(
-                self._key, offset=self._position, paths=self._paths or None
-            )
-            if self._size is None:
-                self._size = self._stream.size
-        count = self._stream.readinto(buffer)
-        self._position += count
-        return count
-
-    def tell(self) -> int:
-        return self._position
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        if whence == io.SEEK_SET:
-            position = offset
-        elif whence == io.SEEK_CUR:
-            position = self._position + offset
-        elif whence == io.SEEK_END:
-            position = self.size + offset
-        else:
-            raise ValueError(f"invalid whence ({whence}): use io.SEEK_SET, SEEK_CUR or SEEK_END")
-        if position < 0:
-            raise ValueError(f"negative seek position {position}")
-        if position != self._position:
-            self._close_stream()
-            self._position = position
-        return position
-
-    def close(self) -> None:
-        self._close_stream()
-        super().close()
-
-    def _close_stream(self) -> None:
-        if self._stream is not None:
-            self._stream.close()
-            self._stream = None
-
-
 class MogileFSFile(File):
     """A file in MogileFS, opened by ``MogileFSStorage.open()``.
 
-    In read mode it streams (and seeks by ranged reads). In write mode it
+    In read mode it streams through the client's ``NodeReader`` (which seeks
+    by ranged reads and falls through to the replicas). In write mode it
     spools to a ``SpooledTemporaryFile`` bounded by the storage's
     ``max_memory_size`` and stores the content when closed; the key's
     previous version stays readable until then.
@@ -159,9 +88,9 @@ class MogileFSFile(File):
         self._storage = storage
         self._key = storage.key_for(name)
         self._dirty = False
-        self._raw: MogileFSStreamReader | None = None
+        self._raw: NodeReader | None = None
         if "r" in mode:
-            self._raw = MogileFSStreamReader(storage, self._key)
+            self._raw = storage._reader(self._key)
             stream: IO[Any] = io.BufferedReader(self._raw, buffer_size=storage.chunk_size)
         else:
             stream = SpooledTemporaryFile(
@@ -176,9 +105,11 @@ class MogileFSFile(File):
 
     @property
     def size(self) -> int:
-        if self._raw is not None:
-            return self._raw.size
-        return super().size
+        if self._raw is None:
+            return super().size
+        if self._raw.size is None:  # the node sent no length: ask the tracker
+            return self._storage.size(self.name)
+        return self._raw.size
 
     def write(self, content: Any) -> int:
         if "w" not in self.mode:
@@ -365,6 +296,10 @@ class MogileFSStorage(BaseStorage):
         # In read mode the file asks for the key's paths at once, so a
         # missing key raises FileNotFoundError (UnknownKeyError) here.
         return MogileFSFile(name, mode, self)
+
+    def _reader(self, key: str) -> NodeReader:
+        """A seekable stream of ``key``, on the paths from the path cache when it has them."""
+        return self.client.read_file(key, paths=self.get_key_paths(key) or None)
 
     def _save(self, name: str, content: File) -> str:
         if is_seekable(content):
