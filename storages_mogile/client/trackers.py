@@ -14,9 +14,10 @@ rules it follows when something breaks:
   ``delete_*`` commands) raise :class:`TrackerUnavailableError` at once.
 * ``delete`` is retried too: a retry that answers ``unknown_key`` counts as
   success, since the first attempt may already have deleted the key.
-* A connection that timed out, failed, or carried anything besides the one
-  expected reply line is closed and never reused, so a late reply can never
-  be read as the answer to a later command.
+* A connection that timed out, failed, carried anything besides the one
+  expected reply line, or was left waiting for a reply (an exception from a
+  signal handler interrupted the call) is closed and never reused, so a late
+  reply can never be read as the answer to a later command.
 * A failed tracker rests for ``backoff`` seconds: it is tried only after all
   others, and only if they fail too.
 """
@@ -106,19 +107,27 @@ class TrackerConnection:
         self.pid = os.getpid()
         self._timeout = timeout
         self._buffer = bytearray()
+        self._awaiting_reply = False
         self._sock = socket.create_connection(split_address(address), timeout=connect_timeout)
         self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def usable(self) -> bool:
         """Whether this connection can carry the next request.
 
-        Not after a fork, and not when the tracker has closed it or sent
-        something nobody asked for (both show as a readable socket).
+        Not after a fork, not while the reply to an interrupted exchange is
+        still owed, and not when the tracker has closed it or sent something
+        nobody asked for (both show as a readable socket).
         """
-        return self.pid == os.getpid() and not self._buffer and not wait_for_read(self._sock, 0)
+        return (
+            self.pid == os.getpid()
+            and not self._awaiting_reply
+            and not self._buffer
+            and not wait_for_read(self._sock, 0)
+        )
 
     def send(self, line: bytes) -> None:
         """Send one request line."""
+        self._awaiting_reply = True
         self._sock.settimeout(self._timeout)
         self._sock.sendall(line)
 
@@ -141,6 +150,7 @@ class TrackerConnection:
             self._buffer += chunk
         line = bytes(self._buffer[: end + 1])
         del self._buffer[: end + 1]
+        self._awaiting_reply = False
         return decode_reply(line)
 
     def close(self) -> None:

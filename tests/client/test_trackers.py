@@ -7,6 +7,7 @@ vectors.jsonl of the project's shared material; seq numbers in comments).
 from __future__ import annotations
 
 import os
+import signal
 import threading
 import time
 from collections.abc import Iterator
@@ -279,6 +280,39 @@ def test_late_reply_never_answers_the_next_command(tracker_factory) -> None:
         client.get_paths("k")
     # Sent at once: on the old connection the late reply would arrive within
     # this request's timeout and be taken as its answer.
+    assert client.get_paths("k") == ["http://fresh/2"]
+    assert tracker.connections == 2
+
+
+def test_interrupted_call_never_leaves_its_reply_to_the_next(tracker_factory) -> None:
+    # An exception from a signal handler (a request timeout, Ctrl-C) can
+    # leave call() while the reply is still owed; it must not answer the
+    # next command when it comes.
+    sent_late = threading.Event()
+
+    def respond(request: Request, number: int) -> Answer:
+        if number == 1 and not sent_late.is_set():
+            sent_late.set()
+            return Answer(b"OK paths=1&path1=http://late/\r\n", delay=2.0)
+        return Answer(f"OK paths=1&path1=http://fresh/{number}\r\n".encode())
+
+    class Interrupted(Exception):
+        pass
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise Interrupted
+
+    tracker = tracker_factory(respond)
+    client = Client("testdomain", [tracker.address])
+    previous = signal.signal(signal.SIGUSR1, interrupt)
+    timer = threading.Timer(0.2, os.kill, (os.getpid(), signal.SIGUSR1))
+    try:
+        timer.start()
+        with pytest.raises(Interrupted):
+            client.get_paths("k")
+    finally:
+        timer.cancel()
+        signal.signal(signal.SIGUSR1, previous)
     assert client.get_paths("k") == ["http://fresh/2"]
     assert tracker.connections == 2
 
