@@ -79,29 +79,43 @@ class MogileFSFile(File):
     """
 
     def __init__(self, name: str, mode: str, storage: MogileFSStorage) -> None:
+        self._storage = storage
+        self._key = storage.key_for(name)
+        super().__init__(self._open_stream(mode), name)
+        self.mode = mode  # File.__init__ copied the spool's "w+b"
+
+    def _open_stream(self, mode: str) -> IO[Any]:
+        """A new stream of the key in ``mode``: a node reader, or a spool to write into."""
         if mode.strip("bt") not in ("r", "w"):
             raise ValueError(
                 f"MogileFS files open in mode 'rb', 'r', 'wb' or 'w', not {mode!r}: "
                 "MogileFS cannot append to or update a stored file in place."
             )
-        self.name = name
-        self._storage = storage
-        self._key = storage.key_for(name)
         self._dirty = False
         self._raw: NodeReader | None = None
-        if "r" in mode:
-            self._raw = storage._reader(self._key)
-            stream: IO[Any] = io.BufferedReader(self._raw, buffer_size=storage.chunk_size)
-        else:
-            stream = SpooledTemporaryFile(
-                max_size=storage.max_memory_size,
+        if "w" in mode:
+            return SpooledTemporaryFile(
+                max_size=self._storage.max_memory_size,
                 suffix=".MogileFSFile",
                 dir=setting("FILE_UPLOAD_TEMP_DIR"),
             )
-        if "r" in mode and "b" not in mode:
-            stream = io.TextIOWrapper(stream, encoding="utf-8")  # type: ignore[arg-type]
-        super().__init__(stream, name)
-        self.mode = mode  # File.__init__ copied the spool's "w+b"
+        self._raw = self._storage._reader(self._key)
+        stream = io.BufferedReader(self._raw, buffer_size=self._storage.chunk_size)
+        return stream if "b" in mode else io.TextIOWrapper(stream, encoding="utf-8")
+
+    def open(self, mode: str | None = None) -> MogileFSFile:
+        """Rewind the file, or open it again from MogileFS once closed.
+
+        Django's ``File.open()`` would reopen a closed file from a local
+        path of the same name, which is not where this file lives.
+        """
+        if not self.closed:
+            self.seek(0)
+            return self
+        mode = mode or self.mode
+        self.file = self._open_stream(mode)
+        self.mode = mode
+        return self
 
     @property
     def size(self) -> int:

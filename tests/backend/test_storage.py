@@ -197,3 +197,19 @@ def test_binary_write_mode_refuses_text(storage, name):
         handle.write("text")
     handle.close()
     assert not storage.exists(name)  # the refused write stored nothing
+
+
+def test_a_closed_file_reopens_from_mogilefs_not_from_a_local_file(
+    storage, name, tmp_path, monkeypatch
+):
+    storage.save(name, ContentFile(b"stored"))
+    handle = storage.open(name)
+    assert handle.read() == b"stored"
+    handle.close()
+    monkeypatch.chdir(tmp_path)  # a local file of the same name, which File.open() would take
+    (tmp_path / name).parent.mkdir(parents=True)
+    (tmp_path / name).write_bytes(b"local disk")
+    with handle.open() as reopened:
+        assert reopened.read() == b"stored"
+    with handle.open("r") as reopened:
+        assert reopened.read() == "stored"
