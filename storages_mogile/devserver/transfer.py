@@ -46,16 +46,23 @@ def _connect(url: str, timeout: float) -> tuple[http.client.HTTPConnection, str]
     return connection, parts.path or "/"
 
 
+def _exchange(
+    method: str, url: str, timeout: float, limit: int | None = None
+) -> tuple[http.client.HTTPResponse, bytes]:
+    """One request without a body: the response and (up to ``limit`` bytes of) its body."""
+    connection, path = _connect(url, timeout)
+    try:
+        connection.request(method, path)
+        response = connection.getresponse()
+        return response, response.read(limit)
+    finally:
+        connection.close()
+
+
 def head_size(url: str, timeout: float = TIMEOUT) -> RemoteSize:
     """The size of the file at ``url`` according to its node."""
     try:
-        connection, path = _connect(url, timeout)
-        try:
-            connection.request("HEAD", path)
-            response = connection.getresponse()
-            response.read()
-        finally:
-            connection.close()
+        response, _ = _exchange("HEAD", url, timeout)
     except (OSError, http.client.HTTPException, TransferError) as exc:
         return RemoteSize(None, f"cannot reach {url}: {exc}")
     if response.status == 404:
@@ -69,13 +76,7 @@ def head_size(url: str, timeout: float = TIMEOUT) -> RemoteSize:
 def delete(url: str, timeout: float = TIMEOUT) -> bool:
     """Remove the file at ``url``; ``True`` once it is gone (204 or 404)."""
     try:
-        connection, path = _connect(url, timeout)
-        try:
-            connection.request("DELETE", path)
-            response = connection.getresponse()
-            response.read()
-        finally:
-            connection.close()
+        response, _ = _exchange("DELETE", url, timeout)
     except (OSError, http.client.HTTPException, TransferError):
         return False
     return response.status in (204, 404)
@@ -136,13 +137,7 @@ def digest(url: str, algorithm: str = "md5", timeout: float = TIMEOUT) -> str:
 def fetch(url: str, limit: int = 1 << 16, timeout: float = TIMEOUT) -> bytes:
     """A small document from a node (the usage report); TransferError if not 200."""
     try:
-        connection, path = _connect(url, timeout)
-        try:
-            connection.request("GET", path)
-            response = connection.getresponse()
-            body = response.read(limit)
-        finally:
-            connection.close()
+        response, body = _exchange("GET", url, timeout, limit)
     except (OSError, http.client.HTTPException) as exc:
         raise TransferError(f"reading {url} failed: {exc}") from exc
     if response.status != 200:
