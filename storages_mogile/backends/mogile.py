@@ -75,7 +75,8 @@ class MogileFSFile(File):
     by ranged reads and falls through to the replicas). In write mode it
     spools to a ``SpooledTemporaryFile`` bounded by the storage's
     ``max_memory_size`` and stores the content when closed; the key's
-    previous version stays readable until then.
+    previous version stays readable until then, and stays stored when a
+    ``with`` block around the writes ends in an exception.
     """
 
     def __init__(self, name: str, mode: str, storage: MogileFSStorage) -> None:
@@ -143,6 +144,11 @@ class MogileFSFile(File):
             self._storage._store(self._key, self.file)
             self._dirty = False
         super().close()
+
+    def __exit__(self, exc_type: object, exc_value: object, traceback: object) -> None:
+        if exc_type is not None:
+            self._dirty = False  # what the failed block wrote is not stored
+        self.close()
 
 
 @deconstructible(path="storages_mogile.backends.mogile.MogileFSStorage")

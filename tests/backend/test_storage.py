@@ -213,3 +213,13 @@ def test_a_closed_file_reopens_from_mogilefs_not_from_a_local_file(
         assert reopened.read() == b"stored"
     with handle.open("r") as reopened:
         assert reopened.read() == "stored"
+
+
+def test_an_error_inside_a_write_block_keeps_the_stored_version(storage, name):
+    storage.save(name, ContentFile(b"complete version"))
+    with pytest.raises(RuntimeError, match="failed half-way"):
+        with storage.open(name, "wb") as handle:
+            handle.write(b"half")
+            raise RuntimeError("failed half-way")
+    assert handle.closed
+    assert storage.open(name).read() == b"complete version"
