@@ -95,11 +95,7 @@ class MogileFSFile(File):
         self._dirty = False
         self._raw: NodeReader | None = None
         if "w" in mode:
-            return SpooledTemporaryFile(
-                max_size=self._storage.max_memory_size,
-                suffix=".MogileFSFile",
-                dir=setting("FILE_UPLOAD_TEMP_DIR"),
-            )
+            return self._storage._spool()
         self._raw = self._storage._reader(self._key)
         stream = io.BufferedReader(self._raw, buffer_size=self._storage.chunk_size)
         return stream if "b" in mode else io.TextIOWrapper(stream, encoding="utf-8")
@@ -322,12 +318,23 @@ class MogileFSStorage(BaseStorage):
         return self.client.read_file(key, paths=self.get_key_paths(key) or None)
 
     def _save(self, name: str, content: File) -> str:
+        key = self.key_for(name)
         if is_seekable(content):
             content.seek(0)
         if isinstance(content.read(0), str):
-            content = self._encode_text(content)
-        self._store(self.key_for(name), content)
+            with self._encode_text(content) as encoded:
+                self._store(key, encoded)
+        else:
+            self._store(key, content)
         return clean_name(name)
+
+    def _spool(self) -> IO[bytes]:
+        """A temporary file that keeps up to ``max_memory_size`` bytes in memory."""
+        return SpooledTemporaryFile(
+            max_size=self.max_memory_size,
+            suffix=".MogileFSFile",
+            dir=setting("FILE_UPLOAD_TEMP_DIR"),
+        )
 
     def _encode_text(self, content: File) -> IO[bytes]:
         """Text content as UTF-8 bytes, spooled (bounded memory) and rewound.
@@ -335,13 +342,11 @@ class MogileFSStorage(BaseStorage):
         The upload needs the length in bytes and a rewindable stream, which
         a text stream cannot give: its seek and tell count characters.
         """
-        spool = SpooledTemporaryFile(
-            max_size=self.max_memory_size, dir=setting("FILE_UPLOAD_TEMP_DIR")
-        )
+        spool = self._spool()
         for chunk in content.chunks(self.chunk_size):
             spool.write(chunk.encode("utf-8"))
         spool.seek(0)
-        return spool  # type: ignore[return-value]
+        return spool
 
     def _store(self, key: str, stream: IO[bytes]) -> None:
         """Store a stream under ``key`` in this storage's class; forget cached paths."""

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import gc
 import io
 import os
 import uuid
+import warnings
 from datetime import datetime, timezone
 
 import pytest
@@ -217,9 +219,18 @@ def test_a_closed_file_reopens_from_mogilefs_not_from_a_local_file(
 
 def test_an_error_inside_a_write_block_keeps_the_stored_version(storage, name):
     storage.save(name, ContentFile(b"complete version"))
-    with pytest.raises(RuntimeError, match="failed half-way"):
-        with storage.open(name, "wb") as handle:
-            handle.write(b"half")
-            raise RuntimeError("failed half-way")
+    with pytest.raises(RuntimeError, match="failed half-way"), storage.open(name, "wb") as handle:
+        handle.write(b"half")
+        raise RuntimeError("failed half-way")
     assert handle.closed
     assert storage.open(name).read() == b"complete version"
+
+
+def test_text_content_is_encoded_through_a_spool_that_is_closed(name):
+    storage = MogileFSStorage(max_memory_size=4)  # the UTF-8 spool rolls over to disk
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ResourceWarning)
+        storage.save(name, ContentFile("text longer than four bytes"))
+        gc.collect()
+    assert [str(warning.message) for warning in caught] == []
+    assert storage.open(name).read() == b"text longer than four bytes"
