@@ -220,8 +220,6 @@ class TrackerPool:
             reply = connection.read_reply()
         except (OSError, ProtocolError) as exc:
             raise _NoReply(str(exc)) from exc
-        if not connection.usable():
-            self.close()
         self._recovered(address)
         return reply
 
