@@ -406,7 +406,7 @@ class MogileFSStorage(BaseStorage):
 
     def get_modified_time(self, name: str) -> datetime:
         key = self.key_for(name)
-        modified = self.client.stat(key, paths=self.get_key_paths(key) or None)
+        modified = self.client.stat(key, paths=self.get_key_paths(key))
         if modified.last_modified is None:
             raise NotImplementedError(
                 f"The storage node serving {name!r} sent no Last-Modified header."
