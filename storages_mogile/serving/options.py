@@ -2,8 +2,9 @@
 
 Every option has a setting; the keyword arguments of a URL pattern
 (``serve_patterns(mode="nginx")`` or a ``path(..., serve, {"mode": "nginx"})``)
-override it. Options are resolved on every request, so ``override_settings``
-and settings changed at run time take effect at once.
+override it. Options are resolved on every request from the settings, which
+are read once and again after every ``setting_changed`` signal, so
+``override_settings`` takes effect at once.
 """
 
 from __future__ import annotations
