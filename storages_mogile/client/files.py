@@ -312,7 +312,8 @@ class NewFile(io.BufferedIOBase):
         self.key = key
         self.length: int | None = None
         self._store = store
-        self._spool = tempfile.SpooledTemporaryFile(max_size=spool_size)
+        # Lives as long as this file: closed by close() or abort(), not by a with block.
+        self._spool = tempfile.SpooledTemporaryFile(max_size=spool_size)  # noqa: SIM115
 
     def writable(self) -> bool:
         return True

@@ -13,11 +13,15 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 from .metadata import MetadataStore
 from .replication import Replicator
 from .storagenode import StorageNode
 from .tracker import Tracker, TrackerServer
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
 
 logger = logging.getLogger(__name__)
 
@@ -75,7 +79,7 @@ class DevCluster:
 
     # -- lifecycle ---------------------------------------------------------
 
-    def start(self) -> DevCluster:
+    def start(self) -> Self:
         """Start nodes, register them, create the domains, start the trackers.
 
         A no-op on a running cluster; a stopped cluster starts again with
@@ -116,7 +120,7 @@ class DevCluster:
         for store in self._stores:
             store.close()
 
-    def __enter__(self) -> DevCluster:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(

@@ -10,10 +10,13 @@ import http.client
 import socket
 import time
 from collections.abc import Callable
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 from urllib.parse import urlsplit
 
 from storages_mogile.client.protocol import Reply, decode_reply, encode_request, numbered
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
 
 T = TypeVar("T")
 
@@ -26,7 +29,7 @@ class Line:
         self.sock = socket.create_connection((host, int(port)), timeout=10)
         self.reader = self.sock.makefile("rb")
 
-    def __enter__(self) -> Line:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
