@@ -42,6 +42,7 @@ def django_admin(workdir: Path, trackers: list[str], *args: str) -> str:
         capture_output=True,
         text=True,
         timeout=120,
+        check=False,  # the assert below shows stderr
     )
     assert result.returncode == 0, result.stderr
     return result.stdout

@@ -75,10 +75,10 @@ def test_a_malformed_tracker_is_rejected():
 def test_missing_domain_or_trackers_is_explained_on_use(settings):
     settings.MOGILEFS_DOMAIN = None
     with pytest.raises(ImproperlyConfigured, match="MOGILEFS_DOMAIN"):
-        MogileFSStorage(trackers=["127.0.0.1:7001"]).client
+        _ = MogileFSStorage(trackers=["127.0.0.1:7001"]).client
     settings.MOGILEFS_TRACKERS = []
     with pytest.raises(ImproperlyConfigured, match="MOGILEFS_TRACKERS"):
-        MogileFSStorage(domain="d").client
+        _ = MogileFSStorage(domain="d").client
 
 
 def test_import_time_storage_follows_override_settings():
