@@ -23,6 +23,7 @@ def open_descriptors() -> int:
     not Path("/proc/self/fd").is_dir(), reason="needs /proc to count file descriptors"
 )
 def test_stop_leaves_no_threads_or_descriptors(tmp_path: Path) -> None:
+    gc.collect()  # what earlier tests left behind is closed now rather than mid-test
     threads, descriptors = set(threading.enumerate()), open_descriptors()
     cluster = DevCluster(tmp_path).start()
     cluster.add_tracker()
@@ -33,8 +34,10 @@ def test_stop_leaves_no_threads_or_descriptors(tmp_path: Path) -> None:
     addresses = cluster.trackers + [node.address for node in cluster.nodes]
     cluster.stop()
     idle.close()
-    assert set(threading.enumerate()) == threads
-    assert open_descriptors() == descriptors
+    # Threads and connections of earlier tests may still end meanwhile: the
+    # check is that the cluster added none that outlive it.
+    assert set(threading.enumerate()) <= threads
+    assert open_descriptors() <= descriptors
     assert all(refused(address) for address in addresses)
 
 
