@@ -45,10 +45,6 @@ class Replicator:
         self._pass_lock = threading.Lock()
         self._thread: threading.Thread | None = None
 
-    @property
-    def running(self) -> bool:
-        return self._thread is not None
-
     def start(self) -> Replicator:
         """Start the worker thread (a no-op if it runs)."""
         if self._thread is None:
@@ -163,8 +159,10 @@ class Replicator:
         """Copy a file from any readable holder to ``destination``."""
         target = topology.url(destination, found.fid)
         sources = [topology.url(devid, found.fid) for devid in holders if topology.readable(devid)]
+        if target is None:
+            return False
         for origin in sources:
-            if target is None or origin is None:
+            if origin is None:
                 continue
             try:
                 transfer.copy(origin, target, found.length)
