@@ -189,15 +189,13 @@ class Client:
         storage node connection.
         """
         key = _check_key(key)
-        reason = "the tracker returned no paths" if paths is None else "no paths were given"
-        if paths is None:
-            paths = self.get_paths(key)
-        if not paths:
-            raise NoPathsError(
-                f"key {key!r} in domain {self.domain!r} has no readable copy: {reason}", key=key
-            )
         return NodeReader(
-            self.nodes, paths, key=key, offset=offset, length=length, chunk_size=self.chunk_size
+            self.nodes,
+            self._paths(key, paths),
+            key=key,
+            offset=offset,
+            length=length,
+            chunk_size=self.chunk_size,
         )
 
     def get_file_data(self, key: str) -> bytes:
@@ -209,16 +207,28 @@ class Client:
         """Size and modification time from the first storage node that answers a HEAD."""
         key = _check_key(key)
         attempts: list[tuple[str, str]] = []
-        for url in self.get_paths(key) if paths is None else paths:
+        for url in self._paths(key, paths):
             try:
                 return self.nodes.head(url)
             except StorageNodeError as exc:
                 attempts.append((url, str(exc)))
                 logger.warning("HEAD of key %r at %s failed: %s", key, url, exc)
-        tried = "; ".join(reason for _, reason in attempts) or "the tracker returned no paths"
+        tried = "; ".join(reason for _, reason in attempts)
         raise NoPathsError(
             f"no storage node could describe key {key!r} ({tried})", key=key, attempts=attempts
         )
+
+    def _paths(self, key: str, paths: list[str] | None) -> list[str]:
+        """``paths``, else the tracker's; NoPathsError when there are none."""
+        reason = "no paths were given"
+        if paths is None:
+            paths = self.get_paths(key)
+            reason = "the tracker returned no paths"
+        if not paths:
+            raise NoPathsError(
+                f"key {key!r} in domain {self.domain!r} has no readable copy: {reason}", key=key
+            )
+        return paths
 
     def file_info(self, key: str) -> FileInfo:
         """The tracker's record of the file."""

@@ -103,11 +103,16 @@ def test_arguments_in_any_order_are_read_by_name(tracker_factory) -> None:
 
 def test_paths_zero_means_no_copy(tracker_factory) -> None:
     # seq 395: the only copy is missing on disk -> "OK paths=0", not an error.
-    tracker = tracker_factory(replies("OK paths=0", "OK paths=0"))
+    tracker = tracker_factory(replies("OK paths=0", "OK paths=0", "OK paths=0"))
     client = Client("testdomain", [tracker.address])
     assert client.get_paths("gone") == []
     with pytest.raises(NoPathsError, match=r"'gone'.*the tracker returned no paths"):
         client.read_file("gone")
+    with pytest.raises(NoPathsError, match=r"'gone'.*the tracker returned no paths"):
+        client.stat("gone")
+    with pytest.raises(NoPathsError, match=r"'gone'.*no paths were given"):
+        client.stat("gone", paths=[])
+    assert tracker.commands() == ["get_paths"] * 3
 
 
 def test_none_match_is_the_end_of_the_list(tracker_factory) -> None:
