@@ -9,6 +9,10 @@ to the same exception classes.
 With several trackers, a domain or class created through one of them can
 stay unknown to the others for a few seconds (their caches refresh
 periodically).
+
+When the reply to a ``create_*`` or ``delete_*`` is lost, the result is read
+back (is the domain, class, host or device there now?) and the request is
+sent again only if it had not taken effect.
 """
 
 from __future__ import annotations
@@ -48,11 +52,15 @@ class Admin:
         return domains
 
     def create_domain(self, domain: str) -> None:
-        self.trackers.call("create_domain", {"domain": domain})
+        self.trackers.call(
+            "create_domain", {"domain": domain}, settle=lambda: domain in self.get_domains()
+        )
 
     def delete_domain(self, domain: str) -> None:
         """Delete an empty domain (no classes besides ``default``, no files)."""
-        self.trackers.call("delete_domain", {"domain": domain})
+        self.trackers.call(
+            "delete_domain", {"domain": domain}, settle=lambda: domain not in self.get_domains()
+        )
 
     def create_class(
         self,
@@ -65,7 +73,9 @@ class Admin:
     ) -> None:
         """Create a class; ``hashtype="MD5"`` makes the tracker keep checksums."""
         self.trackers.call(
-            "create_class", _class_args(domain, cls, mindevcount, replpolicy, hashtype)
+            "create_class",
+            _class_args(domain, cls, mindevcount, replpolicy, hashtype),
+            settle=lambda: self._has_class(domain, cls),
         )
 
     def update_class(
@@ -83,7 +93,14 @@ class Admin:
         )
 
     def delete_class(self, domain: str, cls: str) -> None:
-        self.trackers.call("delete_class", {"domain": domain, "class": cls})
+        self.trackers.call(
+            "delete_class",
+            {"domain": domain, "class": cls},
+            settle=lambda: not self._has_class(domain, cls),
+        )
+
+    def _has_class(self, domain: str, cls: str) -> bool:
+        return cls in self.get_domains().get(domain, {})
 
     # Hosts and devices
 
@@ -114,6 +131,7 @@ class Admin:
                 "altip": altip,
                 "altmask": altmask,
             },
+            settle=lambda: self._has_host(host),
         )
 
     def update_host(
@@ -142,14 +160,21 @@ class Admin:
         )
 
     def delete_host(self, host: str) -> None:
-        self.trackers.call("delete_host", {"host": host})
+        self.trackers.call("delete_host", {"host": host}, settle=lambda: not self._has_host(host))
+
+    def _has_host(self, host: str) -> bool:
+        return any(record.get("hostname") == host for record in self.get_hosts())
 
     def get_devices(self, devid: int | None = None) -> list[dict[str, str]]:
         """Devices as dicts of the tracker's fields (``devid``, ``hostid``, ``status``, ...)."""
         return _records(self.trackers.call("get_devices", {"devid": devid}), "devices", "dev")
 
     def create_device(self, hostname: str, devid: int, *, state: str | None = None) -> None:
-        self.trackers.call("create_device", {"hostname": hostname, "devid": devid, "state": state})
+        self.trackers.call(
+            "create_device",
+            {"hostname": hostname, "devid": devid, "state": state},
+            settle=lambda: bool(self.get_devices(devid)),
+        )
 
     def set_state(self, host: str, device: int, state: str) -> None:
         """Set a device's state (``alive``, ``down``, ``drain``, ``readonly``, ``dead``)."""

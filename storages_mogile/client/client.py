@@ -16,11 +16,18 @@ from typing import IO
 
 import urllib3
 
-from .errors import MogileFSError, NoPathsError, StorageNodeError, TrackerError
+from .errors import (
+    MogileFSError,
+    NoPathsError,
+    StorageNodeError,
+    TrackerError,
+    UnknownKeyError,
+    tracker_error,
+)
 from .files import InputReadError, NewFile, NodeReader, UploadSource
 from .nodes import NodeStat, StorageNodes
 from .protocol import ENCODING, ERRORS, ProtocolError, numbered
-from .trackers import TrackerPool
+from .trackers import Settle, TrackerPool
 
 logger = logging.getLogger(__name__)
 
@@ -135,11 +142,29 @@ class Client:
         }
         if self.verify_checksum:
             close_args.update(checksum=f"MD5:{source.md5_hex}", checksumverify=1)
-        # A failed create_close has consumed the upload on the tracker: the
-        # error goes to the caller, who must store again from the start.
-        self._call("create_close", **close_args)
+        self._close(key, int(opened["fid"]), close_args)
         logger.debug("stored %d bytes as key %r at %s", source.consumed, key, path)
         return source.consumed
+
+    def _close(self, key: str, fid: int, close_args: dict[str, str | int | None]) -> None:
+        """Commit the upload with create_close.
+
+        A lost reply is settled by asking which fid the key holds now. A
+        refused create_close has consumed the upload on the tracker: the
+        caller must store again from the start.
+        """
+        try:
+            self._call("create_close", settle=lambda: self._fid_or_none(key) == fid, **close_args)
+        except TrackerError as exc:
+            raise tracker_error(
+                exc.code,
+                f"{exc.message}; nothing was stored, key {key!r} keeps its previous content "
+                f"(if it had any): store the file again",
+                command=exc.command,
+                tracker=exc.tracker,
+                key=key,
+                domain=self.domain,
+            ) from exc
 
     def _upload(self, source: UploadSource, destinations: list[tuple[str, str]]) -> tuple[str, str]:
         """PUT the source to the first destination that takes it: ``(devid, path)``."""
@@ -305,8 +330,49 @@ class Client:
         self._call("delete", key=_check_key(key))
 
     def rename(self, from_key: str, to_key: str) -> None:
-        """Give a file a new key; KeyExistsError if ``to_key`` is taken."""
-        self._call("rename", from_key=_check_key(from_key), to_key=_check_key(to_key))
+        """Give a file a new key; KeyExistsError if ``to_key`` is taken.
+
+        The target is looked up first: mogilefsd 2.73 answers a rename onto
+        a taken key twice, and its stray second reply costs the next request
+        of some client its connection (docs/client.md). The file's fid is
+        looked up too, to tell after a lost reply where the file is now.
+        """
+        from_key, to_key = _check_key(from_key), _check_key(to_key)
+        fid = self._fid_or_none(from_key)
+        if fid is None:
+            raise self._refusal("unknown_key", "rename", from_key)
+        if from_key == to_key:
+            return  # the tracker answers OK and changes nothing
+        if self._fid_or_none(to_key) is not None:
+            raise self._refusal("key_exists", "rename", to_key)
+        self._call(
+            "rename",
+            from_key=from_key,
+            to_key=to_key,
+            settle=lambda: self._renamed(fid, from_key, to_key),
+        )
+
+    def _renamed(self, fid: int, from_key: str, to_key: str) -> bool:
+        """Whether a rename whose reply was lost moved ``fid`` to ``to_key``."""
+        if self._fid_or_none(to_key) == fid:
+            return True
+        if self._fid_or_none(from_key) == fid:
+            return False
+        raise MogileFSError(
+            f"rename of {from_key!r} to {to_key!r} lost its reply, and the file (fid {fid}) "
+            f"is under neither key now: another client renamed or deleted it meanwhile"
+        )
+
+    def _fid_or_none(self, key: str) -> int | None:
+        """The fid ``key`` holds, ``None`` when the key does not exist."""
+        try:
+            return self.file_info(key).fid
+        except UnknownKeyError:
+            return None
+
+    def _refusal(self, code: str, command: str, key: str) -> TrackerError:
+        """The error the tracker would answer, found out before asking it."""
+        return tracker_error(code, "", command=command, key=key, domain=self.domain)
 
     def update_class(self, key: str, cls: str) -> None:
         """Move a file to another class (replication follows its mindevcount)."""
@@ -316,8 +382,10 @@ class Client:
         """Close this thread's tracker connection (reopened when needed)."""
         self.trackers.close()
 
-    def _call(self, command: str, **args: str | int | None) -> dict[str, str]:
-        return self.trackers.call(command, {"domain": self.domain, **args})
+    def _call(
+        self, command: str, *, settle: Settle | None = None, **args: str | int | None
+    ) -> dict[str, str]:
+        return self.trackers.call(command, {"domain": self.domain, **args}, settle=settle)
 
 
 def _destinations(reply: dict[str, str]) -> list[tuple[str, str]]:

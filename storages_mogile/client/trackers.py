@@ -8,12 +8,18 @@ rules it follows when something breaks:
   completely sent, is skipped and the next one is tried; that is safe for
   every command because the tracker never saw a whole request line.
 * Once the request line is out, a failure (timeout, closed connection, a
-  reply that is not ``OK``/``ERR``) leaves the outcome unknown. Commands in
-  :data:`IDEMPOTENT` are then sent once more, to another tracker; all others
-  (``create_open``, ``create_close``, ``rename``, the admin ``create_*`` and
-  ``delete_*`` commands) raise :class:`TrackerUnavailableError` at once.
-* ``delete`` is retried too: a retry that answers ``unknown_key`` counts as
-  success, since the first attempt may already have deleted the key.
+  reply that is not ``OK``/``ERR``) loses the reply, but not the outcome:
+  commands in :data:`IDEMPOTENT` and ``create_open`` (an unused fid is
+  reaped by the tracker) are sent again, to the next tracker (the same one
+  on a new connection when it is the only one left). The others
+  (``create_close``, ``rename``, the admin ``create_*`` and ``delete_*``)
+  come with a *settle* function from their caller that asks the trackers
+  whether the request took effect; if it did not, it is sent again. Only
+  when no tracker can be asked does the caller get a
+  :class:`TrackerUnavailableError` saying that the outcome is unknown.
+* A resent command whose first attempt may have done the work already takes
+  the error that says so as success: ``unknown_key`` for ``delete``,
+  ``domain_exists`` for ``create_domain``, and so on (:data:`DONE_ON_RESEND`).
 * A connection that timed out, failed, carried anything besides the one
   expected reply line, or was left waiting for a reply (an exception from a
   signal handler interrupted the call) is closed and never reused, so a late
@@ -30,7 +36,7 @@ import random
 import socket
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 from urllib3.util import wait_for_read
 
@@ -62,8 +68,25 @@ IDEMPOTENT = frozenset(
     }
 )
 
-# Error codes that mean "already done" when they answer a retried command.
-_DONE_ON_RETRY: Mapping[str, frozenset[str]] = {"delete": frozenset({"unknown_key"})}
+# Not idempotent, but safe to send again: the tracker reaps an unused fid.
+RESENDABLE = IDEMPOTENT | {"create_open"}
+
+# Error codes that mean "already done" when they answer a resent command
+# (the lost first attempt did it; a tracker whose cache lags may not show it).
+DONE_ON_RESEND: Mapping[str, frozenset[str]] = {
+    "delete": frozenset({"unknown_key"}),
+    "create_domain": frozenset({"domain_exists"}),
+    "create_class": frozenset({"class_exists"}),
+    "create_host": frozenset({"host_exists"}),
+    "create_device": frozenset({"existing_devid"}),
+    "delete_domain": frozenset({"domain_not_found"}),
+    "delete_class": frozenset({"class_not_found"}),
+    "delete_host": frozenset({"unknown_host"}),
+}
+
+#: Asks the trackers whether a request whose reply was lost took effect:
+#: True if it did, False if it did not (then it is sent again).
+Settle = Callable[[], bool]
 
 _RECV_SIZE = 65536
 
@@ -177,16 +200,26 @@ class TrackerPool:
         self._lock = threading.Lock()
         self._local = threading.local()
 
-    def call(self, command: str, args: Mapping[str, str | int | None]) -> dict[str, str]:
+    def call(
+        self,
+        command: str,
+        args: Mapping[str, str | int | None],
+        *,
+        settle: Settle | None = None,
+    ) -> dict[str, str]:
         """Send ``command`` and return the ``OK`` reply's arguments.
 
-        Raises the TrackerError subclass matching an ``ERR`` reply, or
-        TrackerUnavailableError when no tracker answered.
+        ``settle`` finds out whether the request took effect when its reply
+        is lost; commands that are not :data:`RESENDABLE` need one to be
+        sent again. Raises the TrackerError subclass matching an ``ERR``
+        reply, or TrackerUnavailableError when no tracker answered.
         """
         line = encode_request(command, dict(args))
         attempts: list[tuple[str, str]] = []
-        resent = False
-        for address in self._order():
+        pending = self._order()
+        sends = 0  # requests that went out and lost their reply
+        while pending:
+            address = pending.pop(0)
             try:
                 reply = self._exchange(address, line)
             except _NotSent as exc:
@@ -194,17 +227,50 @@ class TrackerPool:
                 continue
             except _NoReply as exc:
                 self._fail(address, attempts, str(exc))
-                if command not in IDEMPOTENT:
-                    raise self._unknown_outcome(command, args, attempts) from exc
-                if resent:
+                sends += 1
+                if self._took_effect(command, args, settle, attempts):
+                    return {}
+                if sends >= max(2, len(self.trackers)):
                     break
-                resent = True
+                pending.append(address)  # after the others, on a new connection
                 continue
-            return self._answer(command, args, address, reply, resent=resent)
+            if not reply.ok and sends and settle is not None and settle():
+                return {}  # refused because the lost attempt had done it (and more)
+            return self._answer(command, args, address, reply, resent=sends > 0)
         tried = "; ".join(f"{address}: {reason}" for address, reason in attempts)
         raise TrackerUnavailableError(
             f"{command}{_describe(args)}: no tracker answered (tried {tried})", attempts
         )
+
+    def _took_effect(
+        self,
+        command: str,
+        args: Mapping[str, str | int | None],
+        settle: Settle | None,
+        attempts: list[tuple[str, str]],
+    ) -> bool:
+        """After a lost reply: whether the request is known to have taken effect.
+
+        False means it may be sent again; an outcome that cannot be found
+        out raises TrackerUnavailableError.
+        """
+        if command in RESENDABLE:
+            return False
+        if settle is None:
+            raise self._unknown_outcome(command, args, attempts, "it is not idempotent")
+        try:
+            done = settle()
+        except TrackerUnavailableError as exc:
+            raise self._unknown_outcome(
+                command, args, attempts, f"no tracker could be asked whether it did ({exc})"
+            ) from exc
+        logger.info(
+            "%s%s lost its reply and %s",
+            command,
+            _describe(args),
+            "had taken effect" if done else "had not taken effect: sending it again",
+        )
+        return done
 
     def _exchange(self, address: str, line: bytes) -> Reply:
         """One request line and its reply, on this thread's connection to ``address``."""
@@ -235,7 +301,7 @@ class TrackerPool:
         """The arguments of an ``OK`` reply; the typed error for an ``ERR``."""
         if reply.ok:
             return reply.args
-        if resent and reply.code in _DONE_ON_RETRY.get(command, ()):
+        if resent and reply.code in DONE_ON_RESEND.get(command, ()):
             logger.info("%s resent to %s answered %s: done already", command, address, reply.code)
             return {}
         raise tracker_error(
@@ -294,13 +360,17 @@ class TrackerPool:
             self._resting_until.pop(address, None)
 
     def _unknown_outcome(
-        self, command: str, args: Mapping[str, str | int | None], attempts: list[tuple[str, str]]
+        self,
+        command: str,
+        args: Mapping[str, str | int | None],
+        attempts: list[tuple[str, str]],
+        why: str,
     ) -> TrackerUnavailableError:
         address, reason = attempts[-1]
         return TrackerUnavailableError(
             f"{command}{_describe(args)} was sent to tracker {address} but got no reply "
-            f"({reason}); it may or may not have taken effect, and {command} is not "
-            f"retried because it is not idempotent",
+            f"({reason}); it may or may not have taken effect, and it is not sent again "
+            f"because {why}",
             attempts,
         )
 

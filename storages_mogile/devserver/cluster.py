@@ -35,7 +35,9 @@ class DevCluster:
     ``domains`` maps domain names to ``{class: mindevcount}``; the classes
     are created (or their mindevcount updated) at start. Ports are chosen
     by the OS unless ``tracker_port`` is given; stopped parts keep their
-    ports and start again on them.
+    ports and start again on them. ``stray_rename_reply`` reproduces
+    mogilefsd 2.73's lost reply after a ``rename`` onto a taken key
+    (:class:`~.tracker.Tracker`).
     """
 
     def __init__(
@@ -47,6 +49,7 @@ class DevCluster:
         host: str = "127.0.0.1",
         tracker_port: int = 0,
         replication_interval: float = 0.2,
+        stray_rename_reply: bool = True,
     ) -> None:
         if nodes < 1:
             raise ValueError(f"a dev cluster needs at least one storage node, not nodes={nodes}")
@@ -68,6 +71,7 @@ class DevCluster:
         self.host = host
         self.tracker_port = tracker_port
         self.replication_interval = replication_interval
+        self.stray_rename_reply = stray_rename_reply
         self.nodes = [
             StorageNode(self.data_dir / "nodes" / f"node{index}", host)
             for index in range(1, nodes + 1)
@@ -150,7 +154,11 @@ class DevCluster:
         return store
 
     def _tracker(self, store: MetadataStore) -> Tracker:
-        return Tracker(store, on_device_created=self._device_created)
+        return Tracker(
+            store,
+            on_device_created=self._device_created,
+            stray_rename_reply=self.stray_rename_reply,
+        )
 
     def _device_created(self, devid: int, hostid: int) -> None:
         """A device was added with create_device: give its node the directory."""

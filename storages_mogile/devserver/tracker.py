@@ -8,6 +8,13 @@ per connection, answering pipelined requests in order.
 Replies are built with the project's protocol codec. Like mogilefsd, the
 order of the arguments in an ``OK`` reply is random, so clients that depend
 on it break here as they would against a real tracker.
+
+A request can also be carried out and then answered with a closed
+connection instead of a reply line, as mogilefsd does when it kills the
+query worker that served it. The tracker does that for the request that
+follows an ``ERR key_exists`` of ``rename`` (mogilefsd 2.73's stray second
+reply, see :meth:`Tracker.answer`), and for the faults a test asks for with
+:meth:`Tracker.drop_reply`.
 """
 
 from __future__ import annotations
@@ -19,7 +26,8 @@ import socketserver
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Final
 
 from storages_mogile.client.protocol import decode_request, encode_err, encode_ok
 
@@ -47,34 +55,109 @@ ADMIN_HELP = (
 )
 
 
+class _Dropped:
+    def __repr__(self) -> str:
+        return "DROPPED"
+
+
+#: What :meth:`Tracker.answer` returns for a request whose connection is to
+#: be closed without a reply.
+DROPPED: Final = _Dropped()
+
+
+@dataclass
+class _Drop:
+    """A request to answer by closing its connection (``command`` None: any)."""
+
+    command: str | None
+    act: bool
+    count: int
+
+
 class Tracker:
     """Tracker commands over a metadata store; no sockets.
 
     ``on_device_created(devid, hostid)`` is called after ``create_device``
     so the cluster can give the host's node the new device directory.
+    ``stray_rename_reply`` (default on) reproduces mogilefsd 2.73's double
+    reply to a ``rename`` onto a taken key (see :meth:`answer`).
     """
 
     def __init__(
-        self, store: MetadataStore, *, on_device_created: Callable[[int, int], None] | None = None
+        self,
+        store: MetadataStore,
+        *,
+        on_device_created: Callable[[int, int], None] | None = None,
+        stray_rename_reply: bool = True,
     ) -> None:
         self.store = store
         self.usage = UsageMonitor()
         self.stopping = threading.Event()
         self.on_device_created = on_device_created
+        self.stray_rename_reply = stray_rename_reply
         self._started = time.monotonic()
         self._queries = 0
         self._processing = 0
         self._count_lock = threading.Lock()
+        self._drops: list[_Drop] = []
+        self._drop_lock = threading.Lock()
 
-    def answer(self, line: bytes) -> bytes | None:
-        """The reply to one request line, or ``None`` for an empty line."""
+    def answer(self, line: bytes) -> bytes | _Dropped | None:
+        """The reply to one request line: ``None`` for an empty line, DROPPED
+        when the connection is to be closed without a reply.
+
+        After a ``rename`` answered ``key_exists``, mogilefsd's query worker
+        sends a second, stray ``OK``; the ProcManager reads it while the
+        worker serves the next request (of any client), kills the worker and
+        closes that client's connection. The request was carried out, its
+        reply is lost. Here that happens to the next request every time,
+        not only when the timing is unlucky, so clients meet it in tests.
+        """
         admin_command = _ADMIN.match(line.rstrip(b"\r\n"))
         if admin_command:
             return self.admin(admin_command.group(1).decode("ascii", "replace"))
         request = decode_request(line)
         if request is None:
             return None
-        return self.run(request.command, request.args)
+        drop = self._take_drop(request.command)
+        if drop is not None and not drop.act:
+            return DROPPED
+        reply = self.run(request.command, request.args)
+        if (
+            self.stray_rename_reply
+            and request.command == "rename"
+            and reply.startswith(b"ERR key_exists ")
+        ):
+            self.drop_reply()
+        return DROPPED if drop is not None else reply
+
+    def drop_reply(self, command: str | None = None, *, act: bool = True, count: int = 1) -> None:
+        """Close the connection of the next ``count`` requests of ``command``
+        (of any command when None) instead of replying.
+
+        With ``act`` the request is carried out first (its reply is lost),
+        without it the request is discarded unread. For fault tests.
+        """
+        if count < 1:
+            raise ValueError(f"count must be at least 1, not {count}")
+        with self._drop_lock:
+            self._drops.append(_Drop(command, act, count))
+
+    def cancel_drops(self) -> None:
+        """Forget every pending :meth:`drop_reply`."""
+        with self._drop_lock:
+            self._drops.clear()
+
+    def _take_drop(self, command: str) -> _Drop | None:
+        """The first pending drop that applies to ``command``, used up once."""
+        with self._drop_lock:
+            for drop in self._drops:
+                if drop.command in (None, command):
+                    drop.count -= 1
+                    if drop.count == 0:
+                        self._drops.remove(drop)
+                    return drop
+        return None
 
     def run(self, command: str, args: dict[str, str]) -> bytes:
         """Run one command and encode its reply line."""
@@ -138,7 +221,12 @@ class _TrackerConnection(socketserver.StreamRequestHandler):
                 if not line.endswith(b"\n"):
                     break  # the client closed mid-line: a partial request is never answered
                 reply = tracker.answer(line)
-                if reply is not None:
+                if reply is DROPPED:
+                    logger.info(
+                        "tracker closes the connection of %s without a reply", self.client_address
+                    )
+                    break
+                if isinstance(reply, bytes):
                     self.wfile.write(reply)
         except OSError as exc:
             logger.debug("tracker connection from %s ended: %s", self.client_address, exc)

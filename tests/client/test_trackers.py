@@ -28,6 +28,7 @@ from storages_mogile.client import (
 )
 from storages_mogile.client import trackers as trackers_module
 from storages_mogile.client.protocol import Request
+from storages_mogile.client.trackers import TrackerPool
 
 from .fakes import Answer, ScriptedTracker, SilentTracker, closed_port, replies
 
@@ -60,13 +61,12 @@ def never(request: Request, number: int) -> Answer:
 
 
 def test_ok_with_nothing_after_it(tracker_factory) -> None:
-    tracker = tracker_factory(replies("OK ", "OK ", "OK "))  # seq 1: "OK " + CRLF
+    tracker = tracker_factory(replies("OK ", "OK "))  # seq 1: "OK " + CRLF
     client = Client("testdomain", [tracker.address])
     assert client.delete("k") is None
-    assert client.rename("k", "k2") is None
     assert client.update_class("k2", "thumb") is None
-    assert tracker.commands() == ["delete", "rename", "updateclass"]
-    assert tracker.received[2].request.args == {
+    assert tracker.commands() == ["delete", "updateclass"]
+    assert tracker.received[1].request.args == {
         "domain": "testdomain",
         "key": "k2",
         "class": "thumb",
@@ -238,12 +238,38 @@ def test_idempotent_command_is_sent_once_more_elsewhere(tracker_factory) -> None
     assert len(first.received) + len(second.received) == 2
 
 
-def test_non_idempotent_command_is_not_resent(tracker_factory) -> None:
+def test_lone_tracker_gets_a_second_try_on_a_new_connection(tracker_factory) -> None:
+    tracker = tracker_factory(never)
+    client = Client("testdomain", [tracker.address], timeout=0.3, backoff=0)
+    with pytest.raises(TrackerUnavailableError):
+        client.get_paths("k")
+    assert tracker.commands() == ["get_paths", "get_paths"] and tracker.connections == 2
+
+
+def test_non_idempotent_command_without_settle_is_not_resent(tracker_factory) -> None:
     first, second = tracker_factory(never), tracker_factory(never)
-    client = Client("testdomain", [first.address, second.address], timeout=0.3)
+    pool = TrackerPool([first.address, second.address], timeout=0.3)
     with pytest.raises(TrackerUnavailableError, match="may or may not have taken effect"):
-        client.rename("a", "b")
+        pool.call("create_close", {"domain": "testdomain", "key": "k", "fid": 1})
     assert len(first.received) + len(second.received) == 1
+
+
+def test_rename_looks_at_both_keys_first(tracker_factory) -> None:
+    tracker = tracker_factory(
+        replies(
+            "OK fid=7&key=a&domain=testdomain&class=default&length=1&devcount=1",
+            "ERR unknown_key unknown_key",
+            "OK ",
+            "OK fid=7&key=a&domain=testdomain&class=default&length=1&devcount=1",
+            "OK fid=8&key=b&domain=testdomain&class=default&length=1&devcount=1",
+        )
+    )
+    client = Client("testdomain", [tracker.address])
+    client.rename("a", "b")
+    assert tracker.commands() == ["file_info", "file_info", "rename"]
+    with pytest.raises(KeyExistsError):  # never sent: the tracker would answer twice
+        client.rename("a", "b")
+    assert tracker.commands()[3:] == ["file_info", "file_info"]
 
 
 def test_retry_reaches_a_working_tracker(tracker_factory, in_given_order) -> None:
@@ -281,11 +307,10 @@ def test_late_reply_never_answers_the_next_command(tracker_factory) -> None:
 
     tracker = tracker_factory(respond)
     client = Client("testdomain", [tracker.address], timeout=0.6, backoff=0)
-    with pytest.raises(TrackerUnavailableError, match="no reply within"):
-        client.get_paths("k")
-    # Sent at once: on the old connection the late reply would arrive within
-    # this request's timeout and be taken as its answer.
+    # Sent again at once: on the old connection the late reply would arrive
+    # within this request's timeout and be taken as its answer.
     assert client.get_paths("k") == ["http://fresh/2"]
+    assert client.get_paths("k") == ["http://fresh/2"]  # the same, second connection
     assert tracker.connections == 2
 
 
@@ -348,9 +373,9 @@ def test_closed_connection_is_reopened_before_sending(tracker_factory) -> None:
     # A tracker that hangs up after every answer: even non-idempotent
     # commands go through, on a new connection each time.
     tracker = tracker_factory(lambda request, number: Answer(b"OK \r\n", close=True))
-    client = Client("testdomain", [tracker.address])
+    admin = Admin([tracker.address])
     for index in range(3):
-        client.rename(f"a{index}", f"b{index}")
+        admin.create_domain(f"d{index}")
         time.sleep(0.05)  # let the hang-up arrive
     assert tracker.connections == 3
 
