@@ -1,16 +1,76 @@
-"""Fixtures shared by the whole suite: dev MogileFS clusters on loopback."""
+"""Fixtures shared by the whole suite: the MogileFS to run against.
+
+By default that is a dev MogileFS on loopback. ``MOGILEFS_TEST_TRACKERS``
+(comma-separated ``host:port``) and ``MOGILEFS_TEST_DOMAIN`` name a real
+one instead, and ``--real-mogilefs`` starts the real MogileFS lab for the
+run (tests/lab.py). Its domain needs the classes ``avatar`` (mindevcount 2)
+and ``thumb`` (mindevcount 1). Tests that stop nodes or trackers need a dev
+cluster's controls (``dev_cluster``) and are skipped on a real MogileFS.
+"""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from storages_mogile.devserver import DevCluster
 
+pytest_plugins = ["tests.lab"]
+
+TRACKERS_ENV = "MOGILEFS_TEST_TRACKERS"
+DOMAIN_ENV = "MOGILEFS_TEST_DOMAIN"
+
 TEST_DOMAIN = "testdomain"
 TEST_CLASSES = {"avatar": 2, "thumb": 1}
+
+
+@dataclass(frozen=True)
+class Target:
+    """The MogileFS the tests run against."""
+
+    trackers: list[str]
+    domain: str
+    real: bool
+
+
+def real_mogilefs() -> Target | None:
+    """The MogileFS named by the environment, if any."""
+    trackers = os.environ.get(TRACKERS_ENV, "").strip()
+    if not trackers:
+        return None
+    domain = os.environ.get(DOMAIN_ENV, "").strip()
+    if not domain:
+        raise pytest.UsageError(f"{TRACKERS_ENV} is set: set {DOMAIN_ENV} to the test domain too")
+    return Target([t.strip() for t in trackers.split(",") if t.strip()], domain, real=True)
+
+
+def skip_on_real_mogilefs() -> None:
+    """Skip a test that needs a dev cluster's controls when a real MogileFS is named."""
+    if real_mogilefs() is not None:
+        pytest.skip(
+            "needs a dev cluster of its own (stops nodes or trackers, or changes the setup)"
+        )
+
+
+@pytest.fixture(scope="session")
+def mogile_target(request: pytest.FixtureRequest) -> Target:
+    """A real MogileFS from the environment, else the session's dev cluster."""
+    target = real_mogilefs()
+    if target is not None:
+        return target
+    cluster: DevCluster = request.getfixturevalue("mogile_cluster")
+    return Target(list(cluster.trackers), TEST_DOMAIN, real=False)
+
+
+@pytest.fixture
+def dev_cluster(request: pytest.FixtureRequest) -> DevCluster:
+    """A dev cluster of the test's own, to stop and start parts of; skips on a real MogileFS."""
+    skip_on_real_mogilefs()
+    return request.getfixturevalue("fault_cluster")
 
 
 def start_cluster(data_dir: Path, nodes: int = 2) -> DevCluster:

@@ -13,8 +13,9 @@ import pytest
 
 from storages_mogile.client import Client, StorageNodeError, TrackerUnavailableError
 from storages_mogile.devserver import DevCluster
+from tests.conftest import Target
 
-from .conftest import Keys, Target
+from .conftest import Keys
 from .fakes import SilentTracker
 from .test_roundtrip import wait_for
 

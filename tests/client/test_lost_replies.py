@@ -25,9 +25,10 @@ from storages_mogile.client import (
     UnknownKeyError,
 )
 from storages_mogile.devserver import DevCluster
+from tests.conftest import Target
 from tests.devserver.helpers import Line
 
-from .conftest import Keys, Target
+from .conftest import Keys
 
 ROUNDS = 50
 

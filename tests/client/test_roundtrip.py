@@ -23,8 +23,9 @@ from storages_mogile.client import (
     UnknownDomainError,
     UnknownKeyError,
 )
+from tests.conftest import Target
 
-from .conftest import Keys, Target
+from .conftest import Keys
 
 MIB = 1 << 20
 

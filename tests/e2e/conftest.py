@@ -1,7 +1,9 @@
-"""Fixtures of the end-to-end tests: a dev MogileFS, Django under uvicorn, Perlbal, nginx.
+"""Fixtures of the end-to-end tests: a MogileFS, Django under uvicorn, Perlbal, nginx.
 
-All of them live for the e2e package and are stopped at its end. Tests
-that stop a storage node start it again before they finish.
+The MogileFS is a dev cluster of the package's own, or the real one the run
+names (tests/conftest.py). All of them live for the e2e package and are
+stopped at its end. Tests that stop a storage node need the dev cluster
+(skipped on a real MogileFS) and start it again before they finish.
 """
 
 from __future__ import annotations
@@ -15,9 +17,12 @@ from pathlib import Path
 import pytest
 import urllib3
 
+# The real MogileFS replicates a few seconds after a store (always within 15 s in the lab).
+REPLICATION_TIMEOUT = 30
+
 from storages_mogile.client import Client
 from storages_mogile.devserver import DevCluster
-from tests.conftest import TEST_DOMAIN, start_cluster
+from tests.conftest import TEST_DOMAIN, Target, real_mogilefs, skip_on_real_mogilefs, start_cluster
 from tests.e2e.servers import Server, django_server, find_binary, nginx_server, perlbal_server
 
 
@@ -38,15 +43,29 @@ def e2e_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="package")
-def e2e_cluster(e2e_dir: Path) -> Iterator[DevCluster]:
+def e2e_dev_cluster(e2e_dir: Path) -> Iterator[DevCluster | None]:
+    """The package's dev cluster; None when the run names a real MogileFS."""
+    if real_mogilefs() is not None:
+        yield None
+        return
     cluster = start_cluster(e2e_dir / "mogile")
     yield cluster
     cluster.stop()
 
 
 @pytest.fixture(scope="package")
-def django_site(e2e_dir: Path, e2e_cluster: DevCluster) -> Iterator[Server]:
-    with django_server(e2e_dir, e2e_cluster.trackers, TEST_DOMAIN) as server:
+def e2e_mogilefs(e2e_dev_cluster: DevCluster | None) -> Target:
+    """The MogileFS behind the site: the real one the run names, else the dev cluster."""
+    if e2e_dev_cluster is None:
+        real = real_mogilefs()
+        assert real is not None
+        return real
+    return Target(list(e2e_dev_cluster.trackers), TEST_DOMAIN, real=False)
+
+
+@pytest.fixture(scope="package")
+def django_site(e2e_dir: Path, e2e_mogilefs: Target) -> Iterator[Server]:
+    with django_server(e2e_dir, e2e_mogilefs.trackers, e2e_mogilefs.domain) as server:
         yield server
 
 
@@ -68,8 +87,8 @@ def http() -> urllib3.PoolManager:
 
 
 @pytest.fixture(scope="package")
-def mogile(e2e_cluster: DevCluster) -> Iterator[Client]:
-    client = Client(TEST_DOMAIN, e2e_cluster.trackers)
+def mogile(e2e_mogilefs: Target) -> Iterator[Client]:
+    client = Client(e2e_mogilefs.domain, e2e_mogilefs.trackers)
     yield client
     client.close()
 
@@ -85,13 +104,23 @@ def put(mogile: Client) -> Callable[..., str]:
     def store(data: bytes, suffix: str = ".bin") -> str:
         key = f"e2e/{uuid.uuid4().hex}{suffix}"
         mogile.store_content(key, data, cls="avatar")
-        deadline = time.monotonic() + 10
-        while len(mogile.get_paths(key)) < 2:
-            assert time.monotonic() < deadline, f"{key} was not replicated within 10 s"
-            time.sleep(0.05)
+        deadline = time.monotonic() + REPLICATION_TIMEOUT
+        while len(mogile.get_paths(key, noverify=True)) < 2:
+            assert time.monotonic() < deadline, (
+                f"{key} was not replicated within {REPLICATION_TIMEOUT} s"
+            )
+            time.sleep(0.1)
         return key
 
     return store
+
+
+@pytest.fixture
+def e2e_cluster(e2e_dev_cluster: DevCluster | None) -> DevCluster:
+    """The package's dev cluster, for tests that control it; skips on a real MogileFS."""
+    skip_on_real_mogilefs()
+    assert e2e_dev_cluster is not None
+    return e2e_dev_cluster
 
 
 @pytest.fixture

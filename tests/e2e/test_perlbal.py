@@ -7,7 +7,6 @@ import os
 import pytest
 import urllib3
 
-from tests.conftest import TEST_DOMAIN
 from tests.e2e.conftest import require_binary
 from tests.e2e.servers import django_server, perlbal_server
 
@@ -68,11 +67,11 @@ def test_head_and_unknown_keys_through_perlbal(http, perlbal, put):
     assert http.request("GET", f"{perlbal.url}/media/e2e/missing.txt").status == 404
 
 
-def test_perlbal_reproxy_cache_answers_without_django(http, e2e_cluster, put, tmp_path):
+def test_perlbal_reproxy_cache_answers_without_django(http, e2e_mogilefs, put, tmp_path):
     binary = require_binary("perlbal")
     data = os.urandom(50_000)
     key = put(data)
-    with django_server(tmp_path, e2e_cluster.trackers, TEST_DOMAIN) as site:
+    with django_server(tmp_path, e2e_mogilefs.trackers, e2e_mogilefs.domain) as site:
         perlbal = perlbal_server(binary, tmp_path, site, ("SET reproxy_cache_maxsize = 100",))
         with perlbal:
             first = http.request("GET", f"{perlbal.url}/cached/{key}")
