@@ -353,11 +353,15 @@ class Client:
         )
 
     def _renamed(self, fid: int, from_key: str, to_key: str) -> bool:
-        """Whether a rename whose reply was lost moved ``fid`` to ``to_key``."""
-        if self._fid_or_none(to_key) == fid:
-            return True
+        """Whether a rename whose reply was lost moved ``fid`` to ``to_key``.
+
+        The old key is asked first: the lost rename may still be running,
+        and it moves the file from one key to the other at once.
+        """
         if self._fid_or_none(from_key) == fid:
             return False
+        if self._fid_or_none(to_key) == fid:
+            return True
         raise MogileFSError(
             f"rename of {from_key!r} to {to_key!r} lost its reply, and the file (fid {fid}) "
             f"is under neither key now: another client renamed or deleted it meanwhile"

@@ -234,9 +234,9 @@ class TrackerPool:
                     break
                 pending.append(address)  # after the others, on a new connection
                 continue
-            if not reply.ok and sends and settle is not None and settle():
-                return {}  # refused because the lost attempt had done it (and more)
-            return self._answer(command, args, address, reply, resent=sends > 0)
+            if not reply.ok and sends and self._done_before(command, args, reply, settle, attempts):
+                return {}
+            return self._answer(command, args, address, reply)
         tried = "; ".join(f"{address}: {reason}" for address, reason in attempts)
         raise TrackerUnavailableError(
             f"{command}{_describe(args)}: no tracker answered (tried {tried})", attempts
@@ -258,12 +258,7 @@ class TrackerPool:
             return False
         if settle is None:
             raise self._unknown_outcome(command, args, attempts, "it is not idempotent")
-        try:
-            done = settle()
-        except TrackerUnavailableError as exc:
-            raise self._unknown_outcome(
-                command, args, attempts, f"no tracker could be asked whether it did ({exc})"
-            ) from exc
+        done = self._ask(command, args, settle, attempts)
         logger.info(
             "%s%s lost its reply and %s",
             command,
@@ -271,6 +266,53 @@ class TrackerPool:
             "had taken effect" if done else "had not taken effect: sending it again",
         )
         return done
+
+    def _done_before(
+        self,
+        command: str,
+        args: Mapping[str, str | int | None],
+        reply: Reply,
+        settle: Settle | None,
+        attempts: list[tuple[str, str]],
+    ) -> bool:
+        """Whether a resent command was refused because the lost attempt did the work.
+
+        The lost attempt may still be running on its tracker (mogilefsd's
+        killed worker finishes the request it has; a stopping tracker too),
+        so ``settle`` is asked until it says yes or as long as the reply to
+        that attempt would have been waited for.
+        """
+        if reply.code in DONE_ON_RESEND.get(command, ()):
+            logger.info(
+                "%s%s sent again answered %s: done already", command, _describe(args), reply.code
+            )
+            return True
+        if settle is None:
+            return False
+        deadline = time.monotonic() + self.timeout
+        pause = 0.02
+        while not self._ask(command, args, settle, attempts):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            time.sleep(min(pause, remaining))
+            pause = min(pause * 2, 0.5)
+        return True
+
+    def _ask(
+        self,
+        command: str,
+        args: Mapping[str, str | int | None],
+        settle: Settle,
+        attempts: list[tuple[str, str]],
+    ) -> bool:
+        """``settle()``; TrackerUnavailableError saying what is known if no tracker answers it."""
+        try:
+            return settle()
+        except TrackerUnavailableError as exc:
+            raise self._unknown_outcome(
+                command, args, attempts, f"no tracker could be asked whether it did ({exc})"
+            ) from exc
 
     def _exchange(self, address: str, line: bytes) -> Reply:
         """One request line and its reply, on this thread's connection to ``address``."""
@@ -295,15 +337,10 @@ class TrackerPool:
         args: Mapping[str, str | int | None],
         address: str,
         reply: Reply,
-        *,
-        resent: bool,
     ) -> dict[str, str]:
         """The arguments of an ``OK`` reply; the typed error for an ``ERR``."""
         if reply.ok:
             return reply.args
-        if resent and reply.code in DONE_ON_RESEND.get(command, ()):
-            logger.info("%s resent to %s answered %s: done already", command, address, reply.code)
-            return {}
         raise tracker_error(
             reply.code,
             reply.message,

@@ -125,7 +125,8 @@ def test_create_close_reply_lost(dev_cluster: DevCluster, act: bool) -> None:
 def test_create_close_reply_lost_and_the_close_failed(dev_cluster: DevCluster) -> None:
     """The lost close was refused (the node lost the upload): the caller is
     told so, and the key keeps its previous content."""
-    client = Client("testdomain", dev_cluster.trackers)
+    # timeout: how long the refused resend waits for the lost attempt to finish
+    client = Client("testdomain", dev_cluster.trackers, timeout=1)
     client.store_content("k", b"previous", "thumb")
     dev_cluster.tracker_servers[0].tracker.drop_reply("create_close", act=True)
     put = client.nodes.put
@@ -172,7 +173,8 @@ def test_rename_reply_lost(dev_cluster: DevCluster, act: bool) -> None:
 def test_rename_reply_lost_while_the_target_was_taken(dev_cluster: DevCluster) -> None:
     """The target appears between the client's check and the rename: the
     tracker refuses, and the reply to the refusal is lost too."""
-    client = Client("testdomain", dev_cluster.trackers)
+    # timeout: how long a refused resend waits for the lost attempt to finish
+    client = Client("testdomain", dev_cluster.trackers, timeout=1)
     client.store_content("a", b"mine")
     tracker = dev_cluster.tracker_servers[0].tracker
     original = client.file_info
@@ -195,7 +197,7 @@ def test_rename_reply_lost_while_the_target_was_taken(dev_cluster: DevCluster) -
 
 @pytest.mark.parametrize("act", [False, True], ids=["before-acting", "after-acting"])
 def test_admin_replies_lost(dev_cluster: DevCluster, act: bool) -> None:
-    admin = Admin(dev_cluster.trackers)
+    admin = Admin(dev_cluster.trackers, timeout=1)
     tracker = dev_cluster.tracker_servers[0].tracker
 
     def lost(command: str) -> None:
@@ -223,22 +225,25 @@ def test_admin_replies_lost(dev_cluster: DevCluster, act: bool) -> None:
 
 
 def test_tracker_flapping_under_load(dev_cluster: DevCluster) -> None:
-    """4 threads store, read, rename and delete while one of two trackers is
-    stopped and started every 0.5 s: no operation fails."""
-    steady = dev_cluster.add_tracker()
-    flapping = dev_cluster.tracker_servers[0]
-    client = Client("testdomain", [flapping.address, steady.address], backoff=0.2)
+    """4 threads store, read, rename and delete while the two trackers take
+    turns being stopped, one of them stopped and started every 0.5 s: no
+    operation fails. (Turns, because a thread stays with the tracker it is
+    connected to until that one fails.)"""
+    trackers = [dev_cluster.tracker_servers[0], dev_cluster.add_tracker()]
+    client = Client("testdomain", [server.address for server in trackers], backoff=0.2)
     stop = threading.Event()
     failures: list[str] = []
     done: Counter[str] = Counter()
 
     def flap() -> None:
+        turn = 0
         while not stop.wait(0.5):
-            flapping.stop()
-            if stop.wait(0.5):
-                break
-            flapping.start()
-        flapping.start()
+            trackers[turn % 2].start()
+            turn += 1
+            trackers[turn % 2].stop()
+            done["flaps"] += 1
+        for server in trackers:
+            server.start()
 
     def work(worker: int) -> None:
         index = 0
@@ -264,5 +269,5 @@ def test_tracker_flapping_under_load(dev_cluster: DevCluster) -> None:
     for thread in threads:
         thread.join()
     assert failures == []
-    assert done["rounds"] > 20
+    assert done["rounds"] > 20 and done["flaps"] >= 10
     assert client.list_keys(prefix="flap/") == []
