@@ -65,7 +65,9 @@ class Client:
     asked to check the MD5 of every upload before accepting it.
 
     A Client is safe to share between threads; each thread uses its own
-    tracker connection.
+    tracker connection. It is safe to use across ``fork()``: a child opens
+    its own tracker connections and storage-node pool (a ``http`` pool given
+    here is copied, with its settings, in the child).
     """
 
     spool_size = 8 << 20  # bytes new_file() keeps in memory before spilling to disk
@@ -89,12 +91,17 @@ class Client:
         self.trackers = TrackerPool(
             trackers, connect_timeout=connect_timeout, timeout=timeout, backoff=backoff
         )
-        self.http = http if http is not None else urllib3.PoolManager(maxsize=16)
         self.nodes = StorageNodes(
-            self.http, urllib3.Timeout(connect=connect_timeout, read=http_timeout)
+            http if http is not None else urllib3.PoolManager(maxsize=16),
+            urllib3.Timeout(connect=connect_timeout, read=http_timeout),
         )
         self.chunk_size = chunk_size
         self.verify_checksum = verify_checksum
+
+    @property
+    def http(self) -> urllib3.PoolManager:
+        """The storage-node connection pool of this process."""
+        return self.nodes.http
 
     def __repr__(self) -> str:
         return f"<Client domain={self.domain!r} trackers={self.trackers.trackers!r}>"

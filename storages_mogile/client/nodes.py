@@ -2,13 +2,17 @@
 
 Every request goes through one shared :class:`urllib3.PoolManager`, without
 urllib3's own retries: the client decides where to go next (another
-destination for an upload, another replica for a read).
+destination for an upload, another replica for a read). The pool belongs to
+the process that made it: a forked child gets a new one, so parent and
+child never read each other's responses from a shared keep-alive socket.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import re
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -79,8 +83,32 @@ class StorageNodes:
     """GET, HEAD and PUT against storage node URLs."""
 
     def __init__(self, http: urllib3.PoolManager, timeout: urllib3.Timeout) -> None:
-        self.http = http
+        self._http = http
+        self._pid = os.getpid()
+        self._lock = threading.Lock()
         self.timeout = timeout
+
+    @property
+    def http(self) -> urllib3.PoolManager:
+        """This process's pool: in a forked child, a new one like the parent's.
+
+        The parent's connections are left alone (closing them here would
+        shut sockets the parent still uses); the child only drops its
+        references.
+        """
+        if self._pid != os.getpid():
+            with self._lock:
+                if self._pid != os.getpid():
+                    parent = self._http
+                    self._http = urllib3.PoolManager(
+                        headers=parent.headers, **parent.connection_pool_kw
+                    )
+                    self._pid = os.getpid()
+        return self._http
+
+    def close(self) -> None:
+        """Close this process's pooled connections."""
+        self.http.clear()
 
     def put(self, url: str, body: Iterable[bytes], length: int | None) -> None:
         """Stream ``body`` to ``url``; any 2xx answer is success.
