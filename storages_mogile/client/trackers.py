@@ -90,6 +90,10 @@ Settle = Callable[[], bool]
 
 _RECV_SIZE = 65536
 
+#: Longest reply line accepted. The longest real replies (a list_keys page
+#: of 1000 keys of 255 bytes, every byte percent-encoded) are under 1 MiB.
+MAX_REPLY_BYTES = 4 << 20
+
 
 def parse_trackers(trackers: str | Iterable[str]) -> list[str]:
     """Tracker addresses as a list of ``host:port`` strings.
@@ -160,6 +164,11 @@ class TrackerConnection:
         scanned = 0
         while (end := self._buffer.find(b"\n", scanned)) < 0:
             scanned = len(self._buffer)
+            if scanned > MAX_REPLY_BYTES:
+                raise ProtocolError(
+                    f"reply line longer than {MAX_REPLY_BYTES} bytes, starting "
+                    f"{bytes(self._buffer[:100])!r}"
+                )
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise TimeoutError(f"no reply within {self._timeout:g} s")

@@ -10,6 +10,7 @@ import os
 import signal
 import threading
 import time
+import tracemalloc
 from collections.abc import Iterator
 
 import pytest
@@ -28,7 +29,7 @@ from storages_mogile.client import (
 )
 from storages_mogile.client import trackers as trackers_module
 from storages_mogile.client.protocol import Request
-from storages_mogile.client.trackers import TrackerPool
+from storages_mogile.client.trackers import MAX_REPLY_BYTES, TrackerPool
 
 from .fakes import Answer, ScriptedTracker, SilentTracker, closed_port, replies
 
@@ -468,3 +469,19 @@ def test_tracker_error_keeps_code_and_message(tracker_factory) -> None:
         Admin([tracker.address]).delete_domain("d2")
     assert caught.value.code == "domain_has_classes"
     assert caught.value.command == "delete_domain"
+
+
+def test_endless_reply_line_is_cut_off(tracker_factory) -> None:
+    endless = b"OK paths=1&path1=" + b"x" * (64 << 20)  # no line end in 64 MiB
+    tracker = tracker_factory(lambda request, number: Answer(endless))
+    client = Client("testdomain", [tracker.address], backoff=0)
+    tracemalloc.start()
+    try:
+        with pytest.raises(TrackerUnavailableError) as caught:
+            client.get_paths("k")
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert "reply line longer than" in str(caught.value)
+    assert len(str(caught.value)) < 2000
+    assert peak < 3 * MAX_REPLY_BYTES
