@@ -284,6 +284,7 @@ class MogileFSStorage(BaseStorage):
         name = str(name)
         if not name:
             raise SuspiciousFileOperation("An empty name has no MogileFS key.")
+        _refuse_nul(name)
         validate_file_name(name, allow_relative_path=True)
         return f"{self.key_prefix}{clean_name(name)}"
 
@@ -385,6 +386,7 @@ class MogileFSStorage(BaseStorage):
         return urljoin(self.base_url, filepath_to_uri(clean_name(name)).lstrip("/"))
 
     def listdir(self, path: str) -> tuple[list[str], list[str]]:
+        _refuse_nul(path)
         prefix = clean_name(path).strip("/")
         prefix = f"{self.key_prefix}{prefix}/" if prefix else self.key_prefix
         directories: set[str] = set()
@@ -428,6 +430,19 @@ class MogileFSStorage(BaseStorage):
             paths = self.client.get_paths(key, noverify=self.noverify, pathcount=self.pathcount)
             self._path_cache.set(key, paths)
         return paths
+
+
+def _refuse_nul(name: str) -> None:
+    """SuspiciousFileOperation for a name holding NUL.
+
+    A tracker on PostgreSQL cuts keys at NUL, so ``report.txt\\0.png`` would
+    be the key of ``report.txt``: another file to overwrite or to serve.
+    """
+    if "\0" in name:
+        raise SuspiciousFileOperation(
+            f"The name {name!r} contains a NUL character, which MogileFS trackers on "
+            "PostgreSQL cut keys at (it would name another file). Remove it from the name."
+        )
 
 
 def mogile_storage(klass: str | None = None, **options: Any) -> MogileFSStorage:

@@ -233,6 +233,18 @@ class StorageContract:
             # Track what a faulty storage stores anyway, so the test still cleans up.
             stored.track(storage.save(unsafe_name, ContentFile(b"must not be stored")))
 
+    def test_nul_in_a_name_never_reaches_another_file(
+        self, storage: Storage, stored: StoredFiles
+    ) -> None:
+        # Stores that cut names at NUL (C strings, a MogileFS tracker on
+        # PostgreSQL) would make "report.txt\0.png" overwrite "report.txt".
+        name = stored.save("report.txt", ContentFile(b"original"))
+        try:
+            stored.track(storage.save(name + "\0.png", ContentFile(b"intruder")))
+        except (SuspiciousFileOperation, ValueError):
+            pass  # refused: what a storage should do
+        assert read_back(storage, name) == b"original"
+
     def test_unicode_and_space_names(self, storage: Storage, stored: StoredFiles) -> None:
         data = "Inhalt für 世界".encode()
         name = stored.save("dír with space/fïle ñame 世界.txt", ContentFile(data))

@@ -234,3 +234,26 @@ def test_text_content_is_encoded_through_a_spool_that_is_closed(name):
         gc.collect()
     assert [str(warning.message) for warning in caught] == []
     assert storage.open(name).read() == b"text longer than four bytes"
+
+
+def test_nul_in_a_name_is_refused_everywhere(storage, name):
+    """A tracker on PostgreSQL cuts keys at NUL: ``a.txt\\0.png`` would be ``a.txt``."""
+    storage.save(name, ContentFile(b"original"))
+    nul_name = name + "\0.png"
+    calls = {
+        "save": lambda: storage.save(nul_name, ContentFile(b"intruder")),
+        "open": lambda: storage.open(nul_name),
+        "exists": lambda: storage.exists(nul_name),
+        "size": lambda: storage.size(nul_name),
+        "delete": lambda: storage.delete(nul_name),
+        "url": lambda: storage.url(nul_name),
+        "listdir": lambda: storage.listdir(nul_name),
+        "get_available_name": lambda: storage.get_available_name(nul_name),
+        "get_modified_time": lambda: storage.get_modified_time(nul_name),
+        "get_paths": lambda: storage.get_paths(nul_name),
+    }
+    for method, call in calls.items():
+        with pytest.raises(SuspiciousFileOperation, match="NUL"):
+            call()
+            pytest.fail(f"{method} accepted a name holding NUL")
+    assert storage.open(name).read() == b"original"

@@ -192,7 +192,9 @@ def test_unknown_name_is_a_404(client):
     assert client.get("/seed/").status_code == 404
 
 
-@pytest.mark.parametrize("name", ["a/../../etc/passwd", "..", "x/" + "y" * 300])
+@pytest.mark.parametrize(
+    "name", ["a/../../etc/passwd", "..", "x/" + "y" * 300, "secret.txt%00.png", "%00"]
+)
 def test_names_the_storage_refuses_are_a_400(client, caplog, name):
     with caplog.at_level(logging.ERROR, logger="django.security"):
         response = client.get(f"/mogilefs/{name}")
