@@ -11,6 +11,12 @@ from django.utils.http import parse_http_date_safe
 
 _RANGE = re.compile(r"\s*bytes\s*=\s*([0-9]*)\s*-\s*([0-9]*)\s*", re.ASCII | re.IGNORECASE)
 
+# Larger than any file: a position with more digits than this is "past the
+# end" (int() of a 4,301-digit string would raise, and a header is the
+# client's to choose).
+_MAX_DIGITS = 18
+_BEYOND_ANY_FILE = 10**_MAX_DIGITS
+
 
 class RangeNotSatisfiable(Exception):
     """The requested range lies outside the file: answer 416."""
@@ -48,17 +54,25 @@ def parse_range(header: str, size: int) -> ByteRange | None:
     if not first:
         if not last:
             return None
-        suffix = int(last)
+        suffix = _position(last)
         if suffix == 0 or size == 0:
             raise RangeNotSatisfiable(header)
         return ByteRange(max(size - suffix, 0), size - 1, size)
-    start = int(first)
-    if last and int(last) < start:
+    start = _position(first)
+    if last and _position(last) < start:
         return None
     if start >= size:
         raise RangeNotSatisfiable(header)
-    end = min(int(last), size - 1) if last else size - 1
+    end = min(_position(last), size - 1) if last else size - 1
     return ByteRange(start, end, size)
+
+
+def _position(digits: str) -> int:
+    """A byte position; any number too long for a file size counts as past every end."""
+    significant = digits.lstrip("0")
+    if len(significant) > _MAX_DIGITS:
+        return _BEYOND_ANY_FILE
+    return int(significant or "0")
 
 
 def if_range_allows(request: HttpRequest, etag: str | None, modified: datetime | None) -> bool:

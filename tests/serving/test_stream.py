@@ -48,6 +48,9 @@ def test_head_sends_the_headers_without_the_body(client, stored):
         ("bytes=-4", 12, 15),  # the last 4 bytes, which mogstored itself gets wrong
         ("bytes=5-100", 5, 15),
         ("bytes=15-15", 15, 15),
+        ("bytes=0000000000000000000000000000003-4", 3, 4),  # leading zeros are no size
+        ("bytes=2-" + "9" * 5000, 2, 15),  # past Python's int() digit limit
+        ("bytes=-" + "9" * 5000, 0, 15),
     ],
 )
 def test_single_range_is_a_206(client, stored, header, start, end):
@@ -60,7 +63,9 @@ def test_single_range_is_a_206(client, stored, header, start, end):
     assert response["Content-Length"] == str(end - start + 1)
 
 
-@pytest.mark.parametrize("header", ["bytes=16-", "bytes=100-200", "bytes=-0"])
+@pytest.mark.parametrize(
+    "header", ["bytes=16-", "bytes=100-200", "bytes=-0", "bytes=" + "9" * 5000 + "-"]
+)
 def test_unsatisfiable_range_is_a_416(client, stored, header):
     name = stored(b"0123456789abcdef")
     response = client.get(f"/mogilefs/{name}", HTTP_RANGE=header)
