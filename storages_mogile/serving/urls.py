@@ -26,7 +26,8 @@ def serve_patterns(*, prefix: str | None = None, **options: Any) -> list[URLPatt
     if prefix is None:
         prefix = _storage_prefix(resolved)
     route = re.escape(prefix.lstrip("/"))
-    return [re_path(rf"^{route}(?P<name>.+)\Z", serve, options)]
+    # (?s:): a name may hold a line feed (save() accepts it), and "." alone stops there.
+    return [re_path(rf"^{route}(?P<name>(?s:.+))\Z", serve, options)]
 
 
 def _storage_prefix(options: ServeOptions) -> str:

@@ -156,7 +156,7 @@ def test_options_per_url_pattern(client, stored):
 
 def test_default_patterns_follow_the_storage_base_url(settings, storage):
     pattern = serve_patterns()[0]
-    assert pattern.pattern.regex.pattern == r"^mogilefs/(?P<name>.+)\Z"
+    assert pattern.pattern.regex.pattern == r"^mogilefs/(?P<name>(?s:.+))\Z"
     assert pattern.callback is serve
 
 
@@ -293,3 +293,11 @@ def test_access_hook_runs_before_the_tracker_is_asked(client, relay, settings):
     assert client.get("/mogilefs/serving/whatever.txt").status_code == 403
     assert calls == ["serving/whatever.txt"]
     assert relay.requests == before
+
+
+@pytest.mark.parametrize("suffix", ["line\nfeed.txt", "carriage\rreturn.txt", "tab\t.txt"])
+def test_every_name_save_accepts_is_served_at_its_url(client, storage, stored, suffix):
+    name = stored(b"control characters", suffix=suffix)
+    response = client.get(storage.url(name))
+    assert response.status_code == 200
+    assert body(response) == b"control characters"
