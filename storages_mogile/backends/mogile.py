@@ -39,6 +39,7 @@ from storages.utils import (
 
 from storages_mogile.client import Client, NodeReader
 from storages_mogile.client.errors import UnknownKeyError
+from storages_mogile.client.protocol import ENCODING, ERRORS
 from storages_mogile.client.trackers import parse_trackers
 from storages_mogile.pathcache import PathCache
 
@@ -271,7 +272,7 @@ class MogileFSStorage(BaseStorage):
     def key_for(self, name: str) -> str:
         """The MogileFS key of a storage name; rejects unsafe or over-long names."""
         key = self._unchecked_key(name)
-        size = len(key.encode("utf-8"))
+        size = _key_bytes(key)
         if size > MAX_KEY_BYTES:
             raise SuspiciousFileOperation(
                 f"MogileFS key {key!r} is {size} bytes as UTF-8; MogileFS keys are limited to "
@@ -302,7 +303,7 @@ class MogileFSStorage(BaseStorage):
                 candidate = get_available_overwrite_name(name, limit)
             else:
                 candidate = super().get_available_name(name, limit)
-            excess = len(self._unchecked_key(candidate).encode()) - MAX_KEY_BYTES
+            excess = _key_bytes(self._unchecked_key(candidate)) - MAX_KEY_BYTES
             if excess <= 0:
                 return candidate
             limit = len(candidate) - excess
@@ -368,7 +369,7 @@ class MogileFSStorage(BaseStorage):
         if not name:  # the root "directory" always exists
             return True
         key = self._unchecked_key(name)
-        if len(key.encode("utf-8")) > MAX_KEY_BYTES:
+        if _key_bytes(key) > MAX_KEY_BYTES:
             return False  # no tracker can hold it; get_available_name asks before truncating
         try:
             self.client.file_info(key)
@@ -383,6 +384,14 @@ class MogileFSStorage(BaseStorage):
         if self.base_url is None:
             raise ValueError("This file is not accessible via a URL: set MOGILEFS_MEDIA_URL.")
         self.key_for(name)  # validates the name
+        try:
+            name.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError(
+                f"The name {name!r} holds bytes that are not UTF-8 (stored by another "
+                "program): Django routes URLs as text, so no URL can name it. Copy the file "
+                "to a UTF-8 name to serve it."
+            ) from None
         return urljoin(self.base_url, filepath_to_uri(clean_name(name)).lstrip("/"))
 
     def listdir(self, path: str) -> tuple[list[str], list[str]]:
@@ -430,6 +439,11 @@ class MogileFSStorage(BaseStorage):
             paths = self.client.get_paths(key, noverify=self.noverify, pathcount=self.pathcount)
             self._path_cache.set(key, paths)
         return paths
+
+
+def _key_bytes(key: str) -> int:
+    """A key's length on the wire: UTF-8, with other programs' raw bytes as they were."""
+    return len(key.encode(ENCODING, ERRORS))
 
 
 def _refuse_nul(name: str) -> None:

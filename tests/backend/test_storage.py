@@ -257,3 +257,25 @@ def test_nul_in_a_name_is_refused_everywhere(storage, name):
             call()
             pytest.fail(f"{method} accepted a name holding NUL")
     assert storage.open(name).read() == b"original"
+
+
+def test_a_name_that_is_not_utf8_works_with_every_method(storage):
+    """Another program stored raw bytes; listdir() hands them out as surrogate escapes."""
+    base = f"raw-{uuid.uuid4().hex}"
+    key = base + "/" + b"caf\xe9.txt".decode("utf-8", "surrogateescape")
+    storage.client.store_content(key, b"latin-1 name")
+    (name,) = storage.listdir(base)[1]
+    name = f"{base}/{name}"
+    assert name == key
+    assert storage.exists(name)
+    assert storage.size(name) == len(b"latin-1 name")
+    with storage.open(name) as opened:
+        assert opened.read() == b"latin-1 name"
+    assert storage.get_modified_time(name)
+    assert storage.get_available_name(name) != name
+    with pytest.raises(ValueError, match="not UTF-8"):
+        storage.url(name)  # Django routes str paths: no URL can name these bytes
+    assert storage.save(name + ".copy", ContentFile(b"copy")) == name + ".copy"
+    storage.delete(name + ".copy")
+    storage.delete(name)
+    assert not storage.exists(name)
