@@ -104,6 +104,22 @@ class UploadSource:
             if remaining is not None:
                 remaining -= len(data)
             yield data
+        self._check_ended()
+
+    def _check_ended(self) -> None:
+        """Raise if a file of known length has more bytes than it said.
+
+        The Content-Length is already sent, so the extra bytes would be cut
+        off silently: a file that grew, or whose seek(0, 2) under-reports.
+        """
+        if self._read(1):
+            raise InputReadError(
+                ValueError(
+                    f"the file to store as key {self.key!r} holds more than the "
+                    f"{self.length} bytes its seek(0, 2) reported (did it grow?); "
+                    f"nothing was stored"
+                )
+            )
 
     def _read(self, size: int) -> bytes:
         try:

@@ -245,3 +245,27 @@ def test_checksum_verified_store(mogile_target: Target, keys: Keys) -> None:
     client = Client(mogile_target.domain, mogile_target.trackers, verify_checksum=True)
     assert client.store_content(keys("sum"), b"checked") == 7
     assert client.get_file_data(keys("sum")) == b"checked"
+
+
+class LyingSize(io.BytesIO):
+    """A seekable file whose end, as seek(0, 2) reports it, is ``shortfall`` bytes short."""
+
+    def __init__(self, data: bytes, shortfall: int) -> None:
+        super().__init__(data)
+        self.shortfall = shortfall
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        position = super().seek(offset, whence)
+        if whence == io.SEEK_END:
+            position = super().seek(position - self.shortfall)
+        return position
+
+
+@pytest.mark.parametrize("shortfall", [1, 1000])
+def test_a_file_longer_than_its_reported_size_is_not_stored(
+    client: Client, keys: Keys, shortfall: int
+) -> None:
+    client.store_content(keys("k"), b"previous")
+    with pytest.raises(ValueError, match="more than"):
+        client.store_file(keys("k"), LyingSize(b"x" * 5000, shortfall))
+    assert client.get_file_data(keys("k")) == b"previous"
