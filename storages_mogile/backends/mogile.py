@@ -15,7 +15,10 @@ from __future__ import annotations
 import io
 import logging
 import threading
+import time
+import uuid
 from collections.abc import Iterator
+from contextvars import ContextVar
 from datetime import datetime
 from tempfile import SpooledTemporaryFile
 from typing import IO, Any
@@ -47,6 +50,16 @@ logger = logging.getLogger(__name__)
 
 # A real tracker on MySQL or PostgreSQL stores keys in a 255-byte column.
 MAX_KEY_BYTES = 255
+
+#: The directory (under the storage's key_prefix) where a save without
+#: overwrite stages its upload before renaming it onto a free name. Names in
+#: it are refused and listdir() leaves it out; a key left there by a killed
+#: process is named ``<unix time>-<random>`` so that it can be found by age.
+STAGING_DIR = ".storages-mogile-staging"
+
+# Django passes max_length to save() but not to _save(), where a name taken
+# meanwhile needs an alternative of the same limit.
+_max_length: ContextVar[int | None] = ContextVar("_max_length", default=None)
 
 # Settings that change what a storage resolves its options to.
 _WATCHED_SETTINGS = frozenset({"MEDIA_URL", "STORAGES", "FILE_UPLOAD_TEMP_DIR"})
@@ -287,7 +300,9 @@ class MogileFSStorage(BaseStorage):
             raise SuspiciousFileOperation("An empty name has no MogileFS key.")
         _refuse_nul(name)
         validate_file_name(name, allow_relative_path=True)
-        return f"{self.key_prefix}{clean_name(name)}"
+        name = clean_name(name)
+        _refuse_staging(name)
+        return f"{self.key_prefix}{name}"
 
     def get_available_name(self, name: str, max_length: int | None = None) -> str:
         """A free name, truncated so that its key fits in 255 bytes of UTF-8.
@@ -319,16 +334,46 @@ class MogileFSStorage(BaseStorage):
         """A seekable stream of ``key``, on the paths from the path cache when it has them."""
         return self.client.read_file(key, paths=self.get_key_paths(key) or None)
 
+    def save(self, name: str | None, content: Any, max_length: int | None = None) -> str:
+        token = _max_length.set(max_length)
+        try:
+            return super().save(name, content, max_length=max_length)
+        finally:
+            _max_length.reset(token)
+
     def _save(self, name: str, content: File) -> str:
-        key = self.key_for(name)
+        name = clean_name(name)
+        self.key_for(name)  # refuses the name before any byte is read
         if is_seekable(content):
             content.seek(0)
         if isinstance(content.read(0), str):
             with self._encode_text(content) as encoded:
-                self._store(key, encoded)
-        else:
-            self._store(key, content)
-        return clean_name(name)
+                return self._save_stream(name, encoded)
+        return self._save_stream(name, content)
+
+    def _save_stream(self, name: str, stream: IO[bytes]) -> str:
+        """Store ``stream`` as ``name``, or without overwrite as a name still free; the name."""
+        if self.file_overwrite:
+            self._store(self.key_for(name), stream)
+            return name
+        key = self.client.store_new_file(
+            self._free_keys(name), stream, cls=self.mogile_class, staging_key=self._staging_key()
+        )
+        self._path_cache.forget(key)
+        return key[len(self.key_prefix) :]
+
+    def _free_keys(self, name: str) -> Iterator[str]:
+        """The key of ``name`` (found free by save()), then of alternatives found free now.
+
+        Another save can take a name between the look and the rename; the
+        next alternative is looked for then, up to a bound.
+        """
+        yield self.key_for(name)
+        for _ in range(100):
+            yield self.key_for(self.get_available_name(name, max_length=_max_length.get()))
+
+    def _staging_key(self) -> str:
+        return f"{self.key_prefix}{STAGING_DIR}/{int(time.time())}-{uuid.uuid4().hex}"
 
     def _spool(self) -> IO[bytes]:
         """A temporary file that keeps up to ``max_memory_size`` bytes in memory."""
@@ -396,6 +441,7 @@ class MogileFSStorage(BaseStorage):
 
     def listdir(self, path: str) -> tuple[list[str], list[str]]:
         _refuse_nul(path)
+        _refuse_staging(clean_name(path).strip("/"))
         prefix = clean_name(path).strip("/")
         prefix = f"{self.key_prefix}{prefix}/" if prefix else self.key_prefix
         directories: set[str] = set()
@@ -406,6 +452,8 @@ class MogileFSStorage(BaseStorage):
                 directories.add(head)
             else:
                 files.append(head)
+        if prefix == self.key_prefix:
+            directories.discard(STAGING_DIR)  # uploads in progress are no one's files
         return sorted(directories), files
 
     def _keys_under(self, prefix: str) -> Iterator[str]:
@@ -444,6 +492,15 @@ class MogileFSStorage(BaseStorage):
 def _key_bytes(key: str) -> int:
     """A key's length on the wire: UTF-8, with other programs' raw bytes as they were."""
     return len(key.encode(ENCODING, ERRORS))
+
+
+def _refuse_staging(name: str) -> None:
+    """SuspiciousFileOperation for a (clean) name in the staging directory."""
+    if name.partition("/")[0] == STAGING_DIR:
+        raise SuspiciousFileOperation(
+            f"The name {name!r} is in {STAGING_DIR!r}, where MogileFSStorage stages "
+            "uploads; choose a name outside it."
+        )
 
 
 def _refuse_nul(name: str) -> None:

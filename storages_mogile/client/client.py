@@ -17,6 +17,7 @@ from typing import IO
 import urllib3
 
 from .errors import (
+    KeyExistsError,
     MogileFSError,
     NoPathsError,
     StorageNodeError,
@@ -135,23 +136,72 @@ class Client:
         so a failed store leaves the key's previous content in place.
         Returns the number of bytes stored.
         """
-        key = _check_key(key)
-        cls = _check_class(cls)
+        return self._store(_check_key(key), fileobj, _check_class(cls))[1]
+
+    def store_new_file(
+        self,
+        keys: Iterable[str],
+        fileobj: IO[bytes],
+        cls: str | None = None,
+        *,
+        staging_key: str,
+    ) -> str:
+        """Store a file under the first of ``keys`` that is free when it is committed.
+
+        Never replaces a file: the bytes are stored under ``staging_key``
+        (a key nobody else uses) and then renamed onto the first of ``keys``
+        that the tracker finds free (``rename`` refuses a taken key, which
+        makes it MogileFS's one atomic create-if-absent). Concurrent callers
+        each get a key of their own. Returns the key used; KeyExistsError
+        when every key was taken. The staging key is deleted if anything
+        fails; one left by a killed process holds a complete file that
+        nothing refers to.
+
+        The keys are not looked up first (each costs a round trip): give
+        keys found free a moment ago, as Django's ``get_available_name``
+        does, so the rename seldom meets a taken key, which mogilefsd 2.73
+        answers twice (see :meth:`rename`).
+        """
+        staging_key = _check_key(staging_key)
+        fid, _ = self._store(staging_key, fileobj, _check_class(cls))
+        try:
+            for key in keys:
+                try:
+                    self._rename_fid(fid, staging_key, _check_key(key))
+                except KeyExistsError:
+                    logger.debug("key %r was taken first; trying the next", key)
+                    continue
+                return key
+            raise self._refusal("key_exists", "rename", staging_key)
+        except BaseException:
+            self._discard(staging_key)
+            raise
+
+    def _store(self, key: str, fileobj: IO[bytes], cls: str | None) -> tuple[int, int]:
+        """create_open, upload, create_close: the stored file's fid and size."""
         source = UploadSource(fileobj, self.chunk_size, key=key, checksum=self.verify_checksum)
         opened = self._call("create_open", key=key, **{"class": cls}, multi_dest=1)
+        fid = int(opened["fid"])
         devid, path = self._upload(source, _destinations(opened))
         close_args: dict[str, str | int | None] = {
             "key": key,
-            "fid": opened.get("fid"),
+            "fid": fid,
             "devid": devid,
             "path": path,
             "size": source.consumed,
         }
         if self.verify_checksum:
             close_args.update(checksum=f"MD5:{source.md5_hex}", checksumverify=1)
-        self._close(key, int(opened["fid"]), close_args)
+        self._close(key, fid, close_args)
         logger.debug("stored %d bytes as key %r at %s", source.consumed, key, path)
-        return source.consumed
+        return fid, source.consumed
+
+    def _discard(self, key: str) -> None:
+        """Delete ``key`` if it can be; a failure is logged, never raised."""
+        try:
+            self.delete(key)
+        except MogileFSError as exc:
+            logger.warning("could not delete staging key %r: %s", key, exc)
 
     def _close(self, key: str, fid: int, close_args: dict[str, str | int | None]) -> None:
         """Commit the upload with create_close.
@@ -352,6 +402,10 @@ class Client:
             return  # the tracker answers OK and changes nothing
         if self._fid_or_none(to_key) is not None:
             raise self._refusal("key_exists", "rename", to_key)
+        self._rename_fid(fid, from_key, to_key)
+
+    def _rename_fid(self, fid: int, from_key: str, to_key: str) -> None:
+        """Rename the file ``fid`` (under ``from_key``); a lost reply is settled by the fid."""
         self._call(
             "rename",
             from_key=from_key,
@@ -363,9 +417,14 @@ class Client:
         """Whether a rename whose reply was lost moved ``fid`` to ``to_key``.
 
         The old key is asked first: the lost rename may still be running,
-        and it moves the file from one key to the other at once.
+        and it moves the file from one key to the other at once. A target
+        holding another file settles it for good: a rename never replaces,
+        so KeyExistsError is raised without sending the rename again.
         """
         if self._fid_or_none(from_key) == fid:
+            target = self._fid_or_none(to_key)
+            if target is not None and target != fid:
+                raise self._refusal("key_exists", "rename", to_key)
             return False
         if self._fid_or_none(to_key) == fid:
             return True

@@ -68,6 +68,13 @@ IDEMPOTENT = frozenset(
     }
 )
 
+# How often one request may lose its reply before the call gives up. A
+# closed connection costs little to retry, and mogilefsd closes one for
+# every stray reply (a burst of renames onto a taken key closes a burst of
+# connections); timeouts are limited further, to one per tracker (two for a
+# lone tracker).
+MAX_LOST_REPLIES = 8
+
 # Not idempotent, but safe to send again: the tracker reaps an unused fid.
 RESENDABLE = IDEMPOTENT | {"create_open"}
 
@@ -85,7 +92,8 @@ DONE_ON_RESEND: Mapping[str, frozenset[str]] = {
 }
 
 #: Asks the trackers whether a request whose reply was lost took effect:
-#: True if it did, False if it did not (then it is sent again).
+#: True if it did, False if it did not (then it is sent again); it raises
+#: the command's own error when the answer shows it can never succeed.
 Settle = Callable[[], bool]
 
 _RECV_SIZE = 65536
@@ -123,7 +131,15 @@ class _NotSent(Exception):
 
 
 class _NoReply(Exception):
-    """The request went out but no valid reply came back: outcome unknown."""
+    """The request went out but no valid reply came back: outcome unknown.
+
+    ``timed_out`` tells a silent tracker (each try costs the whole timeout)
+    from a connection closed or garbled at once.
+    """
+
+    def __init__(self, reason: str, *, timed_out: bool) -> None:
+        super().__init__(reason)
+        self.timed_out = timed_out
 
 
 class TrackerConnection:
@@ -226,7 +242,7 @@ class TrackerPool:
         line = encode_request(command, dict(args))
         attempts: list[tuple[str, str]] = []
         pending = self._order()
-        sends = 0  # requests that went out and lost their reply
+        sends = timeouts = 0  # requests that went out and lost their reply; by timing out
         while pending:
             address = pending.pop(0)
             try:
@@ -237,9 +253,10 @@ class TrackerPool:
             except _NoReply as exc:
                 self._fail(address, attempts, str(exc))
                 sends += 1
+                timeouts += exc.timed_out
                 if self._took_effect(command, args, settle, attempts):
                     return {}
-                if sends >= max(2, len(self.trackers)):
+                if timeouts >= max(2, len(self.trackers)) or sends >= MAX_LOST_REPLIES:
                     break
                 pending.append(address)  # after the others, on a new connection
                 continue
@@ -336,7 +353,7 @@ class TrackerPool:
         try:
             reply = connection.read_reply()
         except (OSError, ProtocolError) as exc:
-            raise _NoReply(str(exc)) from exc
+            raise _NoReply(str(exc), timed_out=isinstance(exc, TimeoutError)) from exc
         self._recovered(address)
         return reply
 

@@ -31,6 +31,11 @@ class Capabilities:
     #: (``FileSystemStorage(allow_overwrite=True)``, ``S3Storage(file_overwrite=True)``)
     #: instead of storing under an alternative name.
     overwrite: bool = False
+    #: Saves of one name at the same moment (threads or processes) each get a
+    #: name of their own holding their own bytes. Without it, the contract's
+    #: race test is an expected failure (the storage checks and writes in two
+    #: steps, as django-storages' S3Storage does).
+    concurrent_saves: bool = True
     #: ``listdir()`` lists directories and files; otherwise it raises ``NotImplementedError``.
     listdir: bool = True
     #: ``url()`` returns a URL; otherwise it raises ``NotImplementedError``.

@@ -10,7 +10,9 @@ from __future__ import annotations
 import io
 import os
 import posixpath
+import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, ClassVar
@@ -42,6 +44,9 @@ SMALL_SIZE = 64 * 1024 + 3
 CLOCK_TOLERANCE = timedelta(minutes=5)
 
 #: Names ``Storage.save()`` must refuse: they escape the storage root or name no file.
+CONCURRENT_SAVES = 16
+CONCURRENT_ROUNDS = 5
+
 UNSAFE_NAMES = [
     "../escape.txt",
     "nested/../../escape.txt",
@@ -61,6 +66,19 @@ URL_NAMES = [
     "ünïcödé 世界.txt",
     "delimiters +%#?&=;.txt",
 ]
+
+
+def save_concurrently(storage: Storage, name: str, count: int) -> dict[bytes, str]:
+    """``count`` threads save distinct bytes under ``name`` at once: {bytes: name given}."""
+    barrier = threading.Barrier(count)
+
+    def save(index: int) -> tuple[bytes, str]:
+        data = f"save {index} of {name}".encode() * 50
+        barrier.wait()
+        return data, storage.save(name, ContentFile(data))
+
+    with ThreadPoolExecutor(max_workers=count) as pool:
+        return dict(pool.map(save, range(count)))
 
 
 def read_back(storage: Storage, name: str, mode: str = "rb") -> Any:
@@ -204,6 +222,24 @@ class StorageContract:
         assert posixpath.splitext(second)[1] == ".txt"
         assert read_back(storage, first) == b"first version, the longer one"
         assert read_back(storage, second) == b"second"
+
+    @pytest.mark.parametrize("round_", range(CONCURRENT_ROUNDS))
+    def test_concurrent_saves_of_one_name_keep_every_file(
+        self, storage: Storage, stored: StoredFiles, round_: int, request: pytest.FixtureRequest
+    ) -> None:
+        """16 threads save the same name at once: 16 names, each with its own bytes."""
+        if self.capabilities.overwrite:
+            pytest.skip("an overwriting storage gives every save the same name by design")
+        if not self.capabilities.concurrent_saves:
+            request.applymarker(
+                pytest.mark.xfail(reason="declared: concurrent saves may share a name")
+            )
+        saved = save_concurrently(storage, stored.name("same.txt"), CONCURRENT_SAVES)
+        for name in saved.values():
+            stored.track(name)
+        assert len(set(saved.values())) == CONCURRENT_SAVES, "saves were given the same name"
+        for data, name in saved.items():
+            assert read_back(storage, name) == data, f"{name} holds another save's bytes"
 
     def test_available_name_of_a_taken_name(self, storage: Storage, stored: StoredFiles) -> None:
         name = stored.save("occupied.txt", ContentFile(b"x"))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import io
+import multiprocessing
 import os
 import uuid
 import warnings
@@ -16,6 +17,7 @@ from django.core.files.base import ContentFile, File
 from storages_mogile import mogile_storage
 from storages_mogile.backends.mogile import MAX_KEY_BYTES, MogileFSStorage
 from storages_mogile.client.errors import UnknownClassError
+from tests.serving.relay import CountingRelay
 
 pytestmark = pytest.mark.usefixtures("mogile_settings")
 
@@ -279,3 +281,49 @@ def test_a_name_that_is_not_utf8_works_with_every_method(storage):
     storage.delete(name + ".copy")
     storage.delete(name)
     assert not storage.exists(name)
+
+
+def _save_in_a_process(name: str, index: int, barrier, results) -> None:  # type: ignore[no-untyped-def]
+    """In a forked child: 8 threads save ``name`` at once, after the other process is ready."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    storage = MogileFSStorage()
+
+    def save(thread: int) -> tuple[bytes, str]:
+        data = b"process %d thread %d " % (index, thread) * 100
+        return data, storage.save(name, ContentFile(data))
+
+    barrier.wait()
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        results.put(list(pool.map(save, range(8))))
+
+
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
+def test_concurrent_saves_from_two_processes_keep_every_file(storage):
+    context = multiprocessing.get_context("fork")
+    barrier, results = context.Barrier(2), context.Queue()
+    name = f"race/{uuid.uuid4().hex}/same.txt"
+    processes = [
+        context.Process(target=_save_in_a_process, args=(name, index, barrier, results))
+        for index in range(2)
+    ]
+    for process in processes:
+        process.start()
+    saved = [pair for _ in processes for pair in results.get(timeout=120)]
+    for process in processes:
+        process.join(timeout=60)
+        assert process.exitcode == 0
+    assert len({name for _, name in saved}) == 16
+    for data, saved_name in saved:
+        assert storage.open(saved_name).read() == data
+
+
+@pytest.mark.parametrize(("overwrite", "round_trips"), [(True, 2), (False, 4)])
+def test_tracker_round_trips_of_a_save(mogile_cluster, overwrite, round_trips):
+    """overwrite: create_open, create_close; without: exists, then also rename (one more)."""
+    with CountingRelay(mogile_cluster.trackers[0]) as relay:
+        storage = MogileFSStorage(trackers=[relay.address], file_overwrite=overwrite)
+        storage.exists("warm-up")  # the connection, not the save, pays for connecting
+        before = relay.requests
+        storage.save(f"trips/{uuid.uuid4().hex}.txt", ContentFile(b"counted"))
+        assert relay.requests - before == round_trips
