@@ -40,7 +40,7 @@ from storages.utils import (
     setting,
 )
 
-from storages_mogile.client import Client, NodeReader
+from storages_mogile.client import Client, Location, NodeReader
 from storages_mogile.client.errors import UnknownKeyError
 from storages_mogile.client.protocol import ENCODING, ERRORS
 from storages_mogile.client.trackers import parse_trackers
@@ -331,8 +331,9 @@ class MogileFSStorage(BaseStorage):
         return MogileFSFile(name, mode, self)
 
     def _reader(self, key: str) -> NodeReader:
-        """A seekable stream of ``key``, on the paths from the path cache when it has them."""
-        return self.client.read_file(key, paths=self.get_key_paths(key) or None)
+        """A seekable stream of ``key``, located by the path cache when it knows the key."""
+        paths, size = self.get_key_location(key)
+        return self.client.read_file(key, paths=paths, size=size)
 
     def save(self, name: str | None, content: Any, max_length: int | None = None) -> str:
         token = _max_length.set(max_length)
@@ -465,7 +466,8 @@ class MogileFSStorage(BaseStorage):
 
     def get_modified_time(self, name: str) -> datetime:
         key = self.key_for(name)
-        modified = self.client.stat(key, paths=self.get_key_paths(key))
+        paths, size = self.get_key_location(key)
+        modified = self.client.stat(key, paths=paths, size=size)
         if modified.last_modified is None:
             raise NotImplementedError(
                 f"The storage node serving {name!r} sent no Last-Modified header."
@@ -478,15 +480,19 @@ class MogileFSStorage(BaseStorage):
 
     def get_paths(self, name: str) -> list[str]:
         """The storage-node URLs of a name, from the path cache when it has them."""
-        return self.get_key_paths(self.key_for(name))
+        return self.get_key_location(self.key_for(name)).paths
 
-    def get_key_paths(self, key: str) -> list[str]:
-        """The storage-node URLs of a key; raises FileNotFoundError for a missing key."""
-        paths = self._path_cache.get(key)
-        if paths is None:
-            paths = self.client.get_paths(key, noverify=self.noverify, pathcount=self.pathcount)
-            self._path_cache.set(key, paths)
-        return paths
+    def get_key_location(self, key: str) -> Location:
+        """The storage-node URLs and length of a key, from the path cache when it has them.
+
+        Raises FileNotFoundError for a missing key. A miss costs two tracker
+        round trips (the length guards reads against damaged copies).
+        """
+        location = self._path_cache.get(key)
+        if location is None:
+            location = self.client.locate(key, noverify=self.noverify, pathcount=self.pathcount)
+            self._path_cache.set(key, location)
+        return location
 
 
 def _key_bytes(key: str) -> int:

@@ -1,7 +1,7 @@
 """A Python 3 MogileFS client (trackers over TCP, storage nodes over HTTP)."""
 
 from .admin import Admin
-from .client import Client, FileInfo
+from .client import Client, FileInfo, Location
 from .errors import (
     KeyExistsError,
     MogileFSError,
@@ -22,6 +22,7 @@ __all__ = [
     "Client",
     "FileInfo",
     "KeyExistsError",
+    "Location",
     "MogileFSError",
     "NewFile",
     "NoDevicesError",

@@ -12,7 +12,7 @@ import io
 import logging
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import IO
+from typing import IO, NamedTuple
 
 import urllib3
 
@@ -35,6 +35,13 @@ logger = logging.getLogger(__name__)
 # Characters that make a list_keys prefix mean something else as a Perl
 # regex, which is how the tracker checks that "after" matches the prefix.
 _REGEX_SPECIAL = frozenset("\\^$|?*+()[]{}")
+
+
+class Location(NamedTuple):
+    """Where a file is (storage-node URLs) and how long the tracker says it is."""
+
+    paths: list[str]
+    size: int
 
 
 @dataclass(frozen=True)
@@ -256,6 +263,16 @@ class Client:
         )
         return _numbered(reply, "paths", "path{}", "get_paths")
 
+    def locate(self, key: str, noverify: bool = False, pathcount: int | None = None) -> Location:
+        """The key's storage-node URLs and its length as the tracker records it.
+
+        Two round trips (``file_info``, ``get_paths``); keep the result to
+        read the file later without asking again (the storage's path cache
+        does). UnknownKeyError for a missing key.
+        """
+        length = self.file_info(key).length
+        return Location(self.get_paths(key, noverify, pathcount), length)
+
     def read_file(
         self,
         key: str,
@@ -263,20 +280,26 @@ class Client:
         offset: int = 0,
         length: int | None = None,
         paths: list[str] | None = None,
+        size: int | None = None,
     ) -> NodeReader:
         """A readable stream of the file (or ``length`` bytes from ``offset``).
 
-        ``paths`` skips the tracker's get_paths. Wrap the result in
-        ``io.BufferedReader`` for line reading; close it to release the
-        storage node connection.
+        Without ``paths`` the tracker is asked where the file is and how long
+        it is (:meth:`locate`). Given ``paths``, give its ``size`` too: a copy
+        of another length (damaged on its node) is then skipped for the next
+        one, and the stream never ends early without raising. Wrap the
+        result in ``io.BufferedReader`` for line reading; close it to release
+        the storage node connection.
         """
         key = _check_key(key)
+        paths, size = self._located(key, paths, size)
         return NodeReader(
             self.nodes,
-            self._paths(key, paths),
+            paths,
             key=key,
             offset=offset,
             length=length,
+            size=size,
             chunk_size=self.chunk_size,
         )
 
@@ -285,32 +308,44 @@ class Client:
         with self.read_file(key) as stream:
             return stream.readall()
 
-    def stat(self, key: str, paths: list[str] | None = None) -> NodeStat:
-        """Size and modification time from the first storage node that answers a HEAD."""
+    def stat(self, key: str, paths: list[str] | None = None, size: int | None = None) -> NodeStat:
+        """Size and modification time from the first storage node that answers a HEAD.
+
+        ``paths`` and ``size`` as for :meth:`read_file`: a copy of another
+        length is skipped.
+        """
         key = _check_key(key)
+        paths, size = self._located(key, paths, size)
         attempts: list[tuple[str, str]] = []
-        for url in self._paths(key, paths):
+        for url in paths:
             try:
-                return self.nodes.head(url)
+                found = self.nodes.head(url)
             except StorageNodeError as exc:
                 attempts.append((url, str(exc)))
                 logger.warning("HEAD of key %r at %s failed: %s", key, url, exc)
+                continue
+            if size is None or found.length == size:
+                return found
+            attempts.append((url, f"holds {found.length} bytes, the file has {size}"))
+            logger.warning("key %r at %s holds %d bytes, not %d", key, url, found.length, size)
         tried = "; ".join(reason for _, reason in attempts)
         raise NoPathsError(
             f"no storage node could describe key {key!r} ({tried})", key=key, attempts=attempts
         )
 
-    def _paths(self, key: str, paths: list[str] | None) -> list[str]:
-        """``paths``, else the tracker's; NoPathsError when there are none."""
+    def _located(
+        self, key: str, paths: list[str] | None, size: int | None
+    ) -> tuple[list[str], int | None]:
+        """``paths`` and ``size``, else the tracker's; NoPathsError when there are no paths."""
         reason = "no paths were given"
         if paths is None:
-            paths = self.get_paths(key)
+            paths, size = self.locate(key)
             reason = "the tracker returned no paths"
         if not paths:
             raise NoPathsError(
                 f"key {key!r} in domain {self.domain!r} has no readable copy: {reason}", key=key
             )
-        return paths
+        return paths, size
 
     def file_info(self, key: str) -> FileInfo:
         """The tracker's record of the file."""

@@ -151,8 +151,11 @@ class NodeReader(io.RawIOBase):
     error, non-2xx answer) or breaks mid-stream is dropped and reading goes
     on from the current position at the next one, with a Range request.
     ``offset``/``length`` select a part of the file. Seeking is supported (it
-    reopens at the new position). Attributes: ``url`` (the replica serving
-    now), ``size`` (length of the whole file), ``last_modified``.
+    reopens at the new position). ``size`` is the file's length when known
+    (the tracker's): a replica holding another length is skipped, and one
+    ending early is left for the next. Attributes: ``url`` (the replica
+    serving now), ``size`` (length of the whole file, from the first replica
+    when not given), ``last_modified``.
     """
 
     def __init__(
@@ -163,6 +166,7 @@ class NodeReader(io.RawIOBase):
         key: str,
         offset: int = 0,
         length: int | None = None,
+        size: int | None = None,
         chunk_size: int = 1 << 20,
     ) -> None:
         super().__init__()
@@ -172,7 +176,7 @@ class NodeReader(io.RawIOBase):
             raise ValueError(f"length must be >= 0 or None, got {length}")
         self.key = key
         self.url: str | None = None
-        self.size: int | None = None
+        self.size = size
         self.last_modified: datetime | None = None
         self._nodes = nodes
         self._candidates = list(paths)

@@ -39,7 +39,6 @@ OPTION_SETTINGS: dict[str, tuple[str, Any]] = {
     "attachment": ("MOGILEFS_SERVE_ATTACHMENT", False),
     "access": ("MOGILEFS_SERVE_ACCESS", None),
     "nginx_location": ("MOGILEFS_SERVE_NGINX_LOCATION", "/_mogilefs/"),
-    "expected_size": ("MOGILEFS_SERVE_EXPECTED_SIZE", False),
     "reproxy_cache_for": ("MOGILEFS_SERVE_REPROXY_CACHE_FOR", None),
     "trust_proxy": ("MOGILEFS_SERVE_TRUST_PROXY", False),
 }
@@ -58,8 +57,7 @@ class ServeOptions:
     extra response headers. ``attachment``: send ``Content-Disposition:
     attachment``. ``access``: ``access(request, name) -> bool`` deciding per
     request. ``nginx_location``: the internal location ``X-Accel-Redirect``
-    names. ``expected_size``: send ``X-REPROXY-EXPECTED-SIZE`` (costs a
-    tracker round trip). ``reproxy_cache_for``: seconds Perlbal may cache the
+    names. ``reproxy_cache_for``: seconds Perlbal may cache the
     answer. ``trust_proxy``: believe the proxy-capabilities header (``auto``).
     """
 
@@ -69,7 +67,6 @@ class ServeOptions:
     attachment: bool
     access: AccessHook | None
     nginx_location: str
-    expected_size: bool
     reproxy_cache_for: int | None
     trust_proxy: bool
 

@@ -25,9 +25,10 @@ def perlbal_response(
     response = HttpResponse(headers=headers)
     response["X-REPROXY-URL"] = " ".join(file.paths)
     # Perlbal compares the expected size with the node's Content-Length and
-    # moves to the next path on a mismatch, which a ranged answer always is.
-    if options.expected_size and "range" not in request.headers:
-        response["X-REPROXY-EXPECTED-SIZE"] = str(file.storage.client.file_info(file.key).length)
+    # moves to the next path on a mismatch (a damaged copy), which a ranged
+    # answer always is.
+    if "range" not in request.headers:
+        response["X-REPROXY-EXPECTED-SIZE"] = str(file.size)
     if options.reproxy_cache_for is not None:
         # "<seconds>; <names of the headers Perlbal replays from its cache>"
         response["X-REPROXY-CACHE-FOR"] = f"{options.reproxy_cache_for}; {' '.join(headers)}"

@@ -71,7 +71,7 @@ def stream_response(
     """The file, part of it, or a 304/412/416, for a GET or HEAD."""
     client = file.storage.client
     etag = etag_for(file)
-    stat = client.stat(file.key, paths=file.paths) if _needs_stat(request) else None
+    stat = client.stat(file.key, paths=file.paths, size=file.size) if _needs_stat(request) else None
     modified = stat.last_modified if stat is not None else None
     validators = {"Accept-Ranges": "bytes", **last_modified_header(modified)}
     if etag is not None:
@@ -128,7 +128,7 @@ def _body_response(
     """A 200 with the whole file, or a 206 with ``byte_range`` of it."""
     client = file.storage.client
     if byte_range is None:
-        reader = client.read_file(file.key, paths=file.paths)
+        reader = client.read_file(file.key, paths=file.paths, size=file.size)
         status = 200
         if reader.size is not None:
             headers["Content-Length"] = str(reader.size)
@@ -136,7 +136,11 @@ def _body_response(
             headers.update(last_modified_header(reader.last_modified))
     else:
         reader = client.read_file(
-            file.key, offset=byte_range.start, length=byte_range.length, paths=file.paths
+            file.key,
+            offset=byte_range.start,
+            length=byte_range.length,
+            paths=file.paths,
+            size=file.size,
         )
         status = 206
         headers["Content-Length"] = str(byte_range.length)

@@ -6,11 +6,13 @@ import gc
 import io
 import multiprocessing
 import os
+import time
 import uuid
 import warnings
 from datetime import datetime, timezone
 
 import pytest
+import urllib3
 from django.core.exceptions import SuspiciousFileOperation
 from django.core.files.base import ContentFile, File
 
@@ -327,3 +329,20 @@ def test_tracker_round_trips_of_a_save(mogile_cluster, overwrite, round_trips):
         before = relay.requests
         storage.save(f"trips/{uuid.uuid4().hex}.txt", ContentFile(b"counted"))
         assert relay.requests - before == round_trips
+
+
+def test_a_damaged_copy_is_never_read_short(storage, name):
+    """One of two copies truncated on its node: open().read() never returns it."""
+    data = os.urandom(1_000_000)
+    storage.save(name, ContentFile(data))  # default class: two copies
+    key = storage.key_for(name)
+    deadline = time.monotonic() + 30
+    while len(paths := storage.client.get_paths(key, noverify=True)) < 2:
+        assert time.monotonic() < deadline, "not replicated within 30 s"
+        time.sleep(0.05)
+    assert urllib3.request("PUT", paths[0], body=b"x" * 1000).status == 200
+    short = 0
+    for _ in range(200):
+        with storage.open(name) as opened:
+            short += opened.read() != data
+    assert short == 0

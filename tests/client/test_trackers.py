@@ -104,7 +104,8 @@ def test_arguments_in_any_order_are_read_by_name(tracker_factory) -> None:
 
 def test_paths_zero_means_no_copy(tracker_factory) -> None:
     # seq 395: the only copy is missing on disk -> "OK paths=0", not an error.
-    tracker = tracker_factory(replies("OK paths=0", "OK paths=0", "OK paths=0"))
+    info = "OK fid=9&key=gone&domain=testdomain&class=default&length=3&devcount=0"
+    tracker = tracker_factory(replies("OK paths=0", info, "OK paths=0", info, "OK paths=0"))
     client = Client("testdomain", [tracker.address])
     assert client.get_paths("gone") == []
     with pytest.raises(NoPathsError, match=r"'gone'.*the tracker returned no paths"):
@@ -113,7 +114,7 @@ def test_paths_zero_means_no_copy(tracker_factory) -> None:
         client.stat("gone")
     with pytest.raises(NoPathsError, match=r"'gone'.*no paths were given"):
         client.stat("gone", paths=[])
-    assert tracker.commands() == ["get_paths"] * 3
+    assert tracker.commands() == ["get_paths"] + ["file_info", "get_paths"] * 2
 
 
 def test_none_match_is_the_end_of_the_list(tracker_factory) -> None:

@@ -7,6 +7,7 @@ import os
 import pytest
 import urllib3
 
+from tests.client.test_damaged_copies import damage
 from tests.e2e.conftest import require_binary
 from tests.e2e.servers import django_server, perlbal_server
 
@@ -83,3 +84,11 @@ def test_perlbal_reproxy_cache_answers_without_django(http, e2e_mogilefs, put, t
             assert (again.status, again.data) == (200, data)  # from Perlbal's reproxy cache
             assert again.headers["Content-Type"] == "application/octet-stream"
             assert again.headers["X-Content-Type-Options"] == "nosniff"
+
+
+def test_perlbal_never_serves_a_damaged_copy(http, perlbal, put, mogile):
+    data = os.urandom(1_000_000)
+    key = put(data)
+    damage(mogile.get_paths(key, noverify=True)[0], b"x" * 1000)
+    short = sum(http.request("GET", f"{perlbal.url}/media/{key}").data != data for _ in range(200))
+    assert short == 0

@@ -6,6 +6,8 @@ import os
 
 import pytest
 
+from tests.client.test_damaged_copies import damage
+
 pytestmark = pytest.mark.e2e
 
 
@@ -48,3 +50,13 @@ def test_auto_reproxies_behind_perlbal_and_streams_otherwise(http, perlbal, djan
         "GET", f"{django_site.url}/auto/{key}", headers={"X-Proxy-Capabilities": "reproxy-file"}
     )
     assert "X-REPROXY-URL" in forged.headers  # why auto needs MOGILEFS_SERVE_TRUST_PROXY
+
+
+def test_a_damaged_copy_is_never_streamed_short(http, django_site, put, mogile):
+    data = os.urandom(1_000_000)
+    key = put(data)
+    damage(mogile.get_paths(key, noverify=True)[0], b"x" * 1000)
+    short = sum(
+        http.request("GET", f"{django_site.url}/stream/{key}").data != data for _ in range(200)
+    )
+    assert short == 0

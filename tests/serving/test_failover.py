@@ -76,6 +76,9 @@ def test_no_node_answering_is_a_503(client, fault_storage, fault_cluster):
         assert node.url.encode() not in response.content
 
 
+FILE_INFO = {"fid": "7", "class": "default", "length": "5", "devcount": "0"}
+
+
 class NoCopyTracker(socketserver.StreamRequestHandler):
     """A tracker whose every file has no copy: ``get_paths`` answers ``paths=0``.
 
@@ -86,7 +89,8 @@ class NoCopyTracker(socketserver.StreamRequestHandler):
     def handle(self) -> None:
         while line := self.rfile.readline():
             command = line.split(b" ", 1)[0].strip()
-            reply = {"paths": "0"} if command == b"get_paths" else {}
+            replies = {b"get_paths": {"paths": "0"}, b"file_info": FILE_INFO}
+            reply = replies.get(command, {})
             self.wfile.write(encode_ok(reply))
 
 

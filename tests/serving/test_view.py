@@ -35,7 +35,7 @@ def test_perlbal_answer_lists_every_path_and_no_body(client, storage, stored):
     assert set(response["X-REPROXY-URL"].split(" ")) == set(paths)
     assert response["Content-Type"] == "image/jpeg"
     assert response["X-Content-Type-Options"] == "nosniff"
-    assert "X-REPROXY-EXPECTED-SIZE" not in response
+    assert response["X-REPROXY-EXPECTED-SIZE"] == str(len(b"avatar bytes"))
 
 
 def test_legacy_serve_with_perlbal_setting_selects_perlbal(client, settings, stored):
@@ -47,8 +47,7 @@ def test_legacy_serve_with_perlbal_setting_selects_perlbal(client, settings, sto
     assert body(client.get(f"/mogilefs/{name}")) == b"legacy"
 
 
-def test_perlbal_expected_size_is_sent_unless_a_range_is_asked(client, settings, stored):
-    settings.MOGILEFS_SERVE_EXPECTED_SIZE = True
+def test_perlbal_expected_size_is_sent_unless_a_range_is_asked(client, stored):
     name = stored(b"12345")
     assert client.get(f"/perlbal/{name}")["X-REPROXY-EXPECTED-SIZE"] == "5"
     ranged = client.get(f"/perlbal/{name}", HTTP_RANGE="bytes=0-1")
@@ -226,7 +225,7 @@ def test_a_path_cache_hit_costs_no_tracker_round_trip(client, storage, relay, st
     wait_for_paths(storage, name, 1)
     before = relay.requests
     client.get(f"/perlbal/{name}")
-    assert relay.requests - before == 1  # get_paths, then cached
+    assert relay.requests - before == 2  # file_info and get_paths, then cached
     before = relay.requests
     for _ in range(5):
         assert "X-REPROXY-URL" in client.get(f"/perlbal/{name}")
@@ -244,7 +243,7 @@ def test_saving_or_deleting_a_key_drops_its_cached_paths(client, settings, relay
     storage.save(name, ContentFile(b"version 2"))
     before = relay.requests
     assert body(client.get(f"/mogilefs/{name}")) == b"version 2"
-    assert relay.requests - before == 1  # the save dropped the entry: asked again
+    assert relay.requests - before == 2  # the save dropped the entry: asked again
     storage.delete(name)
     assert client.get(f"/mogilefs/{name}").status_code == 404
 
@@ -255,7 +254,7 @@ def test_without_a_path_cache_every_request_asks_the_tracker(client, settings, r
     before = relay.requests
     for _ in range(3):
         client.get(f"/perlbal/{name}")
-    assert relay.requests - before == 3
+    assert relay.requests - before == 3 * 2  # file_info and get_paths each time
 
 
 # Private files: the access hook example of docs/serving.md
