@@ -447,7 +447,7 @@ class MogileFSStorage(BaseStorage):
         prefix = f"{self.key_prefix}{prefix}/" if prefix else self.key_prefix
         directories: set[str] = set()
         files: list[str] = []
-        for key in self._keys_under(prefix):
+        for key in self.client.iter_keys(prefix=prefix or None):
             head, sep, _ = key[len(prefix) :].partition("/")
             if sep:
                 directories.add(head)
@@ -456,13 +456,6 @@ class MogileFSStorage(BaseStorage):
         if prefix == self.key_prefix:
             directories.discard(STAGING_DIR)  # uploads in progress are no one's files
         return sorted(directories), files
-
-    def _keys_under(self, prefix: str) -> Iterator[str]:
-        # Trackers on SQLite match list_keys prefixes case-insensitively, so
-        # keep only the keys that really start with the prefix.
-        for key in self.client.iter_keys(prefix=prefix or None):
-            if key.startswith(prefix):
-                yield key
 
     def get_modified_time(self, name: str) -> datetime:
         key = self.key_for(name)

@@ -374,12 +374,32 @@ class Client:
 
     def iter_keys(self, prefix: str | None = None, page_size: int = 1000) -> Iterator[str]:
         """Every key starting with ``prefix``, fetched ``page_size`` at a time."""
-        if prefix and _REGEX_SPECIAL.intersection(prefix):
+        if not prefix:
+            yield from self._pages(None, page_size)
+        elif _REGEX_SPECIAL.intersection(prefix):
             yield from self._scan_keys(prefix, page_size)
-            return
+        else:
+            yield from (key for key in self._pages(prefix, page_size) if key.startswith(prefix))
+
+    def _pages(self, prefix: str | None, page_size: int) -> Iterator[str]:
+        """The keys of list_keys pages by ``prefix``, as the tracker matches it.
+
+        A tracker on SQLite matches the prefix case-insensitively (``CASE/x``
+        for ``case/``) but refuses an ``after`` that does not match it
+        case-sensitively (``after_mismatch``). When a page ends on such a
+        key, the next page starts right before the prefix itself if that is
+        still ahead (in byte order every key with the prefix follows it),
+        and the listing ends if it is behind.
+        """
         keys, after = self._list_page(prefix, None, page_size)
         while keys:
             yield from keys
+            if prefix and after is not None and not after.startswith(prefix):
+                if _key_bytes(after) > _key_bytes(prefix):
+                    return
+                if self._fid_or_none(prefix) is not None:
+                    yield prefix  # "after" = prefix would skip the key equal to it
+                after = prefix
             keys, after = self._list_page(prefix, after, page_size)
 
     def _scan_keys(self, prefix: str, page_size: int) -> Iterator[str]:
@@ -390,14 +410,14 @@ class Client:
         key past the prefix's range.
         """
         keys, after = self._list_page(prefix, None, page_size)
-        yield from keys
-        bound = prefix.encode(ENCODING, ERRORS)
+        yield from (key for key in keys if key.startswith(prefix))
+        bound = _key_bytes(prefix)
         while keys:
             keys, after = self._list_page(None, after, page_size)
             for key in keys:
                 if key.startswith(prefix):
                     yield key
-                elif key.encode(ENCODING, ERRORS) > bound:
+                elif _key_bytes(key) > bound:
                     return
 
     def _list_page(
@@ -509,6 +529,11 @@ def _numbered(reply: dict[str, str], count: str, item: str, command: str) -> lis
         return numbered(reply, count, item)
     except ProtocolError as exc:
         raise MogileFSError(f"{command}: malformed tracker reply: {exc}") from exc
+
+
+def _key_bytes(key: str) -> bytes:
+    """A key as the tracker orders it: its bytes."""
+    return key.encode(ENCODING, ERRORS)
 
 
 def _check_name(what: str, value: str) -> str:

@@ -9,6 +9,7 @@ import os
 import time
 import uuid
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 
 import pytest
@@ -346,3 +347,15 @@ def test_a_damaged_copy_is_never_read_short(storage, name):
         with storage.open(name) as opened:
             short += opened.read() != data
     assert short == 0
+
+
+def test_listdir_past_a_page_of_names_that_differ_only_in_case(storage):
+    base = f"listing-{uuid.uuid4().hex}"
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        list(
+            pool.map(lambda i: storage.save(f"{base}/CASE/{i:04d}", ContentFile(b".")), range(1001))
+        )
+    storage.save(f"{base}/case/mine.txt", ContentFile(b"mine"))
+    assert storage.listdir(f"{base}/case") == ([], ["mine.txt"])
+    assert len(storage.listdir(f"{base}/CASE")[1]) == 1001
+    assert storage.listdir(base) == (["CASE", "case"], [])

@@ -269,3 +269,16 @@ def test_a_file_longer_than_its_reported_size_is_not_stored(
     with pytest.raises(ValueError, match="more than"):
         client.store_file(keys("k"), LyingSize(b"x" * 5000, shortfall))
     assert client.get_file_data(keys("k")) == b"previous"
+
+
+def test_listing_past_a_page_of_keys_that_differ_only_in_case(client: Client, keys: Keys) -> None:
+    """Trackers on SQLite match list_keys prefixes case-insensitively, and refuse an
+    ``after`` that does not match the prefix case-sensitively (``after_mismatch``)."""
+    upper = [keys(f"CASE/{index:04d}") for index in range(1001)]
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        list(pool.map(lambda key: client.store_content(key, b"."), upper))
+    client.store_content(keys("case/mine.txt"), b"mine")
+    client.store_content(keys("case/"), b"the prefix itself")
+    assert list(client.iter_keys(keys("case/"))) == [keys("case/"), keys("case/mine.txt")]
+    assert list(client.iter_keys(keys("CASE/"))) == upper
+    assert list(client.iter_keys(keys("CASE/"), page_size=7)) == upper
