@@ -18,9 +18,13 @@ sent again only if it had not taken effect.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from .protocol import numbered
 from .trackers import TrackerPool
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
 
 
 class Admin:
@@ -184,8 +188,14 @@ class Admin:
         self.trackers.call("set_weight", {"host": host, "device": device, "weight": weight})
 
     def close(self) -> None:
-        """Close this thread's tracker connection."""
+        """Close every thread's tracker connection (later calls open new ones)."""
         self.trackers.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
 
 def _class_args(

@@ -12,7 +12,7 @@ import io
 import logging
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import IO, NamedTuple
+from typing import IO, TYPE_CHECKING, NamedTuple
 
 import urllib3
 
@@ -29,6 +29,9 @@ from .files import InputReadError, NewFile, NodeReader, UploadSource
 from .nodes import NodeStat, StorageNodes
 from .protocol import ENCODING, ERRORS, ProtocolError, numbered
 from .trackers import Settle, TrackerPool
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
 
 logger = logging.getLogger(__name__)
 
@@ -504,8 +507,18 @@ class Client:
         self._call("updateclass", key=_check_key(key), **{"class": _check_name("class", cls)})
 
     def close(self) -> None:
-        """Close this thread's tracker connection (reopened when needed)."""
+        """Close every thread's tracker connection and the storage-node pool.
+
+        The client stays usable: the next call opens new connections.
+        """
         self.trackers.close()
+        self.nodes.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
     def _call(
         self, command: str, *, settle: Settle | None = None, **args: str | int | None

@@ -36,6 +36,7 @@ import random
 import socket
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterable, Mapping
 
 from urllib3.util import wait_for_read
@@ -163,6 +164,7 @@ class TrackerConnection:
         """
         return (
             self.pid == os.getpid()
+            and self._sock.fileno() != -1  # not closed by TrackerPool.close()
             and not self._awaiting_reply
             and not self._buffer
             and not wait_for_read(self._sock, 0)
@@ -205,6 +207,13 @@ class TrackerConnection:
         """Close the socket (in a forked child this leaves the parent's intact)."""
         self._sock.close()
 
+    def __del__(self) -> None:
+        # A thread's connection goes when the thread ends (threading.local):
+        # close it rather than leave the socket to the garbage collector.
+        sock = getattr(self, "_sock", None)
+        if sock is not None:
+            sock.close()
+
 
 class TrackerPool:
     """Sends tracker requests over per-thread connections, with failover."""
@@ -224,6 +233,7 @@ class TrackerPool:
         self._resting_until: dict[str, float] = {}
         self._lock = threading.Lock()
         self._local = threading.local()
+        self._open: weakref.WeakSet[TrackerConnection] = weakref.WeakSet()
 
     def call(
         self,
@@ -377,7 +387,15 @@ class TrackerPool:
         )
 
     def close(self) -> None:
-        """Close this thread's tracker connection; the next call opens a new one."""
+        """Close the tracker connections of every thread; later calls open new ones."""
+        with self._lock:
+            connections = list(self._open)
+        for connection in connections:
+            connection.close()
+        self._local.connection = None
+
+    def _drop(self) -> None:
+        """Close this thread's connection; the next call opens a new one."""
         connection = getattr(self._local, "connection", None)
         self._local.connection = None
         if connection is not None:
@@ -403,16 +421,18 @@ class TrackerPool:
         connection = getattr(self._local, "connection", None)
         if connection is not None and connection.address == address and connection.usable():
             return connection
-        self.close()
+        self._drop()
         connection = TrackerConnection(
             address, connect_timeout=self.connect_timeout, timeout=self.timeout
         )
+        with self._lock:
+            self._open.add(connection)
         self._local.connection = connection
         return connection
 
     def _fail(self, address: str, attempts: list[tuple[str, str]], reason: str) -> None:
         """Drop the connection, rest the tracker and remember why."""
-        self.close()
+        self._drop()
         with self._lock:
             self._resting_until[address] = time.monotonic() + self.backoff
         attempts.append((address, reason))

@@ -43,6 +43,11 @@ SERVER_NAME = "storages-mogile-devserver"
 
 _DEVICE_DIR = re.compile(r"dev(\d+)")
 _RANGE = re.compile(r"bytes=(\d*)-(\d*)")
+# A chunk size is a hex number no file can exceed in 15 digits (no sign,
+# which int(..., 16) would accept).
+_CHUNK_SIZE = re.compile(rb"[0-9A-Fa-f]{1,15}")
+# More digits than this is past the end of any file (int() refuses 4,301).
+_MAX_POSITION_DIGITS = 18
 
 OK_BODY = b"<h1>200 - OK</h1>\n"
 NOT_FOUND_BODY = b"<h1>404 - Not Found</h1>\n"
@@ -66,17 +71,25 @@ def byte_range(header: str | None, size: int) -> tuple[int, int] | None:
         return None
     first, last = match.groups()
     if first == "":
-        wanted = int(last)
+        wanted = _position(last)
         if wanted == 0 or size == 0:
             raise Unsatisfiable
         return max(0, size - wanted), size - 1
-    start = int(first)
+    start = _position(first)
     if start >= size:
         raise Unsatisfiable
-    end = int(last) if last else size - 1
+    end = _position(last) if last else size - 1
     if end < start:
         return None
     return start, min(end, size - 1)
+
+
+def _position(digits: str) -> int:
+    """A byte position of a Range header; an absurdly long one is past every end."""
+    significant = digits.lstrip("0")
+    if len(significant) > _MAX_POSITION_DIGITS:
+        return 10**_MAX_POSITION_DIGITS
+    return int(significant or "0")
 
 
 def usage_report(directory: Path) -> bytes:
@@ -297,7 +310,17 @@ class _NodeHandler(BaseHTTPRequestHandler):
             self.not_found(b"Base directory does not exist")
             return
         target = self.server.root.joinpath(*parts)
-        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+        except (FileExistsError, NotADirectoryError):
+            self.discard_body()
+            self.simple(
+                409,
+                "Conflict",
+                b"<h1>409 - Conflict</h1>\na path component is not a directory\n",
+                close=True,
+            )
+            return
         try:
             self.receive(target)
         except ValueError as exc:
@@ -334,10 +357,10 @@ class _NodeHandler(BaseHTTPRequestHandler):
     def chunked_blocks(self) -> Iterator[bytes]:
         while True:
             line = self.rfile.readline(1024)
-            try:
-                size = int(line.split(b";", 1)[0].strip(), 16)
-            except ValueError:
-                raise ValueError(f"bad chunk header {line[:40]!r}") from None
+            digits = line.split(b";", 1)[0].strip()
+            if not _CHUNK_SIZE.fullmatch(digits):
+                raise ValueError(f"bad chunk header {line[:40]!r}")
+            size = int(digits, 16)
             if size == 0:
                 break
             yield from self.exact_blocks(size)

@@ -40,6 +40,7 @@ class ScriptedTracker:
     respond: Callable[[Request, int], Answer]
     received: list[Received] = field(default_factory=list)
     connections: int = 0
+    closed_by_client: int = 0
 
     def __post_init__(self) -> None:
         self._server = socket.create_server(("127.0.0.1", 0))
@@ -70,6 +71,8 @@ class ScriptedTracker:
                 except OSError:
                     return
                 if not data:
+                    with self._lock:
+                        self.closed_by_client += 1
                     return
                 buffer += data
                 while b"\n" in buffer:
@@ -88,6 +91,11 @@ class ScriptedTracker:
                             return
                     if answer.close:
                         return
+
+    def open_connections(self) -> int:
+        """Connections the client has not closed yet."""
+        with self._lock:
+            return self.connections - self.closed_by_client
 
     def commands(self) -> list[str]:
         with self._lock:

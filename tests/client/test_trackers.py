@@ -486,3 +486,43 @@ def test_endless_reply_line_is_cut_off(tracker_factory) -> None:
     assert "reply line longer than" in str(caught.value)
     assert len(str(caught.value)) < 2000
     assert peak < 3 * MAX_REPLY_BYTES
+
+
+def test_close_closes_every_threads_connection_and_the_pool(tracker_factory) -> None:
+    tracker = tracker_factory(lambda request, number: Answer(b"OK paths=0\r\n"))
+    client = Client("testdomain", [tracker.address])
+    used, done = threading.Barrier(5), threading.Event()
+
+    def work() -> None:
+        client.get_paths("k")
+        used.wait()
+        done.wait()  # the thread (and its connection) outlives close()
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    used.wait()
+    node_pool = client.http
+    node_pool.connection_from_url("http://127.0.0.1:9/")  # a pool to clear
+    with client:
+        pass  # leaving the block closes the client
+    deadline = time.monotonic() + 5
+    while tracker.open_connections() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    done.set()
+    for thread in threads:
+        thread.join()
+    assert tracker.connections == 4 and tracker.open_connections() == 0
+    assert len(node_pool.pools) == 0
+    assert client.get_paths("k") == []  # usable again, on a new connection
+    client.close()
+
+
+def test_admin_is_a_context_manager(tracker_factory) -> None:
+    tracker = tracker_factory(lambda request, number: Answer(b"OK domains=0\r\n"))
+    with Admin([tracker.address]) as admin:
+        assert admin.get_domains() == {}
+    deadline = time.monotonic() + 5
+    while tracker.open_connections() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert tracker.open_connections() == 0

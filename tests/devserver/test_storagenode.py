@@ -293,3 +293,41 @@ def test_256_mib_streams_through(node: StorageNode) -> None:
     finally:
         connection.close()
     assert (total, received.hexdigest()) == (blocks * len(block), expected.hexdigest())
+
+
+# What one client sends never blocks, exhausts or silently drops a request
+
+
+@pytest.mark.parametrize("header", [b"-1", b"-0x10", b"zz", b"1" * 40])
+def test_a_bad_chunk_size_is_a_400_and_nothing_is_stored(node: StorageNode, header: bytes) -> None:
+    put(node, b"previous")
+    reply = raw(
+        node,
+        b"PUT "
+        + FILE.encode()
+        + b" HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+        + header
+        + b"\r\n"
+        + b"x" * 4096,  # the connection stays open: a read to the end would never return
+    )
+    assert reply.startswith(b"HTTP/1.0 400 ")
+    assert http_request("GET", node.url + FILE)[2] == b"previous"
+
+
+def test_a_range_of_any_length_is_answered(node: StorageNode) -> None:
+    put(node, b"0123456789")
+    status, _, body = http_request(
+        "GET", node.url + FILE, headers={"Range": "bytes=2-" + "9" * 5000}
+    )
+    assert (status, body) == (206, b"23456789")
+    status, _, _ = http_request(
+        "GET", node.url + FILE, headers={"Range": "bytes=" + "9" * 5000 + "-"}
+    )
+    assert status == 416
+
+
+def test_a_put_below_an_existing_file_is_a_409(node: StorageNode) -> None:
+    put(node, b"a file")
+    status, _, body = http_request("PUT", node.url + FILE + "/below.fid", b"x")
+    assert status == 409 and b"not a directory" in body
+    assert http_request("GET", node.url + FILE)[2] == b"a file"

@@ -5,10 +5,13 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 from django.core.files.base import ContentFile
 from django.core.files.storage import storages
+from django.http import HttpResponseBase
+from django.test import Client
 
 from storages_mogile.backends.mogile import MogileFSStorage
 from storages_mogile.devserver import DevCluster
@@ -84,3 +87,26 @@ def wait_for_paths(
             assert len(paths) >= count, f"{name!r} has {len(paths)} paths after {timeout}s"
             return paths
         time.sleep(0.05)
+
+
+@pytest.fixture
+def client(client: Client) -> Iterator[Client]:
+    """Django's test client, whose responses are closed after the test.
+
+    A WSGI or ASGI server closes every response; the test client closes a
+    streaming one only when its content is read to the end, and a test
+    that looks at the headers alone would leave the storage node's
+    connection to the garbage collector.
+    """
+    responses: list[HttpResponseBase] = []
+    send = client.request
+
+    def request(**kwargs: Any) -> HttpResponseBase:
+        response = send(**kwargs)
+        responses.append(response)
+        return response
+
+    client.request = request  # type: ignore[method-assign]
+    yield client
+    for response in responses:
+        response.close()
