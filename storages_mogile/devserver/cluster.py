@@ -37,7 +37,8 @@ class DevCluster:
     by the OS unless ``tracker_port`` is given; stopped parts keep their
     ports and start again on them. ``stray_rename_reply`` reproduces
     mogilefsd 2.73's lost reply after a ``rename`` onto a taken key
-    (:class:`~.tracker.Tracker`).
+    (:class:`~.tracker.Tracker`); ``tracker_idle_timeout`` is how long a
+    client connection may stay idle before the tracker closes it.
     """
 
     def __init__(
@@ -50,6 +51,7 @@ class DevCluster:
         tracker_port: int = 0,
         replication_interval: float = 0.2,
         stray_rename_reply: bool = True,
+        tracker_idle_timeout: float = 300.0,
     ) -> None:
         if nodes < 1:
             raise ValueError(f"a dev cluster needs at least one storage node, not nodes={nodes}")
@@ -72,6 +74,7 @@ class DevCluster:
         self.tracker_port = tracker_port
         self.replication_interval = replication_interval
         self.stray_rename_reply = stray_rename_reply
+        self.tracker_idle_timeout = tracker_idle_timeout
         self.nodes = [
             StorageNode(self.data_dir / "nodes" / f"node{index}", host)
             for index in range(1, nodes + 1)
@@ -158,6 +161,7 @@ class DevCluster:
             store,
             on_device_created=self._device_created,
             stray_rename_reply=self.stray_rename_reply,
+            idle_timeout=self.tracker_idle_timeout,
         )
 
     def _device_created(self, devid: int, hostid: int) -> None:

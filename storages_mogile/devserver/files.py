@@ -32,6 +32,10 @@ MAX_KEY_BYTES = 255
 MAX_DESTINATIONS = 3
 HASH_TYPES = {"MD5": ("md5", 32)}
 
+# Regex constructs of a list_keys prefix that make its after-check backtrack.
+_QUANTIFIERS = re.compile(r"(?<!\\)[*+?{]")
+_REPEATED_GROUP = re.compile(r"(?<!\\)\)[*+{]")
+
 Reply = dict[str, Any]
 
 
@@ -398,14 +402,8 @@ def list_keys(tracker: Tracker, args: dict[str, str]) -> Reply:
     """
     dmid = check_domain(tracker, args)
     prefix, after = args.get("prefix") or "", args.get("after") or ""
-    if prefix and truthy(after):
-        try:
-            # mogilefsd checks `$after =~ /^$prefix/`: the prefix is a regex.
-            matches = re.match(prefix, after) is not None
-        except re.error:
-            raise CommandError("failure") from None
-        if not matches:
-            raise CommandError("after_mismatch")
+    if prefix and truthy(after) and not _matches_as_regex(prefix, after):
+        raise CommandError("after_mismatch")
     limit = integer(args["limit"]) if truthy(args.get("limit")) else 1000
     keys = tracker.store.keys_like(dmid, prefix, after, min(limit, 1000))
     if not keys:
@@ -413,6 +411,27 @@ def list_keys(tracker: Tracker, args: dict[str, str]) -> Reply:
     reply: Reply = {"key_count": len(keys), "next_after": max(keys, key=to_bytes)}
     reply.update({f"key_{index}": key for index, key in enumerate(keys, 1)})
     return reply
+
+
+def _matches_as_regex(prefix: str, after: str) -> bool:
+    """mogilefsd's check ``$after =~ /^$prefix/``: the prefix is a regex.
+
+    A pattern that can backtrack exponentially (a repeated group, or more
+    than two quantifiers) is refused rather than run: one request could
+    otherwise hold a tracker thread for hours. A pattern that is not a
+    valid regex fails as it does in mogilefsd.
+    """
+    if len(_QUANTIFIERS.findall(prefix)) > 2 or _REPEATED_GROUP.search(prefix):
+        raise CommandError(
+            "bad_params",
+            "The prefix, which the tracker reads as a regular expression to check the "
+            "after-value, could run away (a repeated group, or more than two quantifiers); "
+            "the dev tracker refuses it",
+        )
+    try:
+        return re.match(prefix, after) is not None
+    except re.error:
+        raise CommandError("failure") from None
 
 
 def list_fids(tracker: Tracker, args: dict[str, str]) -> Reply:

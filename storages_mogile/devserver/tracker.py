@@ -55,6 +55,14 @@ ADMIN_HELP = (
 )
 
 
+#: Longest request line read. Keys stop at 255 bytes here, but the replayed
+#: recording sends a 1 MiB key (3 MiB percent-encoded) to be refused.
+MAX_REQUEST_LINE = 8 << 20
+_TOO_LONG = encode_err(
+    "request_too_long", f"Request line longer than {MAX_REQUEST_LINE} bytes; connection closed"
+)
+
+
 class _Dropped:
     def __repr__(self) -> str:
         return "DROPPED"
@@ -80,7 +88,8 @@ class Tracker:
     ``on_device_created(devid, hostid)`` is called after ``create_device``
     so the cluster can give the host's node the new device directory.
     ``stray_rename_reply`` (default on) reproduces mogilefsd 2.73's double
-    reply to a ``rename`` onto a taken key (see :meth:`answer`).
+    reply to a ``rename`` onto a taken key (see :meth:`answer`). A client
+    connection idle for ``idle_timeout`` seconds is closed.
     """
 
     def __init__(
@@ -89,8 +98,12 @@ class Tracker:
         *,
         on_device_created: Callable[[int, int], None] | None = None,
         stray_rename_reply: bool = True,
+        idle_timeout: float = 300.0,
     ) -> None:
+        if idle_timeout <= 0:
+            raise ValueError(f"idle_timeout must be positive seconds, not {idle_timeout}")
         self.store = store
+        self.idle_timeout = idle_timeout
         self.usage = UsageMonitor()
         self.stopping = threading.Event()
         self.on_device_created = on_device_created
@@ -210,14 +223,26 @@ class _TrackerSocketServer(TrackedServerMixin, socketserver.ThreadingTCPServer):
 
 
 class _TrackerConnection(socketserver.StreamRequestHandler):
-    """One client connection: read lines, answer each in order."""
+    """One client connection: read lines, answer each in order.
+
+    A line longer than :data:`MAX_REQUEST_LINE` is refused and the
+    connection closed; a connection idle for the tracker's ``idle_timeout``
+    is closed, so no client holds a thread (or memory) without bound.
+    """
 
     server: _TrackerSocketServer
+
+    def setup(self) -> None:
+        self.timeout = self.server.tracker.idle_timeout  # read by StreamRequestHandler.setup
+        super().setup()
 
     def handle(self) -> None:
         tracker = self.server.tracker
         try:
-            while line := self.rfile.readline():
+            while line := self.rfile.readline(MAX_REQUEST_LINE + 1):
+                if len(line) > MAX_REQUEST_LINE:
+                    self.wfile.write(_TOO_LONG)
+                    break
                 if not line.endswith(b"\n"):
                     break  # the client closed mid-line: a partial request is never answered
                 reply = tracker.answer(line)
@@ -228,7 +253,7 @@ class _TrackerConnection(socketserver.StreamRequestHandler):
                     break
                 if isinstance(reply, bytes):
                     self.wfile.write(reply)
-        except OSError as exc:
+        except OSError as exc:  # TimeoutError too: idle for idle_timeout
             logger.debug("tracker connection from %s ended: %s", self.client_address, exc)
         finally:
             tracker.store.release_thread()

@@ -11,6 +11,7 @@ import pytest
 
 from storages_mogile.client.protocol import decode_reply
 from storages_mogile.devserver import DevCluster
+from storages_mogile.devserver.tracker import MAX_REQUEST_LINE
 
 from .helpers import Line, http_request, refused, wait_for
 
@@ -184,3 +185,43 @@ def test_store_over_the_same_directory_keeps_files(tmp_path: Path) -> None:
         (path,) = connection.paths("keep/a")
         assert path.startswith(tuple(node.url for node in cluster.nodes))
         assert http_request("GET", path)[2] == b"persisted"
+
+
+# What one client sends never blocks, exhausts or silently drops a request
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("prefix", ["(a+)+$", "(a|aa)*$", "a*a*a*a*a*a*a*a*$"])
+def test_a_runaway_prefix_pattern_is_refused_not_run(line: Line, prefix: str) -> None:
+    # mogilefsd checks `$after =~ /^$prefix/`; these take 2^40 steps against this after.
+    reply = line.ask("list_keys", domain="testdomain", prefix=prefix, after="a" * 40 + "!")
+    assert reply.code == "bad_params" and "regular expression" in reply.message
+    assert line.ok("noop") == {}  # the tracker still answers
+
+
+def test_ordinary_prefix_patterns_still_match_as_regexes(line: Line) -> None:
+    # "a+b" as a regex matches "aab"; "c.d" matches "cxd"; "x+/" does not match "x+/k".
+    assert line.ask("list_keys", domain="testdomain", prefix="a+b", after="aab").code == (
+        "none_match"
+    )
+    assert line.ask("list_keys", domain="testdomain", prefix="c.d", after="cxd").code == (
+        "none_match"
+    )
+    assert line.ask("list_keys", domain="testdomain", prefix="x+/", after="x+/k").code == (
+        "after_mismatch"
+    )
+
+
+def test_an_endless_request_line_is_refused_and_the_connection_closed(line: Line) -> None:
+    line.sock.sendall(b"noop " + b"x" * (MAX_REQUEST_LINE + 1))  # no line end
+    assert line.reader.readline().startswith(b"ERR request_too_long ")
+    assert line.reader.readline() == b""  # closed
+
+
+def test_an_idle_connection_is_closed(tmp_path: Path) -> None:
+    with (
+        DevCluster(tmp_path, tracker_idle_timeout=0.3) as cluster,
+        Line(cluster.trackers[0]) as idle,
+    ):
+        assert idle.ok("noop") == {}
+        assert wait_for(lambda: idle.sock.recv(1) == b"", what="the idle connection to close")

@@ -10,6 +10,8 @@ from typing import Any
 import pytest
 from django.core.files.base import ContentFile
 from django.core.files.storage import storages
+from django.core.signals import request_finished
+from django.db import close_old_connections
 from django.http import HttpResponseBase
 from django.test import Client
 
@@ -108,5 +110,10 @@ def client(client: Client) -> Iterator[Client]:
 
     client.request = request  # type: ignore[method-assign]
     yield client
-    for response in responses:
-        response.close()
+    # close() sends request_finished; as the test client does, keep it from the database.
+    request_finished.disconnect(close_old_connections)
+    try:
+        for response in responses:
+            response.close()
+    finally:
+        request_finished.connect(close_old_connections)
