@@ -32,6 +32,7 @@ from django.core.signals import setting_changed
 from django.utils import timezone
 from django.utils.deconstruct import deconstructible
 from django.utils.encoding import filepath_to_uri
+from django.utils.module_loading import import_string
 from storages.base import BaseStorage
 from storages.utils import (
     clean_name,
@@ -198,9 +199,9 @@ class MogileFSStorage(BaseStorage):
             "path_cache_timeout": setting("MOGILEFS_PATH_CACHE_TIMEOUT", 300),
             "storages_alias": None,
         }
-        alias_options = self._alias_options(self._options.get("storages_alias"))
-        where = f"STORAGES[{self._options.get('storages_alias')!r}]['OPTIONS']"
-        self._check_names(alias_options, defaults, where)
+        alias = self._options.get("storages_alias") or self._sole_mogilefs_alias()
+        alias_options = self._alias_options(alias)
+        self._check_names(alias_options, defaults, f"STORAGES[{alias!r}]['OPTIONS']")
         defaults.update(alias_options)
         return defaults
 
@@ -216,6 +217,17 @@ class MogileFSStorage(BaseStorage):
                 f"(defined: {', '.join(sorted(storages)) or 'none'})."
             )
         return dict(storages[alias].get("OPTIONS", {}))
+
+    @staticmethod
+    def _sole_mogilefs_alias() -> str | None:
+        """The STORAGES entry every MogileFS storage takes its options from by default.
+
+        With one MogileFS entry in STORAGES, its OPTIONS reach every
+        MogileFSStorage of the project (``mogile_storage(klass=...)`` fields
+        included); with several, a storage names its own (``alias=``).
+        """
+        aliases = mogilefs_aliases()
+        return aliases[0] if len(aliases) == 1 else None
 
     @staticmethod
     def _check_names(options: dict[str, Any], known: dict[str, Any], where: str) -> None:
@@ -263,12 +275,13 @@ class MogileFSStorage(BaseStorage):
         """The shared MogileFS client for this storage's trackers and domain."""
         if not self.domain:
             raise ImproperlyConfigured(
-                "MogileFSStorage has no domain: set MOGILEFS_DOMAIN or the 'domain' OPTION."
+                "MogileFSStorage has no domain: set MOGILEFS_DOMAIN or the 'domain' OPTION"
+                + self._which_entry_hint()
             )
         if not self._trackers:
             raise ImproperlyConfigured(
                 "MogileFSStorage has no trackers: set MOGILEFS_TRACKERS or the 'trackers' "
-                "OPTION to a list of 'host:port' strings."
+                "OPTION to a list of 'host:port' strings" + self._which_entry_hint()
             )
         return shared_client(
             self.domain,
@@ -278,6 +291,16 @@ class MogileFSStorage(BaseStorage):
             http_timeout=self.http_timeout,
             chunk_size=self.chunk_size,
             verify_checksum=self.verify_checksum,
+        )
+
+    def _which_entry_hint(self) -> str:
+        """How to point this storage at a STORAGES entry, when there is a choice."""
+        aliases = mogilefs_aliases()
+        if self._options.get("storages_alias") or len(aliases) < 2:
+            return "."
+        return (
+            f"; STORAGES has several MogileFS entries ({', '.join(aliases)}): name the one "
+            "this storage uses, mogile_storage(klass=..., alias='...')."
         )
 
     # Names and keys
@@ -515,18 +538,43 @@ def _refuse_nul(name: str) -> None:
         )
 
 
-def mogile_storage(klass: str | None = None, **options: Any) -> MogileFSStorage:
+def mogilefs_aliases() -> list[str]:
+    """The STORAGES entries whose BACKEND is MogileFSStorage (or a subclass), sorted."""
+    found = []
+    for alias, entry in getattr(django_settings, "STORAGES", {}).items():
+        try:
+            backend = import_string(entry.get("BACKEND", ""))
+        except ImportError:
+            continue  # Django reports a wrong BACKEND itself
+        if isinstance(backend, type) and issubclass(backend, MogileFSStorage):
+            found.append(alias)
+    return sorted(found)
+
+
+def mogile_storage(
+    klass: str | None = None, alias: str | None = None, **options: Any
+) -> MogileFSStorage:
     """A MogileFS storage whose files go to the MogileFS class ``klass``.
 
     ``models.ImageField(storage=mogile_storage(klass="avatar"))`` gives a
-    field its own replication class. Migrations record only the arguments
-    given here (``MogileFSStorage(mogile_class='avatar')``); trackers and
-    domain come from the settings, or from the ``STORAGES`` entry named by
-    ``storages_alias``, when the storage is used.
+    field its own replication class. Domain, trackers and the other options
+    come, when the storage is used, from the project's one MogileFS entry in
+    ``STORAGES`` (or the one named by ``alias`` where there are several),
+    then from the ``MOGILEFS_*`` settings. Migrations record only the
+    arguments given here (``MogileFSStorage(mogile_class='avatar')``).
     """
     if klass is not None:
         options["mogile_class"] = klass
+    if alias is not None:
+        options["storages_alias"] = alias
     return MogileFSStorage(**options)
 
 
-__all__ = ["MAX_KEY_BYTES", "MogileFSFile", "MogileFSStorage", "mogile_storage", "shared_client"]
+__all__ = [
+    "MAX_KEY_BYTES",
+    "MogileFSFile",
+    "MogileFSStorage",
+    "mogile_storage",
+    "mogilefs_aliases",
+    "shared_client",
+]

@@ -197,3 +197,38 @@ def test_only_rb_r_wb_w_modes():
     storage = MogileFSStorage(domain="d", trackers="127.0.0.1:1")
     with pytest.raises(ValueError, match="cannot append"):
         storage.open("x.txt", "ab")
+
+
+MOGILEFS_BACKEND = "storages_mogile.backends.mogile.MogileFSStorage"
+
+
+def test_the_one_mogilefs_entry_configures_every_field(settings):
+    """The README's quick start: options in STORAGES['default'], a field with its class."""
+    settings.MOGILEFS_DOMAIN = None
+    settings.MOGILEFS_TRACKERS = []
+    field_storage = mogile_storage(klass="avatar")  # built before the settings, as models do
+    settings.STORAGES = {
+        "default": {
+            "BACKEND": MOGILEFS_BACKEND,
+            "OPTIONS": {"domain": "media", "trackers": ["10.0.0.1:7001", "10.0.0.2:7001"]},
+        },
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    }
+    assert field_storage.domain == "media"
+    assert field_storage._trackers == ("10.0.0.1:7001", "10.0.0.2:7001")
+    assert field_storage.mogile_class == "avatar"
+    assert field_storage.deconstruct()[2] == {"mogile_class": "avatar"}
+
+
+def test_with_several_mogilefs_entries_a_field_names_its_own(settings):
+    settings.MOGILEFS_DOMAIN = None
+    settings.MOGILEFS_TRACKERS = []
+    settings.STORAGES = {
+        "default": {"BACKEND": MOGILEFS_BACKEND, "OPTIONS": {"domain": "d", "trackers": "h:1"}},
+        "media": {"BACKEND": MOGILEFS_BACKEND, "OPTIONS": {"domain": "m", "trackers": "h:2"}},
+    }
+    chosen = mogile_storage(klass="thumb", alias="media")
+    assert (chosen.domain, chosen._trackers) == ("m", ("h:2",))
+    assert chosen.deconstruct()[2] == {"mogile_class": "thumb", "storages_alias": "media"}
+    with pytest.raises(ImproperlyConfigured, match=r"several MogileFS entries \(default, media\)"):
+        _ = mogile_storage(klass="thumb").client
