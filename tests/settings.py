@@ -8,6 +8,7 @@ INSTALLED_APPS = [
     "django.contrib.auth",
     "tests.testapp",
     "storages_mogile.testing",
+    "storages_mogile",
 ]
 DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}}
 ROOT_URLCONF = "tests.urls"

@@ -19,6 +19,7 @@ USE_TZ = True
 INSTALLED_APPS = [
     "django.contrib.contenttypes",
     "django.contrib.staticfiles",
+    "storages_mogile",  # the system checks
     "avatars",
 ]
 MIDDLEWARE = [
@@ -50,8 +51,12 @@ MOGILEFS_TRACKERS = os.environ.get("MOGILEFS_TRACKERS", "127.0.0.1:7001")
 MOGILEFS_MEDIA_URL = "/mogilefs/"
 # No Perlbal or nginx in front of the demo: Django streams the files itself.
 MOGILEFS_SERVE_MODE = os.environ.get("MOGILEFS_SERVE_MODE", "stream")
+MOGILEFS_CLASSES = {"avatar": 2, "thumb": 1}
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 MOGILEFS_PATH_CACHE = "default"
+# The demo is one process, so a per-process path cache is fine here (a site
+# with several workers needs a shared cache: see docs/operating.md).
+SILENCED_SYSTEM_CHECKS = ["storages_mogile.W003"]
 
 LOGGING = {
     "version": 1,

@@ -1,0 +1,263 @@
+"""System checks (``manage.py check``) for the project's MogileFS storages.
+
+Registered when ``"storages_mogile"`` is in ``INSTALLED_APPS``. Every check
+carries the tag ``mogilefs``:
+
+* without touching the network, on every ``check`` (and ``runserver``):
+  each MogileFS storage (the ``STORAGES`` entries and every model field's)
+  has a domain and trackers; the serving view is routed at the storages'
+  URL prefix; a proxy serve mode under ``DEBUG``; a path cache each process
+  keeps for itself;
+* asking the trackers, with ``manage.py check --deploy`` (only them:
+  ``--deploy --tag mogilefs``): the trackers answer, the domain and every
+  class a field uses exist with the copies ``MOGILEFS_CLASSES`` declares,
+  and enough writable devices on distinct hosts for the largest class.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import Any
+from urllib.parse import urlsplit
+
+from django.apps import apps
+from django.conf import settings
+from django.core import checks
+from django.core.exceptions import ImproperlyConfigured
+from django.core.files.storage import storages
+from django.db.models import FileField
+from django.urls import Resolver404, resolve
+
+from storages_mogile.backends.mogile import MogileFSStorage, mogilefs_aliases
+from storages_mogile.client import Admin, MogileFSError
+
+TAG = "mogilefs"
+# Cache backends that each process keeps to itself: a path cache there goes
+# stale in every process but the one that saved or deleted the file.
+_PER_PROCESS_CACHES = (
+    "django.core.cache.backends.locmem.LocMemCache",
+    "django.core.cache.backends.dummy.DummyCache",
+)
+
+
+def mogilefs_storages() -> Iterator[tuple[str, MogileFSStorage]]:
+    """Every MogileFS storage of the project, with where it is defined."""
+    for alias in mogilefs_aliases():
+        storage = storages[alias]
+        if isinstance(storage, MogileFSStorage):
+            yield f"STORAGES[{alias!r}]", storage
+    for model in apps.get_models():
+        for field in model._meta.get_fields():
+            if isinstance(field, FileField) and isinstance(field.storage, MogileFSStorage):
+                yield f"{model._meta.label}.{field.name}", field.storage
+
+
+@checks.register(TAG)
+def check_configuration(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """Each storage resolves a domain and trackers (E001, E002)."""
+    errors: list[checks.CheckMessage] = []
+    for where, storage in mogilefs_storages():
+        if not storage.domain:
+            errors.append(
+                checks.Error(
+                    f"The MogileFS storage of {where} has no domain.",
+                    hint="Set 'domain' in the OPTIONS of the project's MogileFS entry in "
+                    "STORAGES (or MOGILEFS_DOMAIN); with several entries, name one with "
+                    "mogile_storage(klass=..., alias='...').",
+                    obj=where,
+                    id="storages_mogile.E001",
+                )
+            )
+        if not storage._trackers:
+            errors.append(
+                checks.Error(
+                    f"The MogileFS storage of {where} has no trackers.",
+                    hint="Set 'trackers' (a list of 'host:port') in the OPTIONS of the "
+                    "project's MogileFS entry in STORAGES (or MOGILEFS_TRACKERS).",
+                    obj=where,
+                    id="storages_mogile.E002",
+                )
+            )
+    return errors
+
+
+@checks.register(TAG)
+def check_serving(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """The view is routed at the URL prefix; proxy mode and DEBUG; the path cache (W001-W003)."""
+    from storages_mogile.serving.options import NGINX, OPTION_SETTINGS, PERLBAL
+
+    messages: list[checks.CheckMessage] = []
+    mode = getattr(settings, OPTION_SETTINGS["mode"][0], None)
+    if mode is None and getattr(settings, "SERVE_WITH_PERLBAL", False):
+        mode = PERLBAL
+    if mode in (PERLBAL, NGINX) and settings.DEBUG:
+        messages.append(
+            checks.Warning(
+                f"MOGILEFS_SERVE_MODE is {mode!r} with DEBUG = True: the view answers with "
+                f"headers for {mode.title()} and an empty body, so without {mode.title()} in "
+                "front (runserver) every file comes out empty.",
+                hint="Use MOGILEFS_SERVE_MODE = 'stream' in development, or run behind the proxy.",
+                id="storages_mogile.W001",
+            )
+        )
+    seen: set[int] = set()
+    for where, storage in mogilefs_storages():
+        if id(storage) in seen:
+            continue
+        seen.add(id(storage))
+        messages.extend(_routing(where, storage))
+        messages.extend(_path_cache(where, storage))
+    return messages
+
+
+def _routing(where: str, storage: MogileFSStorage) -> Iterable[checks.CheckMessage]:
+    """W002: the storage's URLs (base_url) do not reach the serving view."""
+    from storages_mogile.views import serve
+
+    base_url = storage.base_url
+    if not base_url or urlsplit(base_url).netloc:
+        return []  # no URLs, or served from another host (a CDN, the proxy's own name)
+    probe = urlsplit(base_url).path + "storages-mogile-check.bin"
+    try:
+        match = resolve(probe)
+    except Resolver404:
+        match = None
+    except ImportError:
+        return []  # a URLconf that does not import: Django's own checks report it
+    if match is not None and match.func is serve:
+        return []
+    return [
+        checks.Warning(
+            f"The URLs of the MogileFS storage of {where} start with {base_url!r}, "
+            "but that path is not routed to storages_mogile's view, so its files answer 404.",
+            hint="Add path('', include('storages_mogile.urls')) to the URLconf, or make "
+            "MOGILEFS_MEDIA_URL (the storage's 'base_url') the prefix your serve_patterns() use.",
+            obj=where,
+            id="storages_mogile.W002",
+        )
+    ]
+
+
+def _path_cache(where: str, storage: MogileFSStorage) -> Iterable[checks.CheckMessage]:
+    """W003: a path cache kept per process goes stale in the other processes."""
+    alias = storage.path_cache
+    if alias is None:
+        return []
+    backend = settings.CACHES.get(alias, {}).get("BACKEND", "")
+    if backend not in _PER_PROCESS_CACHES:
+        return []
+    return [
+        checks.Warning(
+            f"The MogileFS storage of {where} keeps its path cache in CACHES[{alias!r}], "
+            f"a {backend.rsplit('.', 1)[-1]}: each process has its own, so a file saved or "
+            "deleted in one process is served from stale paths by the others.",
+            hint="Use a cache every Django process shares (memcached, Redis, the database).",
+            obj=where,
+            id="storages_mogile.W003",
+        )
+    ]
+
+
+@checks.register(TAG, deploy=True)
+def check_cluster(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """Ask the trackers: reachable, domain and classes, writable devices (E010-E014)."""
+    by_cluster: dict[tuple[tuple[str, ...], str], dict[str, str]] = {}
+    for where, storage in mogilefs_storages():
+        if storage.domain and storage._trackers:
+            classes = by_cluster.setdefault((storage._trackers, storage.domain), {})
+            classes.setdefault(storage.mogile_class or "default", where)
+    messages: list[checks.CheckMessage] = []
+    for (trackers, domain), classes in by_cluster.items():
+        messages.extend(_check_one_cluster(trackers, domain, classes))
+    return messages
+
+
+def _check_one_cluster(
+    trackers: tuple[str, ...], domain: str, classes: dict[str, str]
+) -> list[checks.CheckMessage]:
+    try:
+        with Admin(list(trackers), timeout=5.0) as admin:
+            domains = admin.get_domains()
+            hosts = admin.get_hosts()
+            devices = admin.get_devices()
+    except (MogileFSError, ImproperlyConfigured) as exc:
+        return [
+            checks.Error(
+                f"The MogileFS trackers {', '.join(trackers)} do not answer: {exc}",
+                hint="Start the trackers, or correct 'trackers' in the STORAGES OPTIONS "
+                "(MOGILEFS_TRACKERS).",
+                id="storages_mogile.E010",
+            )
+        ]
+    if domain not in domains:
+        return [
+            checks.Error(
+                f"The MogileFS domain {domain!r} does not exist on {', '.join(trackers)}.",
+                hint="Create it: 'mogadm domain add DOMAIN'.",
+                id="storages_mogile.E011",
+            )
+        ]
+    messages = _classes(domain, domains[domain], classes)
+    messages.extend(_devices(domain, domains[domain], classes, hosts, devices))
+    return messages
+
+
+def _classes(
+    domain: str, existing: dict[str, int], used: dict[str, str]
+) -> list[checks.CheckMessage]:
+    """E012: a class a field uses is missing; E013: its copies differ from MOGILEFS_CLASSES."""
+    declared: dict[str, int] = getattr(settings, "MOGILEFS_CLASSES", {})
+    messages: list[checks.CheckMessage] = []
+    for cls, where in sorted(used.items()):
+        if cls not in existing:
+            messages.append(
+                checks.Error(
+                    f"{where} stores in MogileFS class {cls!r}, which domain {domain!r} "
+                    "does not have: every save would fail.",
+                    hint="Create it: 'mogadm class add DOMAIN CLASS --mindevcount=N' (and "
+                    "declare its copies in MOGILEFS_CLASSES).",
+                    obj=where,
+                    id="storages_mogile.E012",
+                )
+            )
+    for cls, copies in sorted(declared.items()):
+        if cls in existing and existing[cls] != copies:
+            messages.append(
+                checks.Error(
+                    f"MogileFS class {cls!r} of domain {domain!r} keeps {existing[cls]} "
+                    f"copies; MOGILEFS_CLASSES declares {copies}.",
+                    hint="Change the class ('mogadm class modify DOMAIN CLASS "
+                    "--mindevcount=N') or the declaration.",
+                    id="storages_mogile.E013",
+                )
+            )
+    return messages
+
+
+def _devices(
+    domain: str,
+    existing: dict[str, int],
+    used: dict[str, str],
+    hosts: list[dict[str, str]],
+    devices: list[dict[str, str]],
+) -> list[checks.CheckMessage]:
+    """E014: fewer writable devices on distinct hosts than the largest class needs."""
+    needed = max((existing.get(cls, 0) for cls in used), default=0)
+    alive_hosts = {host.get("hostid") for host in hosts if host.get("status") == "alive"}
+    writable_hosts = {
+        device.get("hostid")
+        for device in devices
+        if device.get("status") == "alive" and device.get("hostid") in alive_hosts
+    }
+    if len(writable_hosts) >= needed:
+        return []
+    return [
+        checks.Error(
+            f"Domain {domain!r} has a class keeping {needed} copies, but only "
+            f"{len(writable_hosts)} host(s) have a writable (alive) device: MogileFS cannot "
+            "make every copy.",
+            hint="Add storage hosts and devices ('mogadm host add', 'mogadm device add'), "
+            "or bring down devices back up ('mogadm device mark ... alive').",
+            id="storages_mogile.E014",
+        )
+    ]

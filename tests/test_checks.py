@@ -1,0 +1,115 @@
+"""The system checks (storages_mogile/checks.py): a project that triggers each, and one that does not."""
+
+from __future__ import annotations
+
+import pytest
+from django.core import checks
+
+from storages_mogile.client import Admin
+from storages_mogile.devserver import DevCluster
+from tests.client.fakes import closed_port
+from tests.conftest import TEST_DOMAIN, Target
+
+MOGILEFS = "storages_mogile.backends.mogile.MogileFSStorage"
+STATIC = {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}
+
+
+def ids(deploy: bool = False) -> set[str]:
+    """The ids of what the mogilefs-tagged checks report."""
+    return {
+        message.id
+        for message in checks.run_checks(tags=["mogilefs"], include_deployment_checks=deploy)
+    }
+
+
+def use_mogilefs(settings, trackers: list[str], **options: object) -> None:
+    """STORAGES with MogileFS as the default storage, the routed prefix /mogilefs/."""
+    settings.ROOT_URLCONF = "tests.serving.urls"
+    settings.STORAGES = {
+        "default": {
+            "BACKEND": MOGILEFS,
+            "OPTIONS": {
+                "domain": TEST_DOMAIN,
+                "trackers": trackers,
+                "base_url": "/mogilefs/",
+                **options,
+            },
+        },
+        "staticfiles": STATIC,
+    }
+
+
+def test_a_complete_configuration_passes(settings, mogile_target: Target) -> None:
+    use_mogilefs(settings, mogile_target.trackers, mogile_class="avatar")
+    assert ids(deploy=True) == set()
+
+
+def test_e001_e002_a_storage_without_domain_or_trackers(settings) -> None:
+    settings.MOGILEFS_DOMAIN = None
+    settings.MOGILEFS_TRACKERS = []
+    settings.STORAGES = {"default": {"BACKEND": MOGILEFS}, "staticfiles": STATIC}
+    assert {"storages_mogile.E001", "storages_mogile.E002"} <= ids()
+
+
+def test_w001_a_proxy_mode_under_debug(settings, mogile_target: Target) -> None:
+    use_mogilefs(settings, mogile_target.trackers)
+    settings.MOGILEFS_SERVE_MODE = "perlbal"
+    settings.DEBUG = True
+    assert "storages_mogile.W001" in ids()
+    settings.DEBUG = False
+    assert "storages_mogile.W001" not in ids()
+
+
+def test_w002_urls_the_view_does_not_serve(settings, mogile_target: Target) -> None:
+    use_mogilefs(settings, mogile_target.trackers, base_url="/elsewhere/")
+    assert "storages_mogile.W002" in ids()
+    use_mogilefs(settings, mogile_target.trackers, base_url="https://cdn.example/media/")
+    assert "storages_mogile.W002" not in ids()  # another host serves them
+
+
+def test_w003_a_path_cache_each_process_keeps_to_itself(settings, mogile_target) -> None:
+    settings.CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+        "shared": {"BACKEND": "django.core.cache.backends.db.DatabaseCache", "LOCATION": "c"},
+    }
+    use_mogilefs(settings, mogile_target.trackers, path_cache="default")
+    assert "storages_mogile.W003" in ids()
+    use_mogilefs(settings, mogile_target.trackers, path_cache="shared")
+    assert "storages_mogile.W003" not in ids()
+
+
+def test_the_network_checks_run_only_when_deploying(settings) -> None:
+    use_mogilefs(settings, [closed_port()])
+    assert "storages_mogile.E010" not in ids()
+    assert "storages_mogile.E010" in ids(deploy=True)
+
+
+def test_e011_a_missing_domain(settings, mogile_target: Target) -> None:
+    use_mogilefs(settings, mogile_target.trackers, domain="no-such-domain")
+    assert "storages_mogile.E011" in ids(deploy=True)
+
+
+def test_e012_e013_classes_missing_or_with_other_copies(settings, mogile_target) -> None:
+    use_mogilefs(settings, mogile_target.trackers, mogile_class="no-such-class")
+    assert "storages_mogile.E012" in ids(deploy=True)
+    use_mogilefs(settings, mogile_target.trackers, mogile_class="avatar")
+    settings.MOGILEFS_CLASSES = {"avatar": 3, "thumb": 1}
+    assert ids(deploy=True) == {"storages_mogile.E013"}
+    settings.MOGILEFS_CLASSES = {"avatar": 2, "thumb": 1}
+    assert ids(deploy=True) == set()
+
+
+def test_e014_fewer_writable_hosts_than_copies(settings, dev_cluster: DevCluster) -> None:
+    with Admin(dev_cluster.trackers) as admin:
+        admin.create_class(TEST_DOMAIN, "triple", 3)
+    use_mogilefs(settings, dev_cluster.trackers, mogile_class="triple")
+    assert ids(deploy=True) == {"storages_mogile.E014"}
+    use_mogilefs(settings, dev_cluster.trackers, mogile_class="avatar")
+    with Admin(dev_cluster.trackers) as admin:
+        admin.set_state("node2", 2, "down")
+    assert ids(deploy=True) == {"storages_mogile.E014"}  # 2 copies, 1 writable host
+
+
+@pytest.fixture(autouse=True)
+def _no_legacy_mode(settings) -> None:
+    settings.MOGILEFS_SERVE_MODE = "stream"
