@@ -16,20 +16,18 @@ carries the tag ``mogilefs``:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from typing import Any
 from urllib.parse import urlsplit
 
-from django.apps import apps
 from django.conf import settings
 from django.core import checks
 from django.core.exceptions import ImproperlyConfigured
-from django.core.files.storage import storages
-from django.db.models import FileField
 from django.urls import Resolver404, resolve
 
-from storages_mogile.backends.mogile import MogileFSStorage, mogilefs_aliases
+from storages_mogile.backends.mogile import MogileFSStorage
 from storages_mogile.client import Admin, MogileFSError
+from storages_mogile.clusters import declared_classes, mogilefs_storages, project_clusters
 
 TAG = "mogilefs"
 # Cache backends that each process keeps to itself: a path cache there goes
@@ -38,18 +36,6 @@ _PER_PROCESS_CACHES = (
     "django.core.cache.backends.locmem.LocMemCache",
     "django.core.cache.backends.dummy.DummyCache",
 )
-
-
-def mogilefs_storages() -> Iterator[tuple[str, MogileFSStorage]]:
-    """Every MogileFS storage of the project, with where it is defined."""
-    for alias in mogilefs_aliases():
-        storage = storages[alias]
-        if isinstance(storage, MogileFSStorage):
-            yield f"STORAGES[{alias!r}]", storage
-    for model in apps.get_models():
-        for field in model._meta.get_fields():
-            if isinstance(field, FileField) and isinstance(field.storage, MogileFSStorage):
-                yield f"{model._meta.label}.{field.name}", field.storage
 
 
 @checks.register(TAG)
@@ -161,14 +147,9 @@ def _path_cache(where: str, storage: MogileFSStorage) -> Iterable[checks.CheckMe
 @checks.register(TAG, deploy=True)
 def check_cluster(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
     """Ask the trackers: reachable, domain and classes, writable devices (E010-E014)."""
-    by_cluster: dict[tuple[tuple[str, ...], str], dict[str, str]] = {}
-    for where, storage in mogilefs_storages():
-        if storage.domain and storage._trackers:
-            classes = by_cluster.setdefault((storage._trackers, storage.domain), {})
-            classes.setdefault(storage.mogile_class or "default", where)
     messages: list[checks.CheckMessage] = []
-    for (trackers, domain), classes in by_cluster.items():
-        messages.extend(_check_one_cluster(trackers, domain, classes))
+    for cluster in project_clusters():
+        messages.extend(_check_one_cluster(cluster.trackers, cluster.domain, cluster.classes))
     return messages
 
 
@@ -193,7 +174,7 @@ def _check_one_cluster(
         return [
             checks.Error(
                 f"The MogileFS domain {domain!r} does not exist on {', '.join(trackers)}.",
-                hint="Create it: 'mogadm domain add DOMAIN'.",
+                hint="Create it: 'manage.py mogilefs_setup' (or 'mogadm domain add DOMAIN').",
                 id="storages_mogile.E011",
             )
         ]
@@ -206,7 +187,7 @@ def _classes(
     domain: str, existing: dict[str, int], used: dict[str, str]
 ) -> list[checks.CheckMessage]:
     """E012: a class a field uses is missing; E013: its copies differ from MOGILEFS_CLASSES."""
-    declared: dict[str, int] = getattr(settings, "MOGILEFS_CLASSES", {})
+    declared = declared_classes()
     messages: list[checks.CheckMessage] = []
     for cls, where in sorted(used.items()):
         if cls not in existing:
@@ -214,8 +195,8 @@ def _classes(
                 checks.Error(
                     f"{where} stores in MogileFS class {cls!r}, which domain {domain!r} "
                     "does not have: every save would fail.",
-                    hint="Create it: 'mogadm class add DOMAIN CLASS --mindevcount=N' (and "
-                    "declare its copies in MOGILEFS_CLASSES).",
+                    hint="Declare its copies in MOGILEFS_CLASSES and run 'manage.py "
+                    "mogilefs_setup' (or 'mogadm class add DOMAIN CLASS --mindevcount=N').",
                     obj=where,
                     id="storages_mogile.E012",
                 )
@@ -226,8 +207,8 @@ def _classes(
                 checks.Error(
                     f"MogileFS class {cls!r} of domain {domain!r} keeps {existing[cls]} "
                     f"copies; MOGILEFS_CLASSES declares {copies}.",
-                    hint="Change the class ('mogadm class modify DOMAIN CLASS "
-                    "--mindevcount=N') or the declaration.",
+                    hint="Change the class ('manage.py mogilefs_setup --update-copies') or "
+                    "the declaration.",
                     id="storages_mogile.E013",
                 )
             )
