@@ -56,3 +56,26 @@ def project_clusters() -> list[Cluster]:
 def declared_classes() -> dict[str, int]:
     """``MOGILEFS_CLASSES``: the copies (mindevcount) of each replication class."""
     return dict(getattr(settings, "MOGILEFS_CLASSES", {}))
+
+
+def referenced_names() -> dict[MogileFSStorage, tuple[list[str], set[str]]]:
+    """The names the database refers to, per MogileFS namespace.
+
+    Fields whose storages share trackers, domain and key prefix share one
+    namespace, so their names are gathered together (one storage stands for
+    them): ``{storage: (["app.Model.field", ...], {name, ...})}``.
+    """
+    namespaces: dict[tuple[tuple[str, ...], str, str], MogileFSStorage] = {}
+    found: dict[MogileFSStorage, tuple[list[str], set[str]]] = {}
+    for model in apps.get_models():
+        for model_field in model._meta.get_fields():
+            storage = getattr(model_field, "storage", None)
+            if not isinstance(model_field, FileField) or not isinstance(storage, MogileFSStorage):
+                continue
+            key = (storage._trackers, storage.domain or "", storage.key_prefix)
+            storage = namespaces.setdefault(key, storage)
+            fields, names = found.setdefault(storage, ([], set()))
+            fields.append(f"{model._meta.label}.{model_field.name}")
+            values = model._default_manager.values_list(model_field.attname, flat=True)
+            names.update(value for value in values.iterator() if value)
+    return found

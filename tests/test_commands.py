@@ -6,12 +6,16 @@ import io
 import json
 import time
 import uuid
+from collections.abc import Iterator
 
 import pytest
+from django.core.files.base import ContentFile
 from django.core.management import CommandError, call_command
 
+from storages_mogile.backends.mogile import MogileFSStorage
 from storages_mogile.client import Admin
 from storages_mogile.devserver import DevCluster
+from storages_mogile.testing.models import stored_on
 from tests.conftest import Target
 from tests.test_checks import use_mogilefs
 
@@ -108,3 +112,82 @@ def test_status_with_a_node_stopped_and_a_tracker_down(settings, dev_cluster: De
     assert states == {1: "writeable", 2: "unreachable"}
     assert "dev2 on node2 unreachable" in str(caught.value)
     assert down.address in str(caught.value)
+
+
+@pytest.fixture
+def audited(mogile_target: Target) -> Iterator[tuple[MogileFSStorage, type]]:
+    """ContractDocument's fields on a MogileFS storage with a key prefix of its own."""
+    storage = MogileFSStorage(
+        domain=mogile_target.domain,
+        trackers=mogile_target.trackers,
+        key_prefix=f"audit-{uuid.uuid4().hex[:10]}/",
+    )
+    with stored_on(storage) as model:
+        yield storage, model
+    for key in list(storage.client.iter_keys(storage.key_prefix)):
+        storage.client.delete(key)
+
+
+@pytest.mark.django_db
+def test_audit_finds_orphans_and_missing_files_and_deletes_only_old_orphans(audited) -> None:
+    storage, model = audited
+    for index in range(3):
+        model.objects.create(attachment=ContentFile(b"kept", name=f"kept-{index}.txt"))
+    gone = model.objects.create(attachment=ContentFile(b"gone", name="gone.txt"))
+    storage.client.delete(storage.key_for(gone.attachment.name))
+    orphans = [storage.save(f"orphan-{index}.txt", ContentFile(b"o")) for index in range(2)]
+    staged = storage.key_prefix + f".storages-mogile-staging/{int(time.time()) - 7200}-killed"
+    storage.client.store_content(staged, b"left by a killed save")
+
+    out = io.StringIO()
+    with pytest.raises(CommandError, match="1 row"):
+        call_command("mogilefs_audit", "--list", stdout=out, stderr=io.StringIO())
+    report = out.getvalue()
+    assert "3 orphans" not in report and "2 orphans, 1 missing, 1 staging uploads" in report
+    assert all(name in report for name in orphans) and gone.attachment.name in report
+
+    # Just written: younger than the grace period, so kept even with --no-input.
+    with pytest.raises(CommandError):
+        call_command(
+            "mogilefs_audit",
+            "--delete-orphans",
+            "--no-input",
+            "--grace",
+            "3600",
+            stdout=io.StringIO(),
+            stderr=io.StringIO(),
+        )
+    assert all(storage.exists(name) for name in orphans)
+    assert storage.client.file_info(staged)  # its node file is new too: kept
+
+    with pytest.raises(CommandError):
+        call_command(
+            "mogilefs_audit",
+            "--delete-orphans",
+            "--no-input",
+            "--grace",
+            "0",
+            stdout=io.StringIO(),
+            stderr=io.StringIO(),
+        )
+    assert not any(storage.exists(name) for name in orphans)
+    assert [key for key in storage.client.iter_keys(storage.key_prefix) if "staging" in key] == []
+    assert all(storage.exists(f"kept-{index}.txt") for index in range(3))
+
+
+@pytest.mark.django_db
+def test_audit_deletes_nothing_without_confirmation(audited, monkeypatch) -> None:
+    storage, model = audited
+    model.objects.create(attachment=ContentFile(b"kept", name="kept.txt"))
+    orphan = storage.save("orphan.txt", ContentFile(b"o"))
+    monkeypatch.setattr("builtins.input", lambda prompt: "no")
+    with pytest.raises(CommandError, match="nothing was deleted"):
+        call_command(
+            "mogilefs_audit",
+            "--delete-orphans",
+            "--grace",
+            "0",
+            stdout=io.StringIO(),
+            stderr=io.StringIO(),
+        )
+    assert storage.exists(orphan)
