@@ -10,6 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 from django.core.files.base import ContentFile
+from django.core.files.storage import storages
 from django.core.management import CommandError, call_command
 
 from storages_mogile.backends.mogile import MogileFSStorage
@@ -191,3 +192,78 @@ def test_audit_deletes_nothing_without_confirmation(audited, monkeypatch) -> Non
             stderr=io.StringIO(),
         )
     assert storage.exists(orphan)
+
+
+@pytest.fixture
+def legacy(settings, tmp_path, audited):
+    """300 documents whose files are on a FileSystemStorage, the STORAGES alias 'legacy'."""
+    storage, model = audited
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "legacy": {
+            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            "OPTIONS": {"location": str(tmp_path / "media")},
+        },
+    }
+    source = storages["legacy"]
+    for index in range(300):
+        name = source.save(f"docs/{index:03d}.txt", ContentFile(b"document %d " % index * 20))
+        model.objects.create(attachment=name)
+    return storage, source
+
+
+FIELD = "storages_mogile_testing.ContractDocument.attachment"
+
+
+def read(storage, name: str) -> bytes:
+    with storage.open(name, "rb") as stream:
+        return stream.read()
+
+
+def import_(*args: str) -> tuple[str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    call_command("mogilefs_import", *args, stdout=out, stderr=err)
+    return out.getvalue(), err.getvalue()
+
+
+@pytest.mark.django_db
+def test_import_copies_resumes_and_verifies(legacy) -> None:
+    storage, source = legacy
+    planned, _ = import_(FIELD, "--source", "legacy", "--dry-run")
+    assert "300 file(s) to copy or check" in planned
+    assert not storage.exists("docs/000.txt")
+
+    # An interrupted earlier run: 150 files copied, one cut short.
+    for index in range(150):
+        with source.open(f"docs/{index:03d}.txt") as stream:
+            storage._store(storage.key_for(f"docs/{index:03d}.txt"), stream)
+    storage.client.store_content(storage.key_for("docs/150.txt"), b"cut")
+
+    summary, progress = import_(FIELD, "--source", "legacy", "--jobs", "4")
+    assert "copied 150 file(s)" in summary and "skipped 150 already there" in summary
+    assert "importing" in progress  # the progress bar, on stderr
+    for index in (0, 150, 299):
+        name = f"docs/{index:03d}.txt"
+        assert read(storage, name) == read(source, name)
+    assert storage.client.file_info(storage.key_for("docs/007.txt")).cls == "default"
+
+    # Same size, other bytes: only --verify notices.
+    storage.client.store_content(
+        storage.key_for("docs/042.txt"), b"X" * source.size("docs/042.txt")
+    )
+    assert "copied 0 file(s)" in import_(FIELD, "--source", "legacy")[0]
+    assert "copied 1 file(s)" in import_(FIELD, "--source", "legacy", "--verify")[0]
+    assert read(storage, "docs/042.txt") == read(source, "docs/042.txt")
+    assert source.exists("docs/042.txt")  # the source is never touched
+
+
+@pytest.mark.django_db
+def test_import_lists_every_failure_and_exits_1(legacy) -> None:
+    _, source = legacy
+    source.delete("docs/010.txt")
+    source.delete("docs/020.txt")
+    out, err = io.StringIO(), io.StringIO()
+    with pytest.raises(CommandError, match="2 file"):
+        call_command("mogilefs_import", FIELD, "--source", "legacy", stdout=out, stderr=err)
+    assert "copied 298 file(s)" in out.getvalue()
+    assert "docs/010.txt" in err.getvalue() and "docs/020.txt" in err.getvalue()
