@@ -13,6 +13,7 @@ import argparse
 import io
 import logging
 import os
+import socket
 import sys
 from pathlib import Path
 
@@ -54,12 +55,27 @@ def smoke() -> None:
     print("smoke test passed")
 
 
+def port_taken(port: int) -> bool:
+    """Whether something already listens on 127.0.0.1:``port``."""
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return True
+    return False
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--smoke", action="store_true", help="round trip once and exit")
     options = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    if not options.smoke and port_taken(options.port):
+        raise SystemExit(
+            f"127.0.0.1:{options.port} is taken by another program: stop it, or run "
+            f"scripts/demo --port {options.port + 1}"
+        )
 
     import django
     from django.core.management import call_command

@@ -60,6 +60,10 @@ SILENCED_SYSTEM_CHECKS = ["storages_mogile.W003"]
 
 LOGGING = {
     "version": 1,
+    # Keep the launcher's own logger (example/run_demo.py): its startup lines.
+    "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "loggers": {"storages_mogile": {"handlers": ["console"], "level": "INFO"}},
+    "loggers": {
+        "storages_mogile": {"handlers": ["console"], "level": "INFO", "propagate": False}
+    },
 }

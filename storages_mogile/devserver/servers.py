@@ -80,7 +80,12 @@ class ListeningService(ABC):
     def start(self) -> ListeningService:
         """Listen (again) on the service's port; a no-op if running."""
         if self._server is None:
-            server = self.make_server((self.host, self.port))
+            try:
+                server = self.make_server((self.host, self.port))
+            except OSError as exc:  # name the address: "Address already in use" alone does not
+                raise OSError(
+                    exc.errno, f"the {self.name} cannot listen on {self.address}: {exc.strerror}"
+                ) from exc
             self.port = cast("tuple[str, int]", server.server_address)[1]
             self._thread = threading.Thread(
                 target=server.serve_forever,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -85,3 +86,12 @@ def test_bad_arguments_are_explained(tmp_path: Path, args: list[str], message: s
     _, stderr = process.communicate(timeout=30)
     assert process.returncode == 2
     assert message in stderr
+
+
+def test_a_busy_port_is_named(tmp_path: Path) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        address = f"127.0.0.1:{taken.getsockname()[1]}"
+        process = start("--data-dir", str(tmp_path), "--listen", address)
+        _, stderr = process.communicate(timeout=30)
+    assert process.returncode == 1
+    assert f"the tracker cannot listen on {address}: Address already in use" in stderr
