@@ -65,7 +65,7 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         if options["jobs"] < 1:
             raise CommandError(f"--jobs must be at least 1, not {options['jobs']}.")
-        if bool(options["fields"]) == bool(options["path"]):
+        if bool(options["fields"]) == (options["path"] is not None):
             raise CommandError("Name FileFields to import, or give --path (not both).")
         source = _storage(options["source"])
         copies = (
