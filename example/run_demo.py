@@ -84,8 +84,8 @@ def main() -> None:
 
     var_dir = Path(os.environ.get("EXAMPLE_VAR_DIR", HERE.parent / "var" / "demo"))
     var_dir.mkdir(parents=True, exist_ok=True)
-    domains = {"media": {"avatar": 2, "thumb": 1}}
-    with DevCluster(var_dir / "mogile", nodes=2, domains=domains) as cluster:
+    # The domain and its classes are the site's to make (MOGILEFS_CLASSES), as on a real cluster.
+    with DevCluster(var_dir / "mogile", nodes=2, domains={}) as cluster:
         os.environ["MOGILEFS_TRACKERS"] = ",".join(cluster.trackers)
         os.environ["MOGILEFS_DOMAIN"] = "media"
         django.setup()
@@ -94,6 +94,8 @@ def main() -> None:
             cluster.trackers[0],
             " ".join(node.url for node in cluster.nodes),
         )
+        call_command("mogilefs_setup")
+        call_command("check", "--deploy", "--tag", "mogilefs")
         call_command("migrate", verbosity=0)
         if options.smoke:
             smoke()

@@ -86,11 +86,11 @@ def check_serving(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMe
                 id="storages_mogile.W001",
             )
         )
-    seen: set[int] = set()
+    seen: set[tuple[str | None, str | None]] = set()
     for where, storage in mogilefs_storages():
-        if id(storage) in seen:
-            continue
-        seen.add(id(storage))
+        if (storage.base_url, storage.path_cache) in seen:
+            continue  # one message per URL prefix and cache, not per field
+        seen.add((storage.base_url, storage.path_cache))
         messages.extend(_routing(where, storage))
         messages.extend(_path_cache(where, storage))
     return messages

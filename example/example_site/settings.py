@@ -41,13 +41,18 @@ DATABASES = {
 DEFAULT_AUTO_FIELD = "django.db.models.AutoField"
 STATIC_URL = "/static/"
 
-# MogileFS: every uploaded file goes to the "media" domain.
+# MogileFS, configured once: every uploaded file goes to the "media" domain,
+# and the avatars' fields (mogile_storage(klass=...)) read these OPTIONS.
 STORAGES = {
-    "default": {"BACKEND": "storages_mogile.backends.mogile.MogileFSStorage"},
+    "default": {
+        "BACKEND": "storages_mogile.backends.mogile.MogileFSStorage",
+        "OPTIONS": {
+            "domain": os.environ.get("MOGILEFS_DOMAIN", "media"),
+            "trackers": os.environ.get("MOGILEFS_TRACKERS", "127.0.0.1:7001"),
+        },
+    },
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
-MOGILEFS_DOMAIN = os.environ.get("MOGILEFS_DOMAIN", "media")
-MOGILEFS_TRACKERS = os.environ.get("MOGILEFS_TRACKERS", "127.0.0.1:7001")
 MOGILEFS_MEDIA_URL = "/mogilefs/"
 # No Perlbal or nginx in front of the demo: Django streams the files itself.
 MOGILEFS_SERVE_MODE = os.environ.get("MOGILEFS_SERVE_MODE", "stream")
