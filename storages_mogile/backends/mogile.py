@@ -42,7 +42,7 @@ from storages.utils import (
 )
 
 from storages_mogile.client import Client, Location, NodeReader
-from storages_mogile.client.errors import UnknownKeyError
+from storages_mogile.client.errors import NotDurableError, UnknownKeyError
 from storages_mogile.client.protocol import ENCODING, ERRORS
 from storages_mogile.client.trackers import parse_trackers
 from storages_mogile.pathcache import PathCache
@@ -57,6 +57,9 @@ MAX_KEY_BYTES = 255
 #: it are refused and listdir() leaves it out; a key left there by a killed
 #: process is named ``<unix time>-<random>`` so that it can be found by age.
 STAGING_DIR = ".storages-mogile-staging"
+
+#: What a save does when ``min_copies`` is not reached in ``min_copies_timeout``.
+DURABILITY_ACTIONS = ("raise", "log")
 
 # Django passes max_length to save() but not to _save(), where a name taken
 # meanwhile needs an alternative of the same limit.
@@ -197,6 +200,9 @@ class MogileFSStorage(BaseStorage):
             "max_memory_size": setting("MOGILEFS_MAX_MEMORY_SIZE", 8 * 1024 * 1024),
             "path_cache": setting("MOGILEFS_PATH_CACHE"),
             "path_cache_timeout": setting("MOGILEFS_PATH_CACHE_TIMEOUT", 300),
+            "min_copies": setting("MOGILEFS_MIN_COPIES"),
+            "min_copies_timeout": setting("MOGILEFS_MIN_COPIES_TIMEOUT", 30.0),
+            "min_copies_action": setting("MOGILEFS_MIN_COPIES_ACTION", "raise"),
             "storages_alias": None,
         }
         alias = self._options.get("storages_alias") or self._sole_mogilefs_alias()
@@ -246,7 +252,22 @@ class MogileFSStorage(BaseStorage):
             self.__dict__.pop(name, None)
         super().__init__(**self._options)
         self._trackers = self._parse_trackers()
+        self._check_durability()
         self._path_cache = PathCache(self.path_cache, self.path_cache_timeout, self.domain)
+
+    def _check_durability(self) -> None:
+        if self.min_copies is not None and (
+            not isinstance(self.min_copies, int) or self.min_copies < 1
+        ):
+            raise ImproperlyConfigured(
+                f"MogileFSStorage 'min_copies' must be a number of copies of at least 1 (or "
+                f"None), not {self.min_copies!r}."
+            )
+        if self.min_copies_action not in DURABILITY_ACTIONS:
+            raise ImproperlyConfigured(
+                f"MogileFSStorage 'min_copies_action' must be one of "
+                f"{', '.join(map(repr, DURABILITY_ACTIONS))}, not {self.min_copies_action!r}."
+            )
 
     def _parse_trackers(self) -> tuple[str, ...]:
         """The trackers option as ``host:port`` strings (none when unset)."""
@@ -383,7 +404,7 @@ class MogileFSStorage(BaseStorage):
         key = self.client.store_new_file(
             self._free_keys(name), stream, cls=self.mogile_class, staging_key=self._staging_key()
         )
-        self._path_cache.forget(key)
+        self._stored(key)
         return key[len(self.key_prefix) :]
 
     def _free_keys(self, name: str) -> Iterator[str]:
@@ -420,9 +441,21 @@ class MogileFSStorage(BaseStorage):
         return spool
 
     def _store(self, key: str, stream: IO[bytes]) -> None:
-        """Store a stream under ``key`` in this storage's class; forget cached paths."""
+        """Store a stream under ``key`` in this storage's class."""
         self.client.store_file(key, stream, cls=self.mogile_class)
+        self._stored(key)
+
+    def _stored(self, key: str) -> None:
+        """After every store: forget cached paths; wait for ``min_copies`` if asked."""
         self._path_cache.forget(key)
+        if self.min_copies is None:
+            return
+        try:
+            self.client.wait_for_copies(key, self.min_copies, self.min_copies_timeout)
+        except NotDurableError as exc:
+            if self.min_copies_action == "raise":
+                raise
+            logger.warning("%s", exc)
 
     def delete(self, name: str) -> None:
         if not name:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import logging
+import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, NamedTuple
@@ -20,6 +21,7 @@ from .errors import (
     KeyExistsError,
     MogileFSError,
     NoPathsError,
+    NotDurableError,
     StorageNodeError,
     TrackerError,
     UnknownKeyError,
@@ -205,6 +207,31 @@ class Client:
         self._close(key, fid, close_args)
         logger.debug("stored %d bytes as key %r at %s", source.consumed, key, path)
         return fid, source.consumed
+
+    def wait_for_copies(self, key: str, copies: int, timeout: float) -> int:
+        """Wait until the tracker counts ``copies`` copies of ``key``; the count reached.
+
+        MogileFS acknowledges a store with one copy and replicates after; a
+        node lost meanwhile loses the file. This polls ``file_info`` with
+        growing pauses (50 ms doubling, at most 1 s) and raises
+        NotDurableError when ``timeout`` seconds pass first (the file stays
+        stored).
+        """
+        deadline = time.monotonic() + timeout
+        pause = 0.05
+        while (found := self.file_info(key).devcount) < copies:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise NotDurableError(
+                    f"key {key!r} is stored with {found} of the {copies} copies asked for "
+                    f"after {timeout:g} s; it stays stored and replication may still finish",
+                    key=key,
+                    copies=found,
+                    wanted=copies,
+                )
+            time.sleep(min(pause, remaining))
+            pause = min(pause * 2, 1.0)
+        return found
 
     def _discard(self, key: str) -> None:
         """Delete ``key`` if it can be; a failure is logged, never raised."""

@@ -135,3 +135,17 @@ class NoPathsError(MogileFSError):
         self.key = key
         self.attempts = list(attempts)
         super().__init__(message)
+
+
+class NotDurableError(MogileFSError):
+    """A stored file did not reach the number of copies asked for in time.
+
+    The file *is* stored (``key``, with ``copies`` copies); replication may
+    still complete. ``wanted`` is the number asked for.
+    """
+
+    def __init__(self, message: str, *, key: str, copies: int, wanted: int) -> None:
+        self.key = key
+        self.copies = copies
+        self.wanted = wanted
+        super().__init__(message)
