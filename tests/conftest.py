@@ -89,6 +89,12 @@ def mogile_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevClus
     cluster.stop()
 
 
+@pytest.fixture(scope="session")
+def mogilefs_dev_cluster(mogile_cluster: DevCluster) -> DevCluster:
+    """The package's pytest plugin uses the session's dev cluster, not one of its own."""
+    return mogile_cluster
+
+
 @pytest.fixture
 def fault_cluster(tmp_path: Path) -> Iterator[DevCluster]:
     """A dev cluster of its own, for tests that stop and start its parts."""
