@@ -12,9 +12,11 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBase
 from django.views.decorators.http import require_safe
 
+from storages_mogile.backends.mogile import MogileFSStorage
 from storages_mogile.client.errors import NoPathsError, TrackerUnavailableError
 from storages_mogile.serving.files import ServedFile
 from storages_mogile.serving.headers import content_headers
@@ -45,6 +47,7 @@ def serve(request: HttpRequest, name: str, **options: Any) -> HttpResponseBase:
     if not name:
         raise Http404("No file name given.")
     key = storage.key_for(name)
+    check_signature(request, storage, name)
     resolved.check_access(request, name)
     try:
         file = ServedFile.find(storage, name, key)
@@ -58,6 +61,16 @@ def serve(request: HttpRequest, name: str, **options: Any) -> HttpResponseBase:
             content_type="text/plain; charset=utf-8",
             headers={"Retry-After": str(RETRY_AFTER), "X-Content-Type-Options": "nosniff"},
         )
+
+
+def check_signature(request: HttpRequest, storage: MogileFSStorage, name: str) -> None:
+    """PermissionDenied (403) for a signed storage's request without a valid, unexpired
+    signature, and for any request whose signature is expired or wrong."""
+    expires, signature = request.GET.get("expires"), request.GET.get("signature")
+    if not storage.signed_urls and expires is None and signature is None:
+        return
+    if not storage.url_signature_valid(name, expires, signature):
+        raise PermissionDenied(f"no valid signature for {name!r}")
 
 
 def serve_mogilefs_file(request: HttpRequest, key: str, **options: Any) -> HttpResponseBase:

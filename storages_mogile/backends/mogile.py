@@ -22,13 +22,14 @@ from contextvars import ContextVar
 from datetime import datetime
 from tempfile import SpooledTemporaryFile
 from typing import IO, Any
-from urllib.parse import urljoin
+from urllib.parse import urlencode, urljoin
 
 from django.conf import settings as django_settings
 from django.core.exceptions import ImproperlyConfigured, SuspiciousFileOperation
 from django.core.files.base import File
 from django.core.files.utils import validate_file_name
 from django.core.signals import setting_changed
+from django.core.signing import BadSignature, Signer
 from django.utils import timezone
 from django.utils.deconstruct import deconstructible
 from django.utils.encoding import filepath_to_uri
@@ -203,6 +204,8 @@ class MogileFSStorage(BaseStorage):
             "min_copies": setting("MOGILEFS_MIN_COPIES"),
             "min_copies_timeout": setting("MOGILEFS_MIN_COPIES_TIMEOUT", 30.0),
             "min_copies_action": setting("MOGILEFS_MIN_COPIES_ACTION", "raise"),
+            "signed_urls": setting("MOGILEFS_SIGNED_URLS", False),
+            "url_expire": setting("MOGILEFS_URL_EXPIRE", 3600),
             "storages_alias": None,
         }
         alias = self._options.get("storages_alias") or self._sole_mogilefs_alias()
@@ -482,7 +485,43 @@ class MogileFSStorage(BaseStorage):
     def size(self, name: str) -> int:
         return self.client.file_info(self.key_for(name)).length
 
-    def url(self, name: str) -> str:
+    def url(self, name: str, expire: int | None = None) -> str:
+        """``base_url`` plus the percent-encoded name; signed when asked.
+
+        With ``expire`` (seconds), or for a storage with ``signed_urls``
+        (``url_expire`` seconds), the URL carries ``expires`` and
+        ``signature`` query parameters that the view checks: a link that
+        opens this file of this storage until then, and nothing else.
+        """
+        plain = self._plain_url(name)
+        if expire is None and not self.signed_urls:
+            return plain
+        expires = int(time.time()) + (self.url_expire if expire is None else expire)
+        signature = self._url_signer().signature(f"{expires}:{clean_name(name)}")
+        return f"{plain}?{urlencode({'expires': expires, 'signature': signature})}"
+
+    def url_signature_valid(self, name: str, expires: str | None, signature: str | None) -> bool:
+        """Whether ``expires``/``signature`` (from a signed URL) open ``name`` now.
+
+        Keys in SECRET_KEY_FALLBACKS still verify, so rotating SECRET_KEY
+        leaves issued links working until they expire.
+        """
+        if not expires or not signature or not expires.isdigit() or len(expires) > 12:
+            return False
+        if int(expires) < time.time():
+            return False
+        signer = self._url_signer()
+        try:
+            signer.unsign(f"{expires}:{clean_name(name)}{signer.sep}{signature}")
+        except BadSignature:
+            return False
+        return True
+
+    def _url_signer(self) -> Signer:
+        # The salt binds a signature to this storage's files (domain and key prefix).
+        return Signer(salt=f"storages_mogile.url:{self.domain}:{self.key_prefix}")
+
+    def _plain_url(self, name: str) -> str:
         if self.base_url is None:
             raise ValueError("This file is not accessible via a URL: set MOGILEFS_MEDIA_URL.")
         self.key_for(name)  # validates the name

@@ -7,6 +7,7 @@ must only ever reach a proxy configured for them (docs/serving.md).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 
 from django.http import HttpRequest, HttpResponse
@@ -29,10 +30,20 @@ def perlbal_response(
     # answer always is.
     if "range" not in request.headers:
         response["X-REPROXY-EXPECTED-SIZE"] = str(file.size)
-    if options.reproxy_cache_for is not None:
+    seconds = _cache_seconds(request, options)
+    if seconds:
         # "<seconds>; <names of the headers Perlbal replays from its cache>"
-        response["X-REPROXY-CACHE-FOR"] = f"{options.reproxy_cache_for}; {' '.join(headers)}"
+        response["X-REPROXY-CACHE-FOR"] = f"{seconds}; {' '.join(headers)}"
     return response
+
+
+def _cache_seconds(request: HttpRequest, options: ServeOptions) -> int | None:
+    """How long Perlbal may cache the answer: never past a signed URL's expiry."""
+    seconds = options.reproxy_cache_for
+    expires = request.GET.get("expires", "")
+    if seconds is not None and expires.isdigit():
+        seconds = min(seconds, int(expires) - int(time.time()))
+    return seconds if seconds is not None and seconds > 0 else None
 
 
 def nginx_response(
