@@ -129,6 +129,18 @@ def audited(mogile_target: Target) -> Iterator[tuple[MogileFSStorage, type]]:
         storage.client.delete(key)
 
 
+def delete_orphans(*args: str, error: str = "row.* refer to files that are not stored") -> None:
+    """``mogilefs_audit --delete-orphans``, which fails (exit 1) on the missing row or a refusal."""
+    with pytest.raises(CommandError, match=error):
+        call_command(
+            "mogilefs_audit",
+            "--delete-orphans",
+            *args,
+            stdout=io.StringIO(),
+            stderr=io.StringIO(),
+        )
+
+
 @pytest.mark.django_db
 def test_audit_finds_orphans_and_missing_files_and_deletes_only_old_orphans(audited) -> None:
     storage, model = audited
@@ -148,29 +160,11 @@ def test_audit_finds_orphans_and_missing_files_and_deletes_only_old_orphans(audi
     assert all(name in report for name in orphans) and gone.attachment.name in report
 
     # Just written: younger than the grace period, so kept even with --no-input.
-    with pytest.raises(CommandError):
-        call_command(
-            "mogilefs_audit",
-            "--delete-orphans",
-            "--no-input",
-            "--grace",
-            "3600",
-            stdout=io.StringIO(),
-            stderr=io.StringIO(),
-        )
+    delete_orphans("--no-input", "--grace", "3600")
     assert all(storage.exists(name) for name in orphans)
     assert storage.client.file_info(staged)  # its node file is new too: kept
 
-    with pytest.raises(CommandError):
-        call_command(
-            "mogilefs_audit",
-            "--delete-orphans",
-            "--no-input",
-            "--grace",
-            "0",
-            stdout=io.StringIO(),
-            stderr=io.StringIO(),
-        )
+    delete_orphans("--no-input", "--grace", "0")
     assert not any(storage.exists(name) for name in orphans)
     assert [key for key in storage.client.iter_keys(storage.key_prefix) if "staging" in key] == []
     assert all(storage.exists(f"kept-{index}.txt") for index in range(3))
@@ -182,15 +176,7 @@ def test_audit_deletes_nothing_without_confirmation(audited, monkeypatch) -> Non
     model.objects.create(attachment=ContentFile(b"kept", name="kept.txt"))
     orphan = storage.save("orphan.txt", ContentFile(b"o"))
     monkeypatch.setattr("builtins.input", lambda prompt: "no")
-    with pytest.raises(CommandError, match="nothing was deleted"):
-        call_command(
-            "mogilefs_audit",
-            "--delete-orphans",
-            "--grace",
-            "0",
-            stdout=io.StringIO(),
-            stderr=io.StringIO(),
-        )
+    delete_orphans("--grace", "0", error="nothing was deleted")
     assert storage.exists(orphan)
 
 
