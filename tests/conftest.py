@@ -10,13 +10,17 @@ cluster's controls (``dev_cluster``) and are skipped on a real MogileFS.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from storages_mogile.client import Admin, Client
 from storages_mogile.devserver import DevCluster
 
 pytest_plugins = ["tests.lab"]
@@ -64,6 +68,35 @@ def mogile_target(request: pytest.FixtureRequest) -> Target:
         return target
     cluster: DevCluster = request.getfixturevalue("mogile_cluster")
     return Target(list(cluster.trackers), TEST_DOMAIN, real=False)
+
+
+@contextlib.contextmanager
+def hash_typed_class(target: Target) -> Iterator[str]:
+    """A class of the target's domain with hash type MD5 (2 copies), deleted afterwards.
+
+    The lab's domain has no hash-typed class. This one is created, then
+    waited for on every tracker (a real tracker's class cache lags another
+    tracker's writes); its files must be deleted before it is.
+    """
+    name = f"md5-{uuid.uuid4().hex[:8]}"
+    with Admin(target.trackers) as admin:
+        admin.create_class(target.domain, name, 2, hashtype="MD5")
+        deadline = time.monotonic() + 30
+        for tracker in target.trackers:
+            with Client(target.domain, [tracker]) as client:
+                client.class_cache_timeout = 0  # ask the tracker every time
+                while not client.records_checksums(name):
+                    assert time.monotonic() < deadline, f"{tracker} does not list class {name}"
+                    time.sleep(0.5)
+        yield name
+        admin.delete_class(target.domain, name)
+
+
+@pytest.fixture(scope="session")
+def md5_class(mogile_target: Target) -> Iterator[str]:
+    """A hash-typed class (MD5, 2 copies) of the test domain, for the session."""
+    with hash_typed_class(mogile_target) as name:
+        yield name
 
 
 @pytest.fixture

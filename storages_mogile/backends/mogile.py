@@ -378,9 +378,14 @@ class MogileFSStorage(BaseStorage):
         return MogileFSFile(name, mode, self)
 
     def _reader(self, key: str) -> NodeReader:
-        """A seekable stream of ``key``, located by the path cache when it knows the key."""
-        paths, size = self.get_key_location(key)
-        return self.client.read_file(key, paths=paths, size=size)
+        """A seekable stream of ``key``, located by the path cache when it knows the key.
+
+        With ``verify_checksum``, whole reads are checked against the MD5 the
+        tracker recorded (classes with a hash type).
+        """
+        paths, size, md5 = self.get_key_location(key)
+        md5 = md5 if self.verify_checksum else None
+        return self.client.read_file(key, paths=paths, size=size, md5=md5)
 
     def save(self, name: str | None, content: Any, max_length: int | None = None) -> str:
         token = _max_length.set(max_length)
@@ -554,7 +559,7 @@ class MogileFSStorage(BaseStorage):
 
     def get_modified_time(self, name: str) -> datetime:
         key = self.key_for(name)
-        paths, size = self.get_key_location(key)
+        paths, size, _ = self.get_key_location(key)
         modified = self.client.stat(key, paths=paths, size=size)
         if modified.last_modified is None:
             raise NotImplementedError(
@@ -571,7 +576,7 @@ class MogileFSStorage(BaseStorage):
         return self.get_key_location(self.key_for(name)).paths
 
     def get_key_location(self, key: str) -> Location:
-        """The storage-node URLs and length of a key, from the path cache when it has them.
+        """The storage-node URLs, length and MD5 of a key, from the path cache when it has them.
 
         Raises FileNotFoundError for a missing key. A miss costs two tracker
         round trips (the length guards reads against damaged copies).

@@ -3,6 +3,7 @@
 from .admin import Admin
 from .client import Client, FileInfo, Location
 from .errors import (
+    ChecksumMismatchError,
     KeyExistsError,
     MogileFSError,
     NoDevicesError,
@@ -20,6 +21,7 @@ from .nodes import NodeStat
 
 __all__ = [
     "Admin",
+    "ChecksumMismatchError",
     "Client",
     "FileInfo",
     "KeyExistsError",

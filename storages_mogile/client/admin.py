@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from .protocol import numbered
+from .protocol import domain_classes
 from .trackers import TrackerPool
 
 if TYPE_CHECKING:
@@ -46,14 +46,11 @@ class Admin:
 
     def get_domains(self) -> dict[str, dict[str, int]]:
         """Every domain with its classes and their mindevcount (``default`` included)."""
-        reply = self.trackers.call("get_domains", {})
-        domains = {}
-        for index, name in enumerate(numbered(reply, "domains", "domain{}"), start=1):
-            prefix = f"domain{index}class{{}}"
-            classes = numbered(reply, f"domain{index}classes", prefix + "name")
-            counts = numbered(reply, f"domain{index}classes", prefix + "mindevcount")
-            domains[name] = {cls: int(count) for cls, count in zip(classes, counts, strict=True)}
-        return domains
+        classes = domain_classes(self.trackers.call("get_domains", {}))
+        return {
+            domain: {cls: int(fields["mindevcount"]) for cls, fields in found.items()}
+            for domain, found in classes.items()
+        }
 
     def create_domain(self, domain: str) -> None:
         self.trackers.call(

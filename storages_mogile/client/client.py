@@ -29,7 +29,7 @@ from .errors import (
 )
 from .files import InputReadError, NewFile, NodeReader, UploadSource
 from .nodes import NodeStat, StorageNodes
-from .protocol import ENCODING, ERRORS, ProtocolError, numbered
+from .protocol import ENCODING, ERRORS, ProtocolError, domain_classes, numbered
 from .trackers import Settle, TrackerPool
 
 if TYPE_CHECKING:
@@ -43,10 +43,20 @@ _REGEX_SPECIAL = frozenset("\\^$|?*+()[]{}")
 
 
 class Location(NamedTuple):
-    """Where a file is (storage-node URLs) and how long the tracker says it is."""
+    """Where a file is (storage-node URLs), how long the tracker says it is, and
+    the MD5 (hex) the tracker recorded for it (``None`` when it has none)."""
 
     paths: list[str]
     size: int
+    md5: str | None = None
+
+
+class _Found(NamedTuple):
+    """A location whose size may be unknown (paths given without one)."""
+
+    paths: list[str]
+    size: int | None
+    md5: str | None = None
 
 
 @dataclass(frozen=True)
@@ -65,6 +75,12 @@ class FileInfo:
     devcount: int
     checksum: str | None = None
 
+    @property
+    def md5(self) -> str | None:
+        """The recorded MD5 as hex, ``None`` when the tracker has none."""
+        hashtype, _, digest = (self.checksum or "").partition(":")
+        return digest.lower() if hashtype == "MD5" and digest else None
+
 
 class Client:
     """Files in one MogileFS domain.
@@ -74,8 +90,13 @@ class Client:
     each reply; a failed tracker is skipped for ``backoff`` seconds. Storage
     nodes are reached through ``http`` (a urllib3 PoolManager; one is made
     when not given) with ``http_timeout`` per socket operation, moving
-    ``chunk_size`` bytes at a time. With ``verify_checksum`` the tracker is
-    asked to check the MD5 of every upload before accepting it.
+    ``chunk_size`` bytes at a time.
+
+    Uploads to a class with a hash type (``hashtype=MD5``) carry the MD5
+    computed while they stream, for the tracker to check and record. With
+    ``verify_checksum`` every upload carries it, and reads of a whole file
+    check the bytes against the MD5 the tracker recorded, skipping a copy
+    that does not match.
 
     A Client is safe to share between threads; each thread uses its own
     tracker connection. It is safe to use across ``fork()``: a child opens
@@ -84,6 +105,7 @@ class Client:
     """
 
     spool_size = 8 << 20  # bytes new_file() keeps in memory before spilling to disk
+    class_cache_timeout = 60.0  # seconds the classes' hash types are kept
 
     def __init__(
         self,
@@ -110,6 +132,7 @@ class Client:
         )
         self.chunk_size = chunk_size
         self.verify_checksum = verify_checksum
+        self._hashtypes: tuple[float, dict[str, str]] | None = None
 
     @property
     def http(self) -> urllib3.PoolManager:
@@ -191,8 +214,9 @@ class Client:
 
     def _store(self, key: str, fileobj: IO[bytes], cls: str | None) -> tuple[int, int]:
         """create_open, upload, create_close: the stored file's fid and size."""
-        source = UploadSource(fileobj, self.chunk_size, key=key, checksum=self.verify_checksum)
         opened = self._call("create_open", key=key, **{"class": cls}, multi_dest=1)
+        checksum = self.verify_checksum or self.records_checksums(cls)
+        source = UploadSource(fileobj, self.chunk_size, key=key, checksum=checksum)
         fid = int(opened["fid"])
         devid, path = self._upload(source, _destinations(opened))
         close_args: dict[str, str | int | None] = {
@@ -202,11 +226,30 @@ class Client:
             "path": path,
             "size": source.consumed,
         }
-        if self.verify_checksum:
+        if checksum:
             close_args.update(checksum=f"MD5:{source.md5_hex}", checksumverify=1)
         self._close(key, fid, close_args)
         logger.debug("stored %d bytes as key %r at %s", source.consumed, key, path)
         return fid, source.consumed
+
+    def records_checksums(self, cls: str | None) -> bool:
+        """Whether the tracker keeps checksums for files of class ``cls``.
+
+        The classes' hash types come from ``get_domains``, asked once per
+        ``class_cache_timeout`` seconds, and again at once for a class not
+        seen before (one created meanwhile).
+        """
+        name = cls or "default"
+        found = self._hashtypes
+        if (
+            found is None
+            or name not in found[1]
+            or time.monotonic() - found[0] > self.class_cache_timeout
+        ):
+            classes = domain_classes(self.trackers.call("get_domains", {})).get(self.domain, {})
+            found = (time.monotonic(), {name: cls["hashtype"] for name, cls in classes.items()})
+            self._hashtypes = found
+        return found[1].get(name, "NONE") not in ("", "NONE")
 
     def wait_for_copies(self, key: str, copies: int, timeout: float) -> int:
         """Wait until the tracker counts ``copies`` copies of ``key``; the count reached.
@@ -294,14 +337,14 @@ class Client:
         return _numbered(reply, "paths", "path{}", "get_paths")
 
     def locate(self, key: str, noverify: bool = False, pathcount: int | None = None) -> Location:
-        """The key's storage-node URLs and its length as the tracker records it.
+        """The key's storage-node URLs, and its length and MD5 as the tracker records them.
 
         Two round trips (``file_info``, ``get_paths``); keep the result to
         read the file later without asking again (the storage's path cache
         does). UnknownKeyError for a missing key.
         """
-        length = self.file_info(key).length
-        return Location(self.get_paths(key, noverify, pathcount), length)
+        info = self.file_info(key)
+        return Location(self.get_paths(key, noverify, pathcount), info.length, info.md5)
 
     def read_file(
         self,
@@ -311,25 +354,31 @@ class Client:
         length: int | None = None,
         paths: list[str] | None = None,
         size: int | None = None,
+        md5: str | None = None,
     ) -> NodeReader:
         """A readable stream of the file (or ``length`` bytes from ``offset``).
 
-        Without ``paths`` the tracker is asked where the file is and how long
-        it is (:meth:`locate`). Given ``paths``, give its ``size`` too: a copy
-        of another length (damaged on its node) is then skipped for the next
-        one, and the stream never ends early without raising. Wrap the
-        result in ``io.BufferedReader`` for line reading; close it to release
-        the storage node connection.
+        Without ``paths`` the tracker is asked where the file is, how long it
+        is and its MD5 (:meth:`locate`). Given ``paths``, give its ``size``
+        too: a copy of another length (damaged on its node) is then skipped
+        for the next one, and the stream never ends early without raising.
+        With an ``md5`` (hex), or ``verify_checksum`` and a recorded MD5, a
+        read of the whole file is checked (see :class:`~.files.NodeReader`).
+        Wrap the result in ``io.BufferedReader`` for line reading; close it
+        to release the storage node connection.
         """
         key = _check_key(key)
-        paths, size = self._located(key, paths, size)
+        location = self._located(key, paths, size)
+        if md5 is None and paths is None and self.verify_checksum:
+            md5 = location.md5
         return NodeReader(
             self.nodes,
-            paths,
+            location.paths,
             key=key,
             offset=offset,
             length=length,
-            size=size,
+            size=location.size,
+            md5=md5,
             chunk_size=self.chunk_size,
         )
 
@@ -345,7 +394,7 @@ class Client:
         length is skipped.
         """
         key = _check_key(key)
-        paths, size = self._located(key, paths, size)
+        paths, size, _ = self._located(key, paths, size)
         attempts: list[tuple[str, str]] = []
         for url in paths:
             try:
@@ -363,19 +412,17 @@ class Client:
             f"no storage node could describe key {key!r} ({tried})", key=key, attempts=attempts
         )
 
-    def _located(
-        self, key: str, paths: list[str] | None, size: int | None
-    ) -> tuple[list[str], int | None]:
-        """``paths`` and ``size``, else the tracker's; NoPathsError when there are no paths."""
-        reason = "no paths were given"
+    def _located(self, key: str, paths: list[str] | None, size: int | None) -> _Found:
+        """``paths`` and ``size``, else the tracker's location; NoPathsError without paths."""
         if paths is None:
-            paths, size = self.locate(key)
-            reason = "the tracker returned no paths"
-        if not paths:
+            found, reason = _Found(*self.locate(key)), "the tracker returned no paths"
+        else:
+            found, reason = _Found(paths, size), "no paths were given"
+        if not found.paths:
             raise NoPathsError(
                 f"key {key!r} in domain {self.domain!r} has no readable copy: {reason}", key=key
             )
-        return paths, size
+        return found
 
     def file_info(self, key: str) -> FileInfo:
         """The tracker's record of the file."""

@@ -122,6 +122,20 @@ class StorageNodeError(MogileFSError):
         super().__init__(message)
 
 
+class ChecksumMismatchError(StorageNodeError):
+    """A copy's bytes do not have the MD5 the tracker recorded for the file.
+
+    ``url`` is the copy read; ``expected`` and ``actual`` are hex digests.
+    Raised at the end of a read that verifies, so the caller knows the
+    bytes it was given are not the file's.
+    """
+
+    def __init__(self, message: str, *, url: str, expected: str, actual: str) -> None:
+        self.expected = expected
+        self.actual = actual
+        super().__init__(message, url=url)
+
+
 class NoPathsError(MogileFSError):
     """The key exists but no storage node could serve it (every path failed).
 

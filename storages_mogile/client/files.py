@@ -18,7 +18,7 @@ from typing import IO, Any
 
 from urllib3.exceptions import HTTPError
 
-from .errors import NoPathsError, StorageNodeError
+from .errors import ChecksumMismatchError, NoPathsError, StorageNodeError
 from .nodes import NodeBody, StorageNodes
 
 logger = logging.getLogger(__name__)
@@ -156,6 +156,12 @@ class NodeReader(io.RawIOBase):
     ending early is left for the next. Attributes: ``url`` (the replica
     serving now), ``size`` (length of the whole file, from the first replica
     when not given), ``last_modified``.
+
+    With ``md5`` (the hex digest the tracker recorded), a read of the whole
+    file from its start is checked before its last bytes are returned:
+    bytes that do not match raise ChecksumMismatchError instead, so a
+    damaged copy is never delivered whole, and that replica is dropped. :meth:`readall` then reads the file again from the
+    next replica, so a damaged copy is skipped as a short one is.
     """
 
     def __init__(
@@ -167,6 +173,7 @@ class NodeReader(io.RawIOBase):
         offset: int = 0,
         length: int | None = None,
         size: int | None = None,
+        md5: str | None = None,
         chunk_size: int = 1 << 20,
     ) -> None:
         super().__init__()
@@ -186,6 +193,11 @@ class NodeReader(io.RawIOBase):
         self._chunk_size = chunk_size
         self._position = 0
         self._body: NodeBody | None = None
+        # Only a read of the whole file can be checked against its MD5.
+        self._md5 = md5.lower() if md5 and offset == 0 and length is None else None
+        self._hasher: Any = None
+        self._hashed = 0
+        self._restart_digest()
         self._open()
 
     def readable(self) -> bool:
@@ -201,7 +213,10 @@ class NodeReader(io.RawIOBase):
         view = memoryview(buffer).cast("B")
         while True:
             remaining = self._remaining()
-            if remaining == 0 or not len(view):
+            if not len(view):
+                return 0
+            if remaining == 0:
+                self._verify()
                 return 0
             if self._body is None:
                 self._open()
@@ -214,19 +229,35 @@ class NodeReader(io.RawIOBase):
                 continue
             if not data:
                 if remaining is None:
+                    self._verify()
                     return 0
                 self._fail(f"body ended {remaining} bytes early")
                 continue
             view[: len(data)] = data
+            self._digest(data)
             self._position += len(data)
+            if remaining == len(data):
+                self._verify()  # before the last bytes are handed out
             return len(data)
 
     def readall(self) -> bytes:
-        """The rest of the stream, read in ``chunk_size`` pieces."""
-        chunks = []
-        while data := self.read(self._chunk_size):
-            chunks.append(data)
-        return b"".join(chunks)
+        """The rest of the stream, read in ``chunk_size`` pieces.
+
+        When the whole file is read and does not match its MD5, it is read
+        again from the next replica; ChecksumMismatchError when none is left.
+        """
+        while True:
+            from_start = self._position == 0
+            chunks = []
+            try:
+                while data := self.read(self._chunk_size):
+                    chunks.append(data)
+            except ChecksumMismatchError:
+                if not (from_start and self._candidates):
+                    raise
+                self.seek(0)
+                continue
+            return b"".join(chunks)
 
     def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
         """Move to another position; the next read reopens there."""
@@ -245,6 +276,8 @@ class NodeReader(io.RawIOBase):
         if target != self._position:
             self._release()
             self._position = target
+            if target == 0:
+                self._restart_digest()
         return self._position
 
     def tell(self) -> int:
@@ -255,6 +288,34 @@ class NodeReader(io.RawIOBase):
         if not self.closed:
             self._release()
         super().close()
+
+    def _restart_digest(self) -> None:
+        if self._md5 is not None:
+            self._hasher, self._hashed = hashlib.md5(), 0
+
+    def _digest(self, data: bytes) -> None:
+        """Hash bytes read in sequence from the start (a seek elsewhere stops it)."""
+        if self._hasher is not None and self._hashed == self._position:
+            self._hasher.update(data)
+            self._hashed += len(data)
+
+    def _verify(self) -> None:
+        """At the end of a whole read: ChecksumMismatchError if the bytes differ from the MD5."""
+        hasher, self._hasher = self._hasher, None
+        if hasher is None or self._hashed != self._position:
+            return
+        actual = hasher.hexdigest()
+        if actual == self._md5:
+            return
+        url = self.url or ""
+        self._fail(f"its bytes have MD5 {actual}, the tracker recorded {self._md5}")
+        raise ChecksumMismatchError(
+            f"key {self.key!r} as read from {url} has MD5 {actual}, not the {self._md5} the "
+            f"tracker recorded: that copy is damaged and the bytes read are not the file's",
+            url=url,
+            expected=self._md5 or "",
+            actual=actual,
+        )
 
     def _stream_length(self) -> int:
         stop = self._stop()

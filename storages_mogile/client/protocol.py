@@ -170,3 +170,23 @@ def numbered(args: dict[str, str], count: str, item: str) -> list[str]:
         return [args[item.format(index)] for index in range(1, total + 1)]
     except (KeyError, ValueError) as exc:
         raise ProtocolError(f"reply announces {count}={args.get(count)!r} but lacks {exc}") from exc
+
+
+def domain_classes(reply: dict[str, str]) -> dict[str, dict[str, dict[str, str]]]:
+    """A ``get_domains`` reply as ``{domain: {class: {field: value}}}``.
+
+    The fields are the tracker's: ``mindevcount``, ``replpolicy`` and
+    ``hashtype`` (``NONE`` or ``MD5``), as text.
+    """
+    domains = {}
+    for index, name in enumerate(numbered(reply, "domains", "domain{}"), start=1):
+        prefix = f"domain{index}class"
+        classes = {}
+        for number, cls in enumerate(numbered(reply, f"domain{index}classes", prefix + "{}name")):
+            fields = f"{prefix}{number + 1}"
+            classes[cls] = {
+                field: reply.get(f"{fields}{field}", "")
+                for field in ("mindevcount", "replpolicy", "hashtype")
+            }
+        domains[name] = classes
+    return domains

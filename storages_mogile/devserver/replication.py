@@ -129,7 +129,10 @@ class Replicator:
             self.trim(found, holders, wanted, topology)
         while len(holders) < wanted:
             destination = self.destination(topology, holders)
-            if destination is None or not self.copy(found, holders, destination, topology):
+            copied = destination is not None and self.copy(
+                found, holders, destination, topology, file_class.hashtype
+            )
+            if not copied:
                 logger.info("fid %d has %d of %d copies; retrying later", fid, len(holders), wanted)
                 store.retry_replication(fid, self.retry_at(failures))
                 return
@@ -154,21 +157,46 @@ class Replicator:
         return candidates[0] if candidates else None
 
     def copy(
-        self, found: FileRow, holders: list[int], destination: int, topology: Topology
+        self,
+        found: FileRow,
+        holders: list[int],
+        destination: int,
+        topology: Topology,
+        hashtype: str,
     ) -> bool:
-        """Copy a file from any readable holder to ``destination``."""
+        """Copy a file from any readable holder to ``destination``.
+
+        As mogilefsd does, a file with a recorded checksum is hashed on the
+        way and a source that does not match is passed over (its copy is
+        damaged); a file of a hash-typed class without one gets the digest
+        of the copy as its checksum.
+        """
         target = topology.url(destination, found.fid)
         sources = [topology.url(devid, found.fid) for devid in holders if topology.readable(devid)]
         if target is None:
             return False
+        recorded = self.store.checksum(found.fid)
+        algorithm = "md5" if recorded or hashtype != "NONE" else None
         for origin in sources:
             if origin is None:
                 continue
             try:
-                transfer.copy(origin, target, found.length)
+                digest = transfer.copy(origin, target, found.length, algorithm=algorithm)
             except transfer.TransferError as exc:
                 logger.info("fid %d: %s", found.fid, exc)
                 continue
+            if recorded and digest != recorded[1]:
+                logger.info(
+                    "fid %d: checksum mismatch on GET from %s: expected %s, actual %s",
+                    found.fid,
+                    origin,
+                    recorded[1],
+                    digest,
+                )
+                transfer.delete(target)
+                continue
+            if digest and not recorded:
+                self.store.save_checksum(found.fid, "MD5", digest)
             if not self.store.add_copy(found.fid, destination):
                 transfer.delete(target)  # deleted while we copied: do not leave an orphan
             logger.debug("fid %d copied from %s to dev%d", found.fid, origin, destination)

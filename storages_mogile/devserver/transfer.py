@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import http.client
+from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit
 
 TIMEOUT = 10.0
@@ -82,13 +84,21 @@ def delete(url: str, timeout: float = TIMEOUT) -> bool:
     return response.status in (204, 404)
 
 
-def copy(source: str, destination: str, length: int, timeout: float = TIMEOUT) -> None:
+def copy(
+    source: str,
+    destination: str,
+    length: int,
+    timeout: float = TIMEOUT,
+    algorithm: str | None = None,
+) -> str | None:
     """Stream the file at ``source`` to ``destination``; TransferError on failure.
 
     The body goes through in blocks, never whole in memory; the copy counts
     only if the source delivers exactly ``length`` bytes and the destination
-    accepts them.
+    accepts them. With ``algorithm`` the bytes are hashed on the way and the
+    hex digest is returned.
     """
+    hasher = hashlib.new(algorithm) if algorithm else None
     try:
         reader, source_path = _connect(source, timeout)
         writer, destination_path = _connect(destination, timeout)
@@ -100,7 +110,10 @@ def copy(source: str, destination: str, length: int, timeout: float = TIMEOUT) -
                     f"{source} answered {response.status} with {response.length} bytes, not {length}"
                 )
             writer.request(
-                "PUT", destination_path, body=response, headers={"Content-Length": str(length)}
+                "PUT",
+                destination_path,
+                body=_hashed(response, hasher),
+                headers={"Content-Length": str(length)},
             )
             stored = writer.getresponse()
             stored.read()
@@ -113,6 +126,15 @@ def copy(source: str, destination: str, length: int, timeout: float = TIMEOUT) -
             writer.close()
     except (OSError, http.client.HTTPException) as exc:
         raise TransferError(f"copying {source} to {destination} failed: {exc}") from exc
+    return hasher.hexdigest() if hasher else None
+
+
+def _hashed(response: http.client.HTTPResponse, hasher: Any) -> Iterator[bytes]:
+    """The blocks of a response body, each added to ``hasher`` (if any) on the way."""
+    while block := response.read(BLOCK):
+        if hasher is not None:
+            hasher.update(block)
+        yield block
 
 
 def digest(url: str, algorithm: str = "md5", timeout: float = TIMEOUT) -> str:

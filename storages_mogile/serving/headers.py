@@ -51,10 +51,14 @@ def content_headers(file: ServedFile, options: ServeOptions) -> dict[str, str]:
 def etag_for(file: ServedFile) -> str | None:
     """A strong ETag for the stored version of ``file``, or None.
 
-    MogileFS never changes a stored file: saving a key again makes a new fid.
-    So the fid, read from a mogstored path, identifies the content; it is
-    hashed to keep the fid counter private. Paths of another shape give None.
+    The MD5 the tracker recorded, for classes with a hash type: the same
+    bytes stored again keep their ETag. Otherwise the fid: MogileFS never
+    changes a stored file (saving a key again makes a new fid), so the fid,
+    read from a mogstored path, identifies the content; it is hashed to keep
+    the fid counter private. Paths of another shape give None.
     """
+    if file.md5 is not None:
+        return f'"{file.md5}"'
     match = _FID.search(file.paths[0])
     if match is None:
         return None

@@ -2,7 +2,7 @@
 
 The bytes come from the client's reader, which falls through to the next
 path when a storage node fails, also in the middle of the file. Validators
-(ETag from the fid, Last-Modified from the storage node) answer conditional
+(ETag from the MD5 or the fid, Last-Modified from the storage node) answer conditional
 requests with 304 or 412, a single ``Range`` with 206 or 416.
 """
 
@@ -128,7 +128,8 @@ def _body_response(
     """A 200 with the whole file, or a 206 with ``byte_range`` of it."""
     client = file.storage.client
     if byte_range is None:
-        reader = client.read_file(file.key, paths=file.paths, size=file.size)
+        md5 = file.md5 if file.storage.verify_checksum else None
+        reader = client.read_file(file.key, paths=file.paths, size=file.size, md5=md5)
         status = 200
         if reader.size is not None:
             headers["Content-Length"] = str(reader.size)

@@ -323,13 +323,18 @@ def test_concurrent_saves_from_two_processes_keep_every_file(storage):
 
 @pytest.mark.parametrize(("overwrite", "round_trips"), [(True, 2), (False, 4)])
 def test_tracker_round_trips_of_a_save(mogile_cluster, overwrite, round_trips):
-    """overwrite: create_open, create_close; without: exists, then also rename (one more)."""
+    """overwrite: create_open, create_close; without: exists, then also rename (one more).
+
+    The first save of a client also asks for the classes' hash types
+    (get_domains), kept for a minute.
+    """
     with CountingRelay(mogile_cluster.trackers[0]) as relay:
         storage = MogileFSStorage(trackers=[relay.address], file_overwrite=overwrite)
         storage.exists("warm-up")  # the connection, not the save, pays for connecting
-        before = relay.requests
-        storage.save(f"trips/{uuid.uuid4().hex}.txt", ContentFile(b"counted"))
-        assert relay.requests - before == round_trips
+        for extra in (1, 0):
+            before = relay.requests
+            storage.save(f"trips/{uuid.uuid4().hex}.txt", ContentFile(b"counted"))
+            assert relay.requests - before == round_trips + extra
 
 
 def test_a_damaged_copy_is_never_read_short(storage, name):

@@ -24,6 +24,16 @@ STORAGES = {
             "path_cache": "paths",
         },
     },
+    "signed": {  # every URL signed; checksums verified on streamed reads
+        "BACKEND": "storages_mogile.backends.mogile.MogileFSStorage",
+        "OPTIONS": {
+            "domain": os.environ["MOGILEFS_E2E_DOMAIN"],
+            "trackers": os.environ["MOGILEFS_E2E_TRACKERS"],
+            "base_url": "/signed/",
+            "signed_urls": True,
+            "verify_checksum": True,
+        },
+    },
 }
 CACHES = {
     "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},

@@ -23,5 +23,8 @@ urlpatterns = [
     *serve_patterns(prefix="/stream/", mode="stream"),
     *serve_patterns(prefix="/auto/", mode="auto", trust_proxy=True),
     *serve_patterns(prefix="/cached/", mode="perlbal", reproxy_cache_for=60),
+    *serve_patterns(prefix="/signed/", storage="signed", mode="stream"),
+    *serve_patterns(prefix="/signed-perlbal/", storage="signed", mode="perlbal"),
+    *serve_patterns(prefix="/signed-nginx/", storage="signed", mode="nginx"),
     path("bare/", bare),
 ]

@@ -1,0 +1,131 @@
+"""End-to-end MD5: computed while an upload streams, recorded by the tracker for
+classes with a hash type, and checked by reads that ask for it.
+
+Runs on the dev MogileFS and on the real one (the ``md5_class`` fixture
+creates the hash-typed class the lab lacks).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+
+import pytest
+
+from storages_mogile.client import ChecksumMismatchError, Client
+from tests.conftest import Target
+
+from .conftest import Keys
+from .test_damaged_copies import damage
+from .test_roundtrip import wait_for
+
+DATA = os.urandom(300_000)
+MD5 = hashlib.md5(DATA).hexdigest()
+
+
+@pytest.fixture
+def verifying(mogile_target: Target):
+    with Client(mogile_target.domain, mogile_target.trackers, verify_checksum=True) as client:
+        yield client
+
+
+def two_copies(client: Client, key: str) -> list[str]:
+    """The key's two paths, once replication made the second copy."""
+    wait_for(lambda: client.file_info(key).devcount == 2, timeout=30)
+    paths = client.get_paths(key, noverify=True)
+    assert len(paths) == 2
+    return paths
+
+
+def flipped(data: bytes) -> bytes:
+    """Other bytes of the same length: a copy damaged without changing its size."""
+    return bytes([data[0] ^ 0xFF]) + data[1:]
+
+
+def test_a_hash_typed_class_records_the_md5_of_the_streamed_bytes(
+    client: Client, keys: Keys, md5_class: str
+) -> None:
+    assert client.records_checksums(md5_class)
+    client.store_content(keys("summed"), DATA, md5_class)
+    info = client.file_info(keys("summed"))
+    assert info.checksum == f"MD5:{MD5}"
+    assert info.md5 == MD5
+    assert client.locate(keys("summed")).md5 == MD5
+
+
+def test_a_class_without_hash_type_records_none(client: Client, keys: Keys) -> None:
+    assert not client.records_checksums("avatar")
+    client.store_content(keys("plain"), DATA, "avatar")
+    assert client.file_info(keys("plain")).checksum is None
+    assert client.locate(keys("plain")).md5 is None
+
+
+def test_replication_of_a_file_without_checksum_records_one(
+    client: Client, keys: Keys, md5_class: str
+) -> None:
+    """Moved into a hash-typed class, a file gets the digest its replica was copied with."""
+    client.store_content(keys("moved"), DATA, "thumb")  # one copy, no checksum
+    client.update_class(keys("moved"), md5_class)
+    assert client.file_info(keys("moved")).checksum in ("MISSING", f"MD5:{MD5}")
+    wait_for(lambda: client.file_info(keys("moved")).checksum == f"MD5:{MD5}", timeout=30)
+
+
+def test_a_damaged_copy_of_the_same_length_is_skipped_by_a_verifying_read(
+    client: Client, verifying: Client, keys: Keys, md5_class: str
+) -> None:
+    verifying.store_content(keys("damaged"), DATA, md5_class)
+    bad, good = two_copies(client, keys("damaged"))
+    damage(bad, flipped(DATA))
+    # Without verification the damaged copy is read as if it were the file.
+    with client.read_file(keys("damaged"), paths=[bad, good], size=len(DATA)) as stream:
+        assert stream.readall() != DATA
+    with client.read_file(keys("damaged"), paths=[bad, good], size=len(DATA), md5=MD5) as stream:
+        assert stream.readall() == DATA
+        assert stream.url == good
+    for _ in range(10):  # the tracker gives the paths in any order
+        assert verifying.get_file_data(keys("damaged")) == DATA
+
+
+def test_a_streamed_read_of_a_damaged_copy_ends_in_an_error_before_its_last_bytes(
+    client: Client, keys: Keys, md5_class: str
+) -> None:
+    client.store_content(keys("streamed"), DATA, md5_class)
+    bad, good = two_copies(client, keys("streamed"))
+    damage(bad, flipped(DATA))
+    read = b""
+    stream = client.read_file(keys("streamed"), paths=[bad, good], size=len(DATA), md5=MD5)
+    with stream, pytest.raises(ChecksumMismatchError) as caught:
+        while chunk := stream.read(65536):
+            read += chunk
+    assert 0 < len(read) < len(DATA)  # a damaged copy is never delivered whole
+    assert caught.value.url == bad
+    actual = hashlib.md5(flipped(DATA)).hexdigest()
+    assert (caught.value.expected, caught.value.actual) == (MD5, actual)
+
+
+def test_every_copy_damaged_raises(
+    client: Client, verifying: Client, keys: Keys, md5_class: str
+) -> None:
+    client.store_content(keys("lost"), DATA, md5_class)
+    paths = two_copies(client, keys("lost"))
+    for path in paths:
+        damage(path, flipped(DATA))
+    stream = client.read_file(keys("lost"), paths=paths, size=len(DATA), md5=MD5)
+    with stream, pytest.raises(ChecksumMismatchError):
+        stream.readall()
+    with pytest.raises(ChecksumMismatchError):
+        verifying.get_file_data(keys("lost"))
+
+
+def test_partial_and_seeking_reads_are_not_verified(
+    client: Client, keys: Keys, md5_class: str
+) -> None:
+    """Only a whole read can be checked: a range or a read after a seek is served as is."""
+    client.store_content(keys("ranged"), DATA, md5_class)
+    bad, _ = two_copies(client, keys("ranged"))
+    damage(bad, flipped(DATA))
+    with client.read_file(keys("ranged"), paths=[bad], size=len(DATA), md5=MD5) as stream:
+        stream.seek(10)
+        assert stream.read() == DATA[10:]
+    with client.read_file(keys("ranged"), paths=[bad], offset=1, md5=MD5) as stream:
+        assert stream.read() == DATA[1:]
