@@ -107,7 +107,9 @@ def main() -> None:
         finally:
             server.stop()
     print(f"mogilefs_import (--jobs {options.jobs}) vs an open()/save() loop, dev MogileFS")
-    print(f"{'':16}{'import f/s':>12}{'loop f/s':>10}{'ratio':>7}{'import MiB':>12}{'loop MiB':>10}")
+    print(
+        f"{'':16}{'import f/s':>12}{'loop f/s':>10}{'ratio':>7}{'import MiB':>12}{'loop MiB':>10}"
+    )
     for label, count, (cmd_s, cmd_mib), (loop_s, loop_mib) in rows:
         print(
             f"{label:16}{count / cmd_s:>12.1f}{count / loop_s:>10.1f}{loop_s / cmd_s:>7.2f}"

@@ -16,7 +16,9 @@ pieces. Rounds alternate, and the medians are reported:
 - the child's peak RSS growth during the transfer (goal: under 32 MiB).
 
 curl's PUT goes to a destination of its own from ``create_open`` (never
-closed, so the tracker discards it), on the node the client stored to.
+closed, so the tracker discards it), on the node the client stored to, with
+``Expect:`` turned off: curl would otherwise wait a second for a ``100
+Continue`` that mogstored never sends.
 Against the real MogileFS named by MOGILEFS_TEST_TRACKERS /
 MOGILEFS_TEST_DOMAIN (class ``thumb``: one copy), else a dev MogileFS
 subprocess. The source file lives in /dev/shm when it exists.

@@ -310,7 +310,7 @@ class Client:
             if failures:
                 source.restart(failures[-1][0])
             try:
-                self.nodes.put(path, source.chunks(), source.length)
+                source.send_to(self.nodes, path)
             except StorageNodeError as exc:
                 failures.append((path, str(exc)))
                 logger.warning("upload of key %r to %s failed: %s", source.key, path, exc)

@@ -11,6 +11,8 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
+import os
+import stat
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
@@ -45,6 +47,11 @@ class UploadSource:
     sent chunked and can only move on to another destination if nothing was
     read from it yet. With ``checksum`` the MD5 of the bytes is computed on
     the way (it costs about as much CPU as the transfer itself).
+
+    A regular file on disk (``open(path, "rb")``, Django's
+    TemporaryUploadedFile) longer than a chunk is, when no MD5 is needed,
+    handed to the kernel: ``sendfile`` moves its bytes to the socket
+    without copying them through Python.
     """
 
     def __init__(
@@ -61,6 +68,29 @@ class UploadSource:
             fileobj.seek(self._start)
         self.consumed = 0
         self._md5 = hashlib.md5() if checksum else None
+        self._sendfile = (
+            not checksum
+            and self.length is not None
+            and self.length > chunk_size
+            and _is_regular_file(fileobj)
+        )
+
+    def send_to(self, nodes: StorageNodes, url: str) -> None:
+        """PUT the bytes to ``url``: by ``sendfile`` from a regular file, else in chunks."""
+        if not self._sendfile:
+            nodes.put(url, self.chunks(), self.length)
+            return
+        assert self._start is not None and self.length is not None
+        self.consumed = nodes.put_file(url, self._file, self._start, self.length)
+        if self.consumed < self.length:
+            raise InputReadError(
+                EOFError(
+                    f"the file to store as key {self.key!r} ended after "
+                    f"{self.consumed} of {self.length} bytes (did it shrink?)"
+                )
+            )
+        if os.fstat(self._file.fileno()).st_size > self._start + self.length:
+            raise self._longer_than_said()
 
     @property
     def md5_hex(self) -> str:
@@ -113,13 +143,16 @@ class UploadSource:
         off silently: a file that grew, or whose seek(0, 2) under-reports.
         """
         if self._read(1):
-            raise InputReadError(
-                ValueError(
-                    f"the file to store as key {self.key!r} holds more than the "
-                    f"{self.length} bytes its seek(0, 2) reported (did it grow?); "
-                    f"nothing was stored"
-                )
+            raise self._longer_than_said()
+
+    def _longer_than_said(self) -> InputReadError:
+        return InputReadError(
+            ValueError(
+                f"the file to store as key {self.key!r} holds more than the "
+                f"{self.length} bytes its seek(0, 2) reported (did it grow?); "
+                f"nothing was stored"
             )
+        )
 
     def _read(self, size: int) -> bytes:
         try:
@@ -134,6 +167,27 @@ class UploadSource:
                 )
             )
         return bytes(data) if isinstance(data, bytearray) else data
+
+
+def _is_regular_file(fileobj: IO[bytes]) -> bool:
+    """Whether ``fileobj`` is backed by a regular file's descriptor (Django's File unwrapped).
+
+    A spool still in memory is not, and is not asked: its ``fileno()``
+    would write it to disk first.
+    """
+    layer: Any = fileobj
+    while layer is not None:
+        if isinstance(layer, tempfile.SpooledTemporaryFile):
+            return False
+        inner = getattr(layer, "file", None)
+        layer = inner if inner is not layer else None
+    try:
+        descriptor = fileobj.fileno()
+        if hasattr(fileobj, "flush"):
+            fileobj.flush()  # written bytes still in a buffer would not be sent
+        return stat.S_ISREG(os.fstat(descriptor).st_mode)
+    except (AttributeError, OSError, ValueError):
+        return False
 
 
 def _start_position(fileobj: IO[bytes]) -> int | None:
@@ -206,22 +260,36 @@ class NodeReader(io.RawIOBase):
     def seekable(self) -> bool:
         return True
 
+    def read(self, size: int | None = -1) -> bytes:
+        """Up to ``size`` bytes (all with -1); ``b""`` only at the end of the stream.
+
+        The bytes come as the storage node's response gave them: no copy
+        through a buffer, as ``readinto`` needs.
+        """
+        if size is None or size < 0:
+            return self.readall()
+        return self._next(size)
+
     def readinto(self, buffer: Any) -> int:
         """Read into ``buffer``; 0 only at the end of the stream."""
+        view = memoryview(buffer).cast("B")
+        data = self._next(len(view))
+        view[: len(data)] = data
+        return len(data)
+
+    def _next(self, size: int) -> bytes:
+        """Up to ``size`` bytes from the current position, from the first working replica."""
         if self.closed:
             raise ValueError("I/O operation on closed file")
-        view = memoryview(buffer).cast("B")
-        while True:
+        while size:
             remaining = self._remaining()
-            if not len(view):
-                return 0
             if remaining == 0:
                 self._verify()
-                return 0
+                return b""
             if self._body is None:
                 self._open()
             assert self._body is not None
-            want = len(view) if remaining is None else min(len(view), remaining)
+            want = size if remaining is None else min(size, remaining)
             try:
                 data = self._body.read(want)
             except (HTTPError, OSError) as exc:
@@ -230,15 +298,15 @@ class NodeReader(io.RawIOBase):
             if not data:
                 if remaining is None:
                     self._verify()
-                    return 0
+                    return b""
                 self._fail(f"body ended {remaining} bytes early")
                 continue
-            view[: len(data)] = data
             self._digest(data)
             self._position += len(data)
             if remaining == len(data):
                 self._verify()  # before the last bytes are handed out
-            return len(data)
+            return data
+        return b""
 
     def readall(self) -> bytes:
         """The rest of the stream, read in ``chunk_size`` pieces.

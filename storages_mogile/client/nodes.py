@@ -9,6 +9,7 @@ child never read each other's responses from a shared keep-alive socket.
 
 from __future__ import annotations
 
+import http.client
 import logging
 import os
 import re
@@ -17,6 +18,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from email.utils import parsedate_to_datetime
+from typing import IO
+from urllib.parse import urlsplit
 
 import urllib3
 from urllib3.exceptions import HTTPError
@@ -55,14 +58,17 @@ class NodeBody:
     last_modified: datetime | None
 
     def read(self, amount: int) -> bytes:
-        """Up to ``amount`` bytes, from one socket read; ``b""`` at the end of the body.
+        """``amount`` bytes, fewer only at the end of the body; ``b""`` there.
 
-        One read at a time, so bytes that arrived before a broken connection
-        are delivered before the error is raised.
+        Whole chunks (not what one socket read gives) keep the number of
+        calls, and of thread hops for an ASGI response, low; read without
+        content decoding, each chunk is filled in place, with no copy. A
+        connection closed early gives the bytes that arrived, and the error
+        with the next read.
         """
         if self.response is None:
             return b""
-        return self.response.read1(amount)
+        return self.response.read(amount, decode_content=False)
 
     def release(self) -> None:
         """Give the connection back to the pool.
@@ -124,6 +130,43 @@ class StorageNodes:
                 url=url,
                 status=response.status,
             )
+
+    def put_file(self, url: str, file: IO[bytes], offset: int, count: int) -> int:
+        """PUT ``count`` bytes of a regular file from ``offset`` with the kernel's sendfile.
+
+        A connection of its own (urllib3 gives no access to its socket):
+        worth it for a file of more than a chunk. Returns the bytes sent;
+        fewer than ``count`` (the file shrank) abandons the request without
+        waiting for an answer.
+        """
+        parts = urlsplit(url)
+        if parts.scheme != "http" or not parts.hostname:
+            raise StorageNodeError(f"PUT {url}: sendfile needs an http:// URL", url=url)
+        connection = http.client.HTTPConnection(
+            parts.hostname, parts.port or 80, timeout=self.timeout.connect_timeout
+        )
+        try:
+            target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+            connection.putrequest("PUT", target, skip_accept_encoding=True)
+            connection.putheader("Content-Length", str(count))
+            connection.endheaders()
+            assert connection.sock is not None
+            connection.sock.settimeout(self.timeout.read_timeout)
+            sent = connection.sock.sendfile(file, offset, count) if count else 0
+            if sent == count:
+                response = connection.getresponse()
+                body = response.read()
+                if not 200 <= response.status < 300:
+                    raise StorageNodeError(
+                        f"PUT {url} answered HTTP {response.status}: {_excerpt(body)}",
+                        url=url,
+                        status=response.status,
+                    )
+            return sent
+        except (OSError, http.client.HTTPException) as exc:
+            raise StorageNodeError(f"PUT {url} failed: {exc}", url=url) from exc
+        finally:
+            connection.close()
 
     def head(self, url: str) -> NodeStat:
         """Length and modification time of the file at ``url``."""

@@ -56,7 +56,9 @@ class AsyncReaderChunks(_Chunks):
     """Chunks for ASGI, each blocking read in a worker thread.
 
     Django's ASGI handler would read a synchronous iterator whole into
-    memory before sending a byte, so ASGI gets an asynchronous one.
+    memory before sending a byte, so ASGI gets an asynchronous one. Every
+    read fills a whole ``chunk_size`` chunk (the reader waits for it), so
+    the response costs one thread hop per chunk, not one per socket read.
     """
 
     async def __aiter__(self) -> AsyncIterator[bytes]:

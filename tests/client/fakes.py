@@ -156,7 +156,8 @@ class FakeNode:
     that many body bytes, then drop the connection), ``ignore_range`` (answer
     200 with the whole file), ``get_status`` (answer GETs with this status
     and a short error body), ``put_status`` (answer PUTs with this status
-    after reading ``put_read`` body bytes). Successful PUT bodies are kept in
+    after reading ``put_read`` body bytes), ``trickle`` (send GET bodies in
+    pieces of that many bytes, a millisecond apart). Successful PUT bodies are kept in
     ``stored`` by path; ``connections`` counts the TCP connections accepted.
     """
 
@@ -169,6 +170,7 @@ class FakeNode:
         get_status: int = 200,
         put_status: int = 200,
         put_read: int | None = None,
+        trickle: int | None = None,
     ) -> None:
         self.data = data
         self.cut_after = cut_after
@@ -176,6 +178,7 @@ class FakeNode:
         self.get_status = get_status
         self.put_status = put_status
         self.put_read = put_read
+        self.trickle = trickle
         self.stored: dict[str, bytes] = {}
         self.requests: list[tuple[str, str, str | None]] = []
         self.connections = 0
@@ -230,6 +233,11 @@ class FakeNode:
                         "Content-Range", f"bytes {start}-{start + len(body) - 1}/{len(node.data)}"
                     )
                 self.end_headers()
+                if node.trickle is not None:
+                    for start in range(0, len(body), node.trickle):
+                        self.wfile.write(body[start : start + node.trickle])
+                        time.sleep(0.001)
+                    return
                 if node.cut_after is None:
                     self.wfile.write(body)
                     return

@@ -326,3 +326,15 @@ def test_key_is_checked_before_anything_is_sent() -> None:
         client.read_file("k", offset=-1, paths=["http://127.0.0.1:1/x"])
     with pytest.raises(ValueError, match="limit must be at least 1"):
         client.list_keys(limit=0)
+
+
+def test_reads_return_whole_chunks_from_a_node_sending_small_pieces(nodes) -> None:
+    """One read per chunk, whatever the socket delivers at a time: the ASGI
+    stream mode hops to a thread once per read."""
+    node = FakeNode(DATA, trickle=500)
+    nodes.append(node)
+    client = Client("d", ["127.0.0.1:1"])
+    with client.read_file("k", paths=[node.url + "/dev1/f.fid"], size=len(DATA)) as stream:
+        sizes = [len(chunk) for chunk in iter(lambda: stream.read(4096), b"")]
+    assert sizes == [4096, 4096, len(DATA) - 8192]
+    client.close()
