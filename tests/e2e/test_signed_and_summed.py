@@ -20,7 +20,8 @@ from storages_mogile.backends.mogile import MogileFSStorage
 from storages_mogile.client import Client
 from tests.client.test_damaged_copies import damage
 from tests.conftest import Target, hash_typed_class
-from tests.e2e.conftest import REPLICATION_TIMEOUT
+from tests.e2e.conftest import REPLICATION_TIMEOUT, require_binary
+from tests.e2e.servers import perlbal_server
 
 pytestmark = pytest.mark.e2e
 
@@ -98,3 +99,20 @@ def test_the_stream_etag_is_the_md5_and_a_damaged_file_is_never_served_whole(  #
     # back, and the response is cut short instead of completed.
     with pytest.raises(urllib3.exceptions.ProtocolError):
         http.request("GET", url)
+
+
+def test_perlbals_reproxy_cache_never_serves_a_signed_url_past_its_expiry(  # type: ignore[no-untyped-def]
+    http, django_site, signer, summed, tmp_path
+) -> None:
+    """/signed-cached/ asks Perlbal to cache for 60 s; a link expiring sooner
+    is cached only until it expires."""
+    key, data = summed
+    config = ("SET reproxy_cache_maxsize = 100",)
+    with perlbal_server(require_binary("perlbal"), tmp_path, django_site, config) as perlbal:
+        url = perlbal.url + signer.url(key, expire=3).replace("/signed/", "/signed-cached/", 1)
+        expires = int(url.partition("expires=")[2].partition("&")[0])
+        for _ in range(2):  # the second may come from the cache
+            response = http.request("GET", url)
+            assert (response.status, response.data) == (200, data)
+        time.sleep(max(0.0, expires + 1.5 - time.time()))
+        assert http.request("GET", url).status == 403

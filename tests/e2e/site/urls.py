@@ -26,5 +26,8 @@ urlpatterns = [
     *serve_patterns(prefix="/signed/", storage="signed", mode="stream"),
     *serve_patterns(prefix="/signed-perlbal/", storage="signed", mode="perlbal"),
     *serve_patterns(prefix="/signed-nginx/", storage="signed", mode="nginx"),
+    *serve_patterns(
+        prefix="/signed-cached/", storage="signed", mode="perlbal", reproxy_cache_for=60
+    ),
     path("bare/", bare),
 ]
