@@ -142,8 +142,11 @@ class StorageNodes:
         parts = urlsplit(url)
         if parts.scheme != "http" or not parts.hostname:
             raise StorageNodeError(f"PUT {url}: sendfile needs an http:// URL", url=url)
+        connect_timeout = self.timeout.connect_timeout
         connection = http.client.HTTPConnection(
-            parts.hostname, parts.port or 80, timeout=self.timeout.connect_timeout
+            parts.hostname,
+            parts.port or 80,
+            timeout=connect_timeout if isinstance(connect_timeout, (int, float)) else None,
         )
         try:
             target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")

@@ -129,10 +129,9 @@ class Replicator:
             self.trim(found, holders, wanted, topology)
         while len(holders) < wanted:
             destination = self.destination(topology, holders)
-            copied = destination is not None and self.copy(
+            if destination is None or not self.copy(
                 found, holders, destination, topology, file_class.hashtype
-            )
-            if not copied:
+            ):
                 logger.info("fid %d has %d of %d copies; retrying later", fid, len(holders), wanted)
                 store.retry_replication(fid, self.retry_at(failures))
                 return

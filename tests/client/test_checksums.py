@@ -37,6 +37,14 @@ def two_copies(client: Client, key: str) -> list[str]:
     return paths
 
 
+def with_a_damaged_copy(client: Client, key: str, md5_class: str) -> tuple[str, str]:
+    """Store DATA in the hash-typed class, wait for both copies, damage one: (bad, good)."""
+    client.store_content(key, DATA, md5_class)
+    bad, good = two_copies(client, key)
+    damage(bad, flipped(DATA))
+    return bad, good
+
+
 def flipped(data: bytes) -> bytes:
     """Other bytes of the same length: a copy damaged without changing its size."""
     return bytes([data[0] ^ 0xFF]) + data[1:]
@@ -73,9 +81,7 @@ def test_replication_of_a_file_without_checksum_records_one(
 def test_a_damaged_copy_of_the_same_length_is_skipped_by_a_verifying_read(
     client: Client, verifying: Client, keys: Keys, md5_class: str
 ) -> None:
-    verifying.store_content(keys("damaged"), DATA, md5_class)
-    bad, good = two_copies(client, keys("damaged"))
-    damage(bad, flipped(DATA))
+    bad, good = with_a_damaged_copy(client, keys("damaged"), md5_class)
     # Without verification the damaged copy is read as if it were the file.
     with client.read_file(keys("damaged"), paths=[bad, good], size=len(DATA)) as stream:
         assert stream.readall() != DATA
@@ -89,9 +95,7 @@ def test_a_damaged_copy_of_the_same_length_is_skipped_by_a_verifying_read(
 def test_a_streamed_read_of_a_damaged_copy_ends_in_an_error_before_its_last_bytes(
     client: Client, keys: Keys, md5_class: str
 ) -> None:
-    client.store_content(keys("streamed"), DATA, md5_class)
-    bad, good = two_copies(client, keys("streamed"))
-    damage(bad, flipped(DATA))
+    bad, good = with_a_damaged_copy(client, keys("streamed"), md5_class)
     read = b""
     stream = client.read_file(keys("streamed"), paths=[bad, good], size=len(DATA), md5=MD5)
     with stream, pytest.raises(ChecksumMismatchError) as caught:
@@ -121,9 +125,7 @@ def test_partial_and_seeking_reads_are_not_verified(
     client: Client, keys: Keys, md5_class: str
 ) -> None:
     """Only a whole read can be checked: a range or a read after a seek is served as is."""
-    client.store_content(keys("ranged"), DATA, md5_class)
-    bad, _ = two_copies(client, keys("ranged"))
-    damage(bad, flipped(DATA))
+    bad, _ = with_a_damaged_copy(client, keys("ranged"), md5_class)
     with client.read_file(keys("ranged"), paths=[bad], size=len(DATA), md5=MD5) as stream:
         stream.seek(10)
         assert stream.read() == DATA[10:]
