@@ -10,7 +10,7 @@ carries the tag ``mogilefs``:
   keeps for itself;
 * asking the trackers, with ``manage.py check --deploy`` (only them:
   ``--deploy --tag mogilefs``): the trackers answer, the domain and every
-  class a field uses exist with the copies ``MOGILEFS_CLASSES`` declares,
+  class a field uses exist with the copies and hash type ``MOGILEFS_CLASSES`` declares,
   and enough writable devices on distinct hosts for the largest class.
 """
 
@@ -26,7 +26,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.urls import Resolver404, resolve
 
 from storages_mogile.backends.mogile import MogileFSStorage
-from storages_mogile.client import Admin, MogileFSError
+from storages_mogile.client import Admin, ClassInfo, MogileFSError
 from storages_mogile.clusters import declared_classes, mogilefs_storages, project_clusters
 
 TAG = "mogilefs"
@@ -40,7 +40,7 @@ _PER_PROCESS_CACHES = (
 
 @checks.register(TAG)
 def check_configuration(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
-    """Each storage resolves a domain and trackers (E001, E002)."""
+    """Each storage resolves a domain and trackers (E001, E002); MOGILEFS_CLASSES parses (E003)."""
     errors: list[checks.CheckMessage] = []
     for where, storage in mogilefs_storages():
         if not storage.domain:
@@ -64,6 +64,17 @@ def check_configuration(app_configs: Any = None, **kwargs: Any) -> list[checks.C
                     id="storages_mogile.E002",
                 )
             )
+    try:
+        declared_classes()
+    except ImproperlyConfigured as exc:
+        errors.append(
+            checks.Error(
+                str(exc),
+                hint="Declare each class as its copies ({'avatar': 2}) or as "
+                "{'copies': 2, 'hashtype': 'MD5'}.",
+                id="storages_mogile.E003",
+            )
+        )
     return errors
 
 
@@ -146,7 +157,7 @@ def _path_cache(where: str, storage: MogileFSStorage) -> Iterable[checks.CheckMe
 
 @checks.register(TAG, deploy=True)
 def check_cluster(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
-    """Ask the trackers: reachable, domain and classes, writable devices (E010-E014)."""
+    """Ask the trackers: reachable, domain and classes, writable devices (E010-E015)."""
     messages: list[checks.CheckMessage] = []
     for cluster in project_clusters():
         messages.extend(_check_one_cluster(cluster.trackers, cluster.domain, cluster.classes))
@@ -159,6 +170,7 @@ def _check_one_cluster(
     try:
         with Admin(list(trackers), timeout=5.0) as admin:
             domains = admin.get_domains()
+            existing = admin.get_classes(domain)
             hosts = admin.get_hosts()
             devices = admin.get_devices()
     except (MogileFSError, ImproperlyConfigured) as exc:
@@ -178,16 +190,20 @@ def _check_one_cluster(
                 id="storages_mogile.E011",
             )
         ]
-    messages = _classes(domain, domains[domain], classes)
+    messages = _classes(domain, existing, classes)
     messages.extend(_devices(domain, domains[domain], classes, hosts, devices))
     return messages
 
 
 def _classes(
-    domain: str, existing: dict[str, int], used: dict[str, str]
+    domain: str, existing: dict[str, ClassInfo], used: dict[str, str]
 ) -> list[checks.CheckMessage]:
-    """E012: a class a field uses is missing; E013: its copies differ from MOGILEFS_CLASSES."""
-    declared = declared_classes()
+    """E012: a class a field uses is missing; E013/E015: its copies or hash type differ
+    from MOGILEFS_CLASSES (left out when E003 finds the declaration broken)."""
+    try:
+        declared = declared_classes()
+    except ImproperlyConfigured:
+        declared = {}
     messages: list[checks.CheckMessage] = []
     for cls, where in sorted(used.items()):
         if cls not in existing:
@@ -201,15 +217,26 @@ def _classes(
                     id="storages_mogile.E012",
                 )
             )
-    for cls, copies in sorted(declared.items()):
-        if cls in existing and existing[cls] != copies:
+    for cls, wanted in sorted(declared.items()):
+        found = existing.get(cls)
+        if found is not None and found.mindevcount != wanted.copies:
             messages.append(
                 checks.Error(
-                    f"MogileFS class {cls!r} of domain {domain!r} keeps {existing[cls]} "
-                    f"copies; MOGILEFS_CLASSES declares {copies}.",
-                    hint="Change the class ('manage.py mogilefs_setup --update-copies') or "
+                    f"MogileFS class {cls!r} of domain {domain!r} keeps {found.mindevcount} "
+                    f"copies; MOGILEFS_CLASSES declares {wanted.copies}.",
+                    hint="Change the class ('manage.py mogilefs_setup --update') or "
                     "the declaration.",
                     id="storages_mogile.E013",
+                )
+            )
+        if found is not None and wanted.hashtype not in (None, found.hashtype):
+            messages.append(
+                checks.Error(
+                    f"MogileFS class {cls!r} of domain {domain!r} has hash type "
+                    f"{found.hashtype}; MOGILEFS_CLASSES declares {wanted.hashtype}.",
+                    hint="Change the class ('manage.py mogilefs_setup --update') or "
+                    "the declaration.",
+                    id="storages_mogile.E015",
                 )
             )
     return messages

@@ -7,15 +7,20 @@ field's), grouped by the trackers and domain they point at.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from django.apps import apps
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.core.files.storage import storages
 from django.db.models import FileField
 
 from storages_mogile.backends.mogile import MogileFSStorage, mogilefs_aliases
+
+#: The hash types mogilefsd 2.73 accepts for a class.
+HASH_TYPES = ("MD5", "NONE")
 
 
 @dataclass
@@ -53,9 +58,51 @@ def project_clusters() -> list[Cluster]:
     return list(found.values())
 
 
-def declared_classes() -> dict[str, int]:
-    """``MOGILEFS_CLASSES``: the copies (mindevcount) of each replication class."""
-    return dict(getattr(settings, "MOGILEFS_CLASSES", {}))
+@dataclass(frozen=True)
+class DeclaredClass:
+    """A class as ``MOGILEFS_CLASSES`` declares it: its copies (mindevcount), and its
+    hash type (``"MD5"`` or ``"NONE"``) when given; ``None`` leaves the cluster's."""
+
+    copies: int
+    hashtype: str | None = None
+
+
+def declared_classes() -> dict[str, DeclaredClass]:
+    """``MOGILEFS_CLASSES``: ``{"avatar": 3}``, or ``{"avatar": {"copies": 3, "hashtype": "MD5"}}``.
+
+    ImproperlyConfigured names a declaration that is neither.
+    """
+    declared = getattr(settings, "MOGILEFS_CLASSES", None) or {}
+    if not isinstance(declared, Mapping):
+        raise ImproperlyConfigured(
+            f"MOGILEFS_CLASSES must be a dict of class names, got {type(declared).__name__}."
+        )
+    return {name: _declared(name, value) for name, value in declared.items()}
+
+
+def _declared(name: str, value: Any) -> DeclaredClass:
+    where = f"MOGILEFS_CLASSES[{name!r}]"
+    if isinstance(value, Mapping):
+        unknown = sorted(set(value) - {"copies", "hashtype"})
+        if unknown or "copies" not in value:
+            raise ImproperlyConfigured(
+                f"{where} = {value!r}: give 'copies' (and optionally 'hashtype'), "
+                f"e.g. {{'copies': 2, 'hashtype': 'MD5'}}"
+                + (f"; unknown key(s): {', '.join(map(repr, unknown))}." if unknown else ".")
+            )
+        copies, hashtype = value["copies"], value.get("hashtype")
+    else:
+        copies, hashtype = value, None
+    if isinstance(copies, bool) or not isinstance(copies, int) or copies < 1:
+        raise ImproperlyConfigured(
+            f"{where}: the copies must be a whole number of at least 1, got {copies!r}."
+        )
+    if hashtype is not None and hashtype not in HASH_TYPES:
+        raise ImproperlyConfigured(
+            f"{where}: hashtype {hashtype!r} is not one MogileFS knows; use "
+            f"{' or '.join(map(repr, HASH_TYPES))}."
+        )
+    return DeclaredClass(copies, hashtype)
 
 
 def referenced_names() -> dict[MogileFSStorage, tuple[list[str], set[str]]]:

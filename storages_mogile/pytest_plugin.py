@@ -4,7 +4,7 @@ Installed with the package (entry point ``pytest11``), it adds two fixtures:
 
 * ``mogilefs_dev_cluster`` (session): an embedded dev MogileFS (one tracker,
   two storage nodes) with the domain of the project's settings and the
-  classes of ``MOGILEFS_CLASSES``;
+  classes of ``MOGILEFS_CLASSES`` (copies and hash types);
 * ``mogilefs`` (per test): points every MogileFS storage of the project at
   it (the ``MOGILEFS_*`` settings, the OPTIONS of each MogileFS entry in
   ``STORAGES``, and so every ``mogile_storage()`` field), under a key prefix
@@ -38,11 +38,17 @@ DEFAULT_CLASSES = {"avatar": 2, "thumb": 1}
 @pytest.fixture(scope="session")
 def mogilefs_dev_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """A dev MogileFS for the session, set up with the project's domain and classes."""
+    from storages_mogile.client import Admin
     from storages_mogile.devserver import DevCluster
 
     domain, classes = _project_domain()
-    cluster = DevCluster(tmp_path_factory.mktemp("mogilefs"), domains={domain: classes})
+    copies = {name: declared.copies for name, declared in classes.items()}
+    cluster = DevCluster(tmp_path_factory.mktemp("mogilefs"), domains={domain: copies})
     cluster.start()
+    with Admin(cluster.trackers) as admin:
+        for name, declared in classes.items():
+            if declared.hashtype is not None:
+                admin.update_class(domain, name, declared.copies, hashtype=declared.hashtype)
     yield cluster
     cluster.stop()
 
@@ -67,16 +73,20 @@ def mogilefs(mogilefs_dev_cluster: Any) -> Iterator[Any]:
                 pass  # deleted by the test meanwhile
 
 
-def _project_domain() -> tuple[str, dict[str, int]]:
-    """The domain the project names (its MogileFS STORAGES entry, or MOGILEFS_DOMAIN)."""
+def _project_domain() -> tuple[str, dict[str, Any]]:
+    """The domain the project names (its MogileFS STORAGES entry, or MOGILEFS_DOMAIN),
+    and the classes it declares (DeclaredClass by name)."""
     from django.conf import settings
 
     from storages_mogile.backends.mogile import mogilefs_aliases
+    from storages_mogile.clusters import DeclaredClass, declared_classes
 
     domain = getattr(settings, "MOGILEFS_DOMAIN", None)
     for alias in mogilefs_aliases():
         domain = settings.STORAGES[alias].get("OPTIONS", {}).get("domain", domain)
-    classes = dict(getattr(settings, "MOGILEFS_CLASSES", None) or DEFAULT_CLASSES)
+    classes = declared_classes() or {
+        name: DeclaredClass(copies) for name, copies in DEFAULT_CLASSES.items()
+    }
     return domain or DEFAULT_DOMAIN, classes
 
 

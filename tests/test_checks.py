@@ -99,6 +99,36 @@ def test_e012_e013_classes_missing_or_with_other_copies(settings, mogile_target)
     assert ids(deploy=True) == set()
 
 
+def test_e015_a_hash_type_other_than_declared(settings, mogile_target, md5_class) -> None:
+    use_mogilefs(settings, mogile_target.trackers, mogile_class=md5_class)
+    others = {"avatar": 2, "thumb": 1}
+    settings.MOGILEFS_CLASSES = {md5_class: {"copies": 2, "hashtype": "NONE"}, **others}
+    assert ids(deploy=True) == {"storages_mogile.E015"}
+    settings.MOGILEFS_CLASSES = {md5_class: {"copies": 2, "hashtype": "MD5"}, **others}
+    assert ids(deploy=True) == set()
+    settings.MOGILEFS_CLASSES = {md5_class: 2, **others}  # no hash type declared: not compared
+    assert ids(deploy=True) == set()
+
+
+@pytest.mark.parametrize(
+    "declared",
+    [
+        ["avatar"],
+        {"avatar": 0},
+        {"avatar": "2"},
+        {"avatar": True},
+        {"avatar": {"hashtype": "MD5"}},
+        {"avatar": {"copies": 2, "hashtype": "SHA1"}},
+        {"avatar": {"copies": 2, "hash": "MD5"}},
+    ],
+)
+def test_e003_a_malformed_mogilefs_classes(settings, mogile_target, declared) -> None:
+    use_mogilefs(settings, mogile_target.trackers, mogile_class="avatar")
+    settings.MOGILEFS_CLASSES = declared
+    assert ids() == {"storages_mogile.E003"}
+    assert ids(deploy=True) == {"storages_mogile.E003"}  # and no traceback from the rest
+
+
 def test_e014_fewer_writable_hosts_than_copies(settings, dev_cluster: DevCluster) -> None:
     with Admin(dev_cluster.trackers) as admin:
         admin.create_class(TEST_DOMAIN, "triple", 3)

@@ -74,10 +74,39 @@ def test_setup_changes_copies_only_when_asked(settings, fresh_domain, mogile_tar
     run("mogilefs_setup")
     wait_for_classes(mogile_target.trackers, fresh_domain, {"big": 2})
     settings.MOGILEFS_CLASSES = {"big": 1, "small": 1}
-    with pytest.raises(CommandError, match="--update-copies"):
+    with pytest.raises(CommandError, match="--update"):
         run("mogilefs_setup")
     assert run("mogilefs_setup", "--update-copies").count("changed from 2 copies") == 1
     wait_for_classes(mogile_target.trackers, fresh_domain, {"big": 1})
+
+
+def test_setup_sets_hash_types_and_changes_them_only_when_asked(
+    settings, fresh_domain, mogile_target
+) -> None:
+    settings.MOGILEFS_CLASSES = {"big": {"copies": 2, "hashtype": "MD5"}, "small": 1}
+    created = run("mogilefs_setup")
+    assert f"class {fresh_domain}/big (2 copies, MD5): created" in created
+    wait_for_hash_type(mogile_target.trackers, fresh_domain, "big", "MD5")
+    assert run("mogilefs_setup").count(": exists") == 3
+    settings.MOGILEFS_CLASSES = {"big": {"copies": 2, "hashtype": "NONE"}, "small": 1}
+    with pytest.raises(CommandError, match="--update"):
+        run("mogilefs_setup")
+    changed = run("mogilefs_setup", "--update")
+    assert f"class {fresh_domain}/big (2 copies): changed from 2 copies, MD5" in changed
+    wait_for_hash_type(mogile_target.trackers, fresh_domain, "big", "NONE")
+
+
+def wait_for_hash_type(trackers: list[str], domain: str, cls: str, hashtype: str) -> None:
+    """Until every tracker gives the class that hash type (a real tracker's cache lags)."""
+    deadline = time.monotonic() + 30
+    for tracker in trackers:
+        while True:
+            with Admin([tracker]) as admin:
+                found = admin.get_classes(domain).get(cls)
+            if found is not None and found.hashtype == hashtype:
+                break
+            assert time.monotonic() < deadline, f"{tracker}: {domain}/{cls} is {found}"
+            time.sleep(0.5)
 
 
 def test_setup_refuses_classes_used_but_not_declared(settings, mogile_target) -> None:

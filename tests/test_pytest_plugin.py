@@ -19,10 +19,12 @@ STORAGES = {
     },
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
-MOGILEFS_CLASSES = {"avatar": 2}
+MOGILEFS_CLASSES = {"avatar": 2, "original": {"copies": 1, "hashtype": "MD5"}}
 """
 
 TESTS = """
+import hashlib
+
 import pytest
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
@@ -43,6 +45,12 @@ def test_a_field_storage_with_its_class(mogilefs):
     name = storage.save("avatar.png", ContentFile(b"png"))
     assert storage.client.file_info(storage.key_for(name)).cls == "avatar"
     assert storage.domain == "media" and storage._trackers == tuple(mogilefs.trackers)
+
+
+def test_declared_hash_types_are_set_up():
+    storage = mogile_storage(klass="original")
+    name = storage.save("photo.jpg", ContentFile(b"jpeg"))
+    assert storage.client.file_info(storage.key_for(name)).md5 == hashlib.md5(b"jpeg").hexdigest()
 
 
 def test_each_test_has_its_own_keys():
@@ -67,4 +75,4 @@ def test_a_scratch_project_uses_mogilefs_in_two_lines(tmp_path: Path) -> None:
         check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "3 passed" in result.stdout
+    assert "4 passed" in result.stdout

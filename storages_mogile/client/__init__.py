@@ -1,6 +1,6 @@
 """A Python 3 MogileFS client (trackers over TCP, storage nodes over HTTP)."""
 
-from .admin import Admin
+from .admin import Admin, ClassInfo
 from .client import Client, FileInfo, Location
 from .errors import (
     ChecksumMismatchError,
@@ -22,6 +22,7 @@ from .nodes import NodeStat
 __all__ = [
     "Admin",
     "ChecksumMismatchError",
+    "ClassInfo",
     "Client",
     "FileInfo",
     "KeyExistsError",

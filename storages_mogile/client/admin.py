@@ -18,6 +18,7 @@ sent again only if it had not taken effect.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from .protocol import domain_classes
@@ -25,6 +26,15 @@ from .trackers import TrackerPool
 
 if TYPE_CHECKING:
     from typing_extensions import Self
+
+
+@dataclass(frozen=True)
+class ClassInfo:
+    """A class as the tracker describes it; ``hashtype`` is ``"NONE"`` or ``"MD5"``."""
+
+    mindevcount: int
+    replpolicy: str
+    hashtype: str
 
 
 class Admin:
@@ -50,6 +60,14 @@ class Admin:
         return {
             domain: {cls: int(fields["mindevcount"]) for cls, fields in found.items()}
             for domain, found in classes.items()
+        }
+
+    def get_classes(self, domain: str) -> dict[str, ClassInfo]:
+        """The classes of ``domain`` (``default`` included); ``{}`` for an unknown domain."""
+        found = domain_classes(self.trackers.call("get_domains", {})).get(domain, {})
+        return {
+            cls: ClassInfo(int(fields["mindevcount"]), fields["replpolicy"], fields["hashtype"])
+            for cls, fields in found.items()
         }
 
     def create_domain(self, domain: str) -> None:
