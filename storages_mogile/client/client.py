@@ -247,7 +247,10 @@ class Client:
             or time.monotonic() - found[0] > self.class_cache_timeout
         ):
             classes = domain_classes(self.trackers.call("get_domains", {})).get(self.domain, {})
-            found = (time.monotonic(), {name: cls["hashtype"] for name, cls in classes.items()})
+            found = (
+                time.monotonic(),
+                {known: fields["hashtype"] for known, fields in classes.items()},
+            )
             self._hashtypes = found
         return found[1].get(name, "NONE") not in ("", "NONE")
 

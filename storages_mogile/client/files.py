@@ -76,8 +76,9 @@ class UploadSource:
         )
 
     def send_to(self, nodes: StorageNodes, url: str) -> None:
-        """PUT the bytes to ``url``: by ``sendfile`` from a regular file, else in chunks."""
-        if not self._sendfile:
+        """PUT the bytes to ``url``: by ``sendfile`` from a regular file to an
+        ``http://`` node (TLS needs the bytes in Python), else in chunks."""
+        if not (self._sendfile and url.startswith("http://")):
             nodes.put(url, self.chunks(), self.length)
             return
         assert self._start is not None and self.length is not None
@@ -214,8 +215,9 @@ class NodeReader(io.RawIOBase):
     With ``md5`` (the hex digest the tracker recorded), a read of the whole
     file from its start is checked before its last bytes are returned:
     bytes that do not match raise ChecksumMismatchError instead, so a
-    damaged copy is never delivered whole, and that replica is dropped. :meth:`readall` then reads the file again from the
-    next replica, so a damaged copy is skipped as a short one is.
+    damaged copy is never delivered whole, and that replica is dropped.
+    :meth:`readall` then reads the file again from the next replica, so a
+    damaged copy is skipped as a short one is.
     """
 
     def __init__(

@@ -132,7 +132,8 @@ class StorageNodes:
             )
 
     def put_file(self, url: str, file: IO[bytes], offset: int, count: int) -> int:
-        """PUT ``count`` bytes of a regular file from ``offset`` with the kernel's sendfile.
+        """PUT ``count`` bytes of a regular file from ``offset`` to an ``http://`` URL
+        with the kernel's sendfile.
 
         A connection of its own (urllib3 gives no access to its socket):
         worth it for a file of more than a chunk. Returns the bytes sent;
@@ -140,11 +141,9 @@ class StorageNodes:
         waiting for an answer.
         """
         parts = urlsplit(url)
-        if parts.scheme != "http" or not parts.hostname:
-            raise StorageNodeError(f"PUT {url}: sendfile needs an http:// URL", url=url)
         connect_timeout = self.timeout.connect_timeout
         connection = http.client.HTTPConnection(
-            parts.hostname,
+            parts.hostname or "",
             parts.port or 80,
             timeout=connect_timeout if isinstance(connect_timeout, (int, float)) else None,
         )

@@ -18,6 +18,7 @@ from django.core.files import File
 from django.core.files.uploadedfile import TemporaryUploadedFile
 
 from storages_mogile.client import Client
+from storages_mogile.client.files import UploadSource
 
 from .conftest import Keys
 from .fakes import FakeNode
@@ -133,3 +134,20 @@ def test_a_failing_destination_passes_the_sendfile_upload_on(source: Path) -> No
     finally:
         for closing in (tracker, broken, good):
             closing.close()
+
+
+class RecordingNodes:
+    """Stands in for StorageNodes (no TLS storage node exists here): records the PUT."""
+
+    def put(self, url: str, body: Iterator[bytes], length: int | None) -> None:
+        self.sent = b"".join(body)
+
+    def put_file(self, *args: object) -> int:
+        raise AssertionError("sendfile to a TLS node")
+
+
+def test_an_https_node_gets_the_bytes_through_python(source: Path) -> None:
+    nodes = RecordingNodes()
+    with source.open("rb") as file:
+        UploadSource(file, CHUNK, key="k").send_to(nodes, "https://node/dev1/f.fid")  # type: ignore[arg-type]
+    assert nodes.sent == DATA
