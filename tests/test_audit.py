@@ -216,9 +216,7 @@ def test_nothing_moves_without_confirmation(mogile_target, prefix, monkeypatch) 
     assert storage.exists(lost)
 
 
-def test_orphans_missing_files_staging_uploads_and_the_grace_period(
-    mogile_target, prefix
-) -> None:
+def test_orphans_missing_files_staging_uploads_and_the_grace_period(mogile_target, prefix) -> None:
     storage = storage_at(mogile_target, prefix)
     with records_on(storage) as model:
         for index in range(3):
