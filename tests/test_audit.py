@@ -8,15 +8,24 @@ afterwards.
 from __future__ import annotations
 
 import io
+import itertools
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+import threading
 import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 from django.core.exceptions import SuspiciousFileOperation
 from django.core.files.base import ContentFile
 from django.core.management import CommandError, call_command
+from django.db import connections
 
 from storages_mogile.backends.mogile import MogileFSStorage
 from storages_mogile.client import Client
@@ -352,3 +361,141 @@ def test_reserved_directories_are_refused_and_not_listed(mogile_target, prefix) 
             root.listdir(QUARANTINE)
     finally:
         storage.client.delete(quarantine_key)
+
+
+# -- audits while the site saves --------------------------------------------------
+
+
+class Site:
+    """What a site does while audits run: new files with rows, new versions of referenced
+    files, and rows made for files uploaded earlier (an orphan until its form is sent)."""
+
+    def __init__(self, model: type, storage: MogileFSStorage, adoptable: list[str]) -> None:
+        self.model = model
+        self.storage = storage
+        self.overwriting = MogileFSStorage(**{**storage._options, "file_overwrite": True})
+        self.adoptable = adoptable
+        self.expected: dict[str, bytes] = {}
+        self.too_late: list[str] = []
+        self.lock = threading.Lock()
+        self.stop = threading.Event()
+
+    def run(self, worker: int, mine: list[str]) -> None:
+        """Until stopped: one of each, over and over (``mine``: referenced names to resave)."""
+        for turn in itertools.count():
+            if self.stop.is_set():
+                return
+            content = b"new %d.%d" % (worker, turn)
+            row = self.model.objects.create(public=ContentFile(content, name=f"new/{worker}.txt"))
+            self.overwriting.save(mine[turn % len(mine)], ContentFile(content))
+            with self.lock:
+                self.expected[row.public.name] = content
+                self.expected[mine[turn % len(mine)]] = content
+                adopted = self.adoptable.pop() if self.adoptable else None
+            if adopted is not None:
+                self.adopt(adopted)
+
+    def adopt(self, name: str) -> None:
+        """A row for an old orphan; dropped if the file was moved before the row was made
+        (then no row referred to it when it moved)."""
+        row = self.model.objects.create(public=name)
+        if self.storage.exists(name):
+            with self.lock:
+                self.expected[name] = b"orphan"
+        else:
+            self.model._base_manager.filter(pk=row.pk).delete()
+            with self.lock:
+                self.too_late.append(name)
+
+
+def test_audits_while_threads_save_move_nothing_referenced(mogile_target, prefix) -> None:
+    storage = storage_at(mogile_target, prefix)
+    with records_on(storage) as model:
+        old = [orphan(storage, f"old/{index}.txt") for index in range(40)]
+        mine = [
+            [model.objects.create(public=ContentFile(b"v0", name=f"ref/{w}.txt")).public.name]
+            for w in range(4)
+        ]
+        time.sleep(3.1)  # the old orphans are older than --grace 2
+        site = Site(model, storage, adoptable=old[:20])
+        connection = connections["default"]
+        connection.inc_thread_sharing()  # the threads' rows are the audit's rows
+
+        def work(worker: int) -> None:
+            connections["default"] = connection
+            site.run(worker, mine[worker])
+
+        threads = [threading.Thread(target=work, args=(w,)) for w in range(4)]
+        try:
+            for thread in threads:
+                thread.start()
+            runs = [quarantine_orphans("--grace", "2") for _ in range(3)]
+        finally:
+            site.stop.set()
+            for thread in threads:
+                thread.join()
+            connection.dec_thread_sharing()
+        rows = {row.public.name for row in model._base_manager.all()}
+    assert all(run.error is None for run in runs), [run.err for run in runs]
+    moved = quarantined(storage.client, prefix)
+    assert not {storage.key_for(name) for name in rows} & set(moved)
+    for name in rows:
+        assert read(storage, name) == site.expected[name], name
+    assert {f"{prefix}{name}" for name in old[20:]} <= set(moved)
+    assert len(site.expected) > 40  # the site saved all along
+
+
+def test_audits_while_another_process_saves_move_nothing_referenced(
+    mogile_target, prefix, tmp_path
+) -> None:
+    """The site and the audits are processes of their own, on one database file."""
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "tests.site_settings",
+        "SITE_DB": str(tmp_path / "site.sqlite3"),
+        "SITE_TRACKERS": ",".join(mogile_target.trackers),
+        "SITE_DOMAIN": mogile_target.domain,
+        "SITE_KEY_PREFIX": prefix,
+    }
+    manage(env, "migrate", "--run-syncdb", "--verbosity", "0")
+    storage = storage_at(mogile_target, prefix)
+    old = [orphan(storage, f"old/{index}.txt") for index in range(30)]
+    time.sleep(3.1)  # the old orphans are older than --grace 2
+    site = subprocess.Popen(
+        [sys.executable, "-m", "tests.site_process", "10", *old[:15]],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        audits = [
+            manage(env, "mogilefs_audit", "--delete-orphans", "--no-input", "--grace", "2")
+            for _ in range(3)
+        ]
+    finally:
+        out, _ = site.communicate(timeout=120)
+    assert site.returncode == 0
+    expected = {
+        line["name"]: line["content"].encode() for line in map(json.loads, out.split("\n")[:-1])
+    }
+    with sqlite3.connect(env["SITE_DB"]) as db:
+        rows = {name for (name,) in db.execute("SELECT public FROM testapp_record")}
+    moved = quarantined(storage.client, prefix)
+    assert "moved" in audits[0].stdout
+    assert not {storage.key_for(name) for name in rows} & set(moved)
+    for name in rows:
+        assert read(storage, name) == expected[name], name
+    assert {f"{prefix}{name}" for name in old[15:]} <= set(moved)
+    assert len(expected) > 20  # the site saved all along
+
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def manage(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    """``django-admin`` in a process of its own; fails the test if it fails."""
+    command = [sys.executable, "-m", "django", *args]
+    done = subprocess.run(command, check=False, env=env, cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    return done
