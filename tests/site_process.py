@@ -4,7 +4,8 @@
 for SECONDS it saves new files with their rows, saves new versions of the
 files its first rows refer to, and makes rows for the names ADOPT (files
 uploaded earlier, orphans until then). It prints, as JSON lines, the
-content each name referred to by a row must hold at the end.
+content each name referred to by a row must hold at the end, and the names
+it adopted too late (moved to the quarantine before their row was made).
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ def main(seconds: float, adoptable: list[str]) -> None:
                 report(name, b"orphan")
             else:  # moved before the row was made: no row referred to it then
                 Record._base_manager.filter(pk=adopted.pk).delete()
+                print(json.dumps({"too_late": name}), flush=True)
         turn += 1
 
 
