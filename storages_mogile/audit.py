@@ -136,7 +136,7 @@ def project_audits() -> list[ClusterAudit]:
         audits.setdefault(space.cluster, ClusterAudit([])).spaces.append(space)
     by_where = {space.where: space for space in spaces}
     for model, model_field in mogilefs_fields():
-        space = by_where.get(field_label(model, model_field))
-        if space is not None:  # a storage without domain or trackers reaches no cluster
-            audits[space.cluster].fields.append(FieldRows(model, model_field, space))
+        found = by_where.get(field_label(model, model_field))
+        if found is not None:  # a storage without domain or trackers reaches no cluster
+            audits[found.cluster].fields.append(FieldRows(model, model_field, found))
     return [audit for audit in audits.values() if audit.fields]

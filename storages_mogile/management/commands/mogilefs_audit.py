@@ -6,6 +6,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from functools import partial
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
@@ -143,7 +144,7 @@ class Command(BaseCommand):
             if fid is None:
                 continue
             try:
-                quarantine.move(key, fid, lambda key=key: audit.refers_to(key))
+                quarantine.move(key, fid, partial(audit.refers_to, key))
                 moved += 1
             except StrandedError as exc:
                 self.stderr.write(self.style.ERROR(f"  {exc}"))
