@@ -3,8 +3,9 @@
 The audit streams the stored keys and holds only the referenced ones, so its
 memory must follow the number of rows' names, not of stored keys. Each round
 audits one key prefix side by side with the baseline, the bare listing of
-the same keys (``Client.iter_keys``, counted), and reports keys/s, the ratio,
-and each run's peak RSS growth of this process (sampled every 2 ms):
+the same keys (``Client.iter_keys``, counted), each in a fresh process
+(Django set up the same way in both), and reports keys/s, the ratio, and
+each process's peak RSS (``VmHWM``):
 
 * 20,000 stored keys, 10,000 of them referred to by rows;
 * 100,000 stored keys, the same 10,000 referred to (80,000 more orphans);
@@ -26,37 +27,46 @@ last round stores ``--moves`` orphans through the client and times
 from __future__ import annotations
 
 import argparse
-import gc
 import os
 import sqlite3
+import subprocess
+import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import django
 from django.conf import settings
-from harness import DevServer, PeakRSS  # puts the repo on sys.path
+from harness import MIB, DevServer  # puts the repo on sys.path
 
 DOMAIN = "bench"
+PREFIX = "s/"
+MOVES = "m/"
+RUNS = ("listing", "audit", "move")
 FIRST_FID = 1_000_000_000  # far above the fids the dev tracker hands out
 
 
-def configure() -> None:
+def configure(database: Path, tracker: str, prefix: str) -> None:
+    """Django with the rows in ``database`` and ContractDocument's files on the dev MogileFS."""
+    storage = {"domain": DOMAIN, "trackers": [tracker], "key_prefix": prefix}
     settings.configure(
         INSTALLED_APPS=[
             "django.contrib.contenttypes",
             "storages_mogile.testing",
             "storages_mogile",
         ],
-        DATABASES={"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}},
+        DATABASES={"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": str(database)}},
+        STORAGES={
+            "default": {
+                "BACKEND": "storages_mogile.backends.mogile.MogileFSStorage",
+                "OPTIONS": storage,
+            },
+            "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+        },
         USE_TZ=True,
         MEDIA_URL="/media/",
     )
     django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", run_syncdb=True, verbosity=0)
 
 
 def register(data_dir: Path, keys: list[str], first_fid: int) -> None:
@@ -79,7 +89,13 @@ def unregister(data_dir: Path, keys: list[str]) -> None:
     from storages_mogile.devserver.metadata import to_bytes
 
     with _metadata(data_dir) as db:
-        db.executemany("DELETE FROM file WHERE dkey = ?", ((to_bytes(key),) for key in keys))
+        (dmid,) = db.execute(
+            "SELECT dmid FROM domain WHERE namespace = ?", (to_bytes(DOMAIN),)
+        ).fetchone()
+        db.executemany(
+            "DELETE FROM file WHERE dmid = ? AND dkey = ?",
+            ((dmid, to_bytes(key)) for key in keys),
+        )
 
 
 def _metadata(data_dir: Path) -> sqlite3.Connection:
@@ -98,15 +114,6 @@ def refer(names: list[str]) -> None:
     )
 
 
-def measured(operation: Callable[[], object], keys: int) -> tuple[float, float]:
-    """Run ``operation`` over ``keys`` keys: keys/s, peak RSS growth in MiB."""
-    gc.collect()
-    began = time.perf_counter()
-    with PeakRSS(os.getpid()) as probe:
-        operation()
-    return keys / (time.perf_counter() - began), probe.growth_mib
-
-
 def audit(*args: str) -> None:
     """``manage.py mogilefs_audit`` with its output thrown away."""
     from django.core.management import CommandError, call_command
@@ -118,12 +125,47 @@ def audit(*args: str) -> None:
             raise SystemExit(f"the audit failed: {exc}") from exc
 
 
-def listing(tracker: str, prefix: str) -> int:
+def listing(prefix: str) -> None:
     """The baseline: every key under ``prefix``, listed and counted."""
-    from storages_mogile.client import Client
+    from django.core.files.storage import default_storage
 
-    with Client(DOMAIN, [tracker]) as client:
-        return sum(1 for _ in client.iter_keys(prefix))
+    sum(1 for _ in default_storage.client.iter_keys(prefix))
+
+
+def child(run: str, database: Path, tracker: str, prefix: str) -> None:
+    """In a fresh process: one run, then its seconds and peak RSS (KiB) on stdout."""
+    configure(database, tracker, prefix)
+    from django.core.files.storage import default_storage
+
+    default_storage.client.list_keys(prefix, limit=1)  # connected before the clock starts
+    began = time.perf_counter()
+    if run == "listing":
+        listing(prefix)
+    elif run == "audit":
+        audit()
+    else:
+        audit("--delete-orphans", "--no-input", "--grace", "0")
+    seconds = time.perf_counter() - began
+    print(seconds, peak_rss_kib())
+
+
+def peak_rss_kib() -> int:
+    """This process's peak RSS (VmHWM; ru_maxrss would count the parent's from before exec)."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    raise SystemExit("no VmHWM in /proc/self/status")
+
+
+def measured(run: str, database: Path, tracker: str, prefix: str, keys: int) -> tuple[float, float]:
+    """One run in a fresh process: keys/s, peak RSS in MiB."""
+    args = ["--child", run, "--db", str(database), "--tracker", tracker, "--prefix", prefix]
+    done = subprocess.run(
+        [sys.executable, __file__, *args], check=True, capture_output=True, text=True
+    )
+    seconds, kib = done.stdout.split()
+    return keys / float(seconds), int(kib) * 1024 / MIB
 
 
 def doc(index: int) -> str:
@@ -141,41 +183,24 @@ def main() -> None:
     parser.add_argument("--referenced", type=int, default=10_000)
     parser.add_argument("--more-referenced", type=int, default=50_000)
     parser.add_argument("--moves", type=int, default=300)
+    parser.add_argument("--child", choices=RUNS, help=argparse.SUPPRESS)
+    parser.add_argument("--db", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--tracker", help=argparse.SUPPRESS)
+    parser.add_argument("--prefix", default=PREFIX, help=argparse.SUPPRESS)
     options = parser.parse_args()
-    configure()
-    from storages_mogile.backends.mogile import MogileFSStorage
-    from storages_mogile.testing.models import stored_on
-
-    small, stored = options.small, options.stored
-    few, many = options.referenced, options.more_referenced
+    if options.child:
+        child(options.child, options.db, options.tracker, options.prefix)
+        return
     with tempfile.TemporaryDirectory(dir="/dev/shm") as name:
         data = Path(name)
         server = DevServer.start(data, DOMAIN, {"one": 1})
         try:
-            storage = MogileFSStorage(domain=DOMAIN, trackers=[server.tracker], key_prefix="s/")
-            began = time.perf_counter()
-            keys = [f"s/{doc(i)}" for i in range(few)] + [
-                f"s/{orphan(i)}" for i in range(small - few)
-            ]
-            register(data, keys, FIRST_FID)
-            print(f"registered {len(keys)} keys in {time.perf_counter() - began:.1f} s")
-            results = []
-            with stored_on(storage):
-                audit()  # warm up: imports, the first connections
-                results.append(one_round(server.tracker, small, few))
-                more = [f"s/{orphan(i)}" for i in range(small - few, stored - few)]
-                register(data, more, FIRST_FID + small)
-                results.append(one_round(server.tracker, stored, few))
-                # Rows now refer to more keys; as many orphans go, the stored count stays.
-                unregister(data, more[: many - few])
-                register(data, [f"s/{doc(i)}" for i in range(few, many)], FIRST_FID + stored)
-                results.append(one_round(server.tracker, stored, many))
-            moves = move_round(server.tracker, options.moves)
+            results, moves = rounds(data, server.tracker, options)
         finally:
             server.stop()
     print()
     print("| stored keys | referred to | listing keys/s | audit keys/s | ratio "
-          "| listing peak RSS growth | audit peak RSS growth |")  # fmt: skip
+          "| listing peak RSS | audit peak RSS |")  # fmt: skip
     print("|---|---|---|---|---|---|---|")
     for keys_stored, refs, listed, listing_mib, audited, audit_mib in results:
         print(
@@ -183,42 +208,60 @@ def main() -> None:
             f"{audited / listed:.2f} | {listing_mib:.1f} MiB | {audit_mib:.1f} MiB |"
         )
     print(
-        f"\nquarantine: {options.moves} orphans (and 100 kept) audited and moved: {moves:.0f} keys/s"
+        f"\nquarantine: {options.moves} orphans moved (100 referred to, kept): {moves:.0f} keys/s"
     )
+
+
+def rounds(data: Path, tracker: str, options: argparse.Namespace) -> tuple[list, float]:
+    """The three rounds over the prefix, then the quarantine round."""
+    database = data / "rows.sqlite3"
+    configure(database, tracker, PREFIX)
+    from django.core.management import call_command
+
+    call_command("migrate", run_syncdb=True, verbosity=0)
+    small, stored = options.small, options.stored
+    few, many = options.referenced, options.more_referenced
+    began = time.perf_counter()
+    keys = [f"{PREFIX}{doc(i)}" for i in range(few)]
+    keys += [f"{PREFIX}{orphan(i)}" for i in range(small - few)]
+    register(data, keys, FIRST_FID)
+    print(f"registered {len(keys)} keys in {time.perf_counter() - began:.1f} s")
+    more = [f"{PREFIX}{orphan(i)}" for i in range(small - few, stored - few)]
+    results = [one_round(database, tracker, small, few)]
+    register(data, more, FIRST_FID + small)
+    results.append(one_round(database, tracker, stored, few))
+    # Rows now refer to more keys; as many orphans go, so the stored count stays.
+    unregister(data, more[: many - few])
+    register(data, [f"{PREFIX}{doc(i)}" for i in range(few, many)], FIRST_FID + stored)
+    results.append(one_round(database, tracker, stored, many))
+    return results, move_round(database, tracker, options.moves)
 
 
 def one_round(
-    tracker: str, stored: int, referenced: int
+    database: Path, tracker: str, stored: int, referenced: int
 ) -> tuple[int, int, float, float, float, float]:
     """The bare listing and the audit of ``stored`` keys, ``referenced`` of them by rows."""
     refer([doc(index) for index in range(referenced)])
-    listed = listing(tracker, "s/")
-    if listed != stored:
-        raise SystemExit(f"{listed} keys stored, not {stored}")
-    listed_rate, listing_mib = measured(lambda: listing(tracker, "s/"), stored)
-    audited_rate, audit_mib = measured(audit, stored)
-    print(
-        f"{stored} keys, {referenced} referred to: audit {audited_rate:.0f} keys/s, {audit_mib:.1f} MiB"
-    )
-    return stored, referenced, listed_rate, listing_mib, audited_rate, audit_mib
+    listed, listing_mib = measured("listing", database, tracker, PREFIX, stored)
+    audited, audit_mib = measured("audit", database, tracker, PREFIX, stored)
+    print(f"{stored} keys, {referenced} referred to: listing {listed:.0f} keys/s "
+          f"{listing_mib:.1f} MiB, audit {audited:.0f} keys/s {audit_mib:.1f} MiB")  # fmt: skip
+    return stored, referenced, listed, listing_mib, audited, audit_mib
 
 
-def move_round(tracker: str, count: int) -> float:
-    """Orphans stored through the client, moved by ``--delete-orphans``: keys/s."""
+def move_round(database: Path, tracker: str, count: int) -> float:
+    """``count`` orphans stored through the client (and 100 referred to) under a prefix of
+    their own, moved by ``--delete-orphans --grace 0``: keys/s."""
     from django.core.files.base import ContentFile
 
     from storages_mogile.backends.mogile import MogileFSStorage
-    from storages_mogile.testing.models import stored_on
 
-    storage = MogileFSStorage(domain=DOMAIN, trackers=[tracker], key_prefix="m/")
+    storage = MogileFSStorage(domain=DOMAIN, trackers=[tracker], key_prefix=MOVES)
     refer([storage.save(f"kept/{index}.txt", ContentFile(b"k")) for index in range(100)])
     for index in range(count):
         storage.save(f"gone/{index}.txt", ContentFile(b"o"))
     time.sleep(1.1)  # older than --grace 0 by the node's Last-Modified (whole seconds)
-    with stored_on(storage):
-        rate, _ = measured(
-            lambda: audit("--delete-orphans", "--no-input", "--grace", "0"), count + 100
-        )
+    rate, _ = measured("move", database, tracker, MOVES, count + 100)
     moved = sum(1 for _ in storage.client.iter_keys(".storages-mogile-quarantine/"))
     if moved != count:
         raise SystemExit(f"moved {moved} of {count} orphans")

@@ -15,6 +15,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from django.core.exceptions import SuspiciousFileOperation
 from django.db.models import FileField, Model
@@ -117,11 +118,16 @@ class ClusterAudit:
         for space in self.spaces:
             if space.holds(key) and key[len(space.prefix) :].startswith(f"{STAGING_DIR}/"):
                 return Kind.STAGING, space.where
-        used = {rows.space.prefix for rows in self.fields}
-        for space in self.spaces:
-            if space.prefix not in used and space.holds(key):
+        for space in self.unowned:
+            if space.holds(key):
                 return Kind.KEPT, space.where
         return Kind.ORPHAN, None
+
+    @cached_property
+    def unowned(self) -> list[KeySpace]:
+        """The key spaces of storages no model field uses (a prefix no field has)."""
+        used = {rows.space.prefix for rows in self.fields}
+        return [space for space in self.spaces if space.prefix not in used]
 
     def refers_to(self, key: str) -> bool:
         """Whether a row of any field refers to ``key`` now (asks the database)."""
