@@ -41,6 +41,7 @@ from collections.abc import Callable, Iterable, Mapping
 
 from urllib3.util import wait_for_read
 
+from . import guard
 from .errors import TrackerUnavailableError, tracker_error
 from .protocol import ProtocolError, Reply, decode_reply, encode_request
 
@@ -147,6 +148,7 @@ class TrackerConnection:
     """One socket to one tracker, exchanging one line for one line."""
 
     def __init__(self, address: str, *, connect_timeout: float, timeout: float) -> None:
+        guard.check_tracker(address)
         self.address = address
         self.pid = os.getpid()
         self._timeout = timeout
@@ -172,6 +174,7 @@ class TrackerConnection:
 
     def send(self, line: bytes) -> None:
         """Send one request line."""
+        guard.check_tracker(self.address)  # also a connection opened before the guard
         self._awaiting_reply = True
         self._sock.settimeout(self._timeout)
         self._sock.sendall(line)
