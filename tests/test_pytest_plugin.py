@@ -250,7 +250,9 @@ def test_a_storage_that_builds_its_own_client_fails_the_test(mogilefs):
         Hardwired().save("hardwired.txt", ContentFile(b"leak"))
 
 
-def test_after_the_fixture_storages_have_their_own_options_again():
+def test_after_the_fixture_storages_have_their_own_options_again(mogilefs_dev_cluster):
+    with Client("media", mogilefs_dev_cluster.trackers) as dev:
+        assert dev.list_keys("") == []  # every test's files deleted, whatever their storage
     assert field("elsewhere")._trackers == tuple(PRODUCTION)
     assert field("prefixed").key_prefix == "docs/"
     assert field("archived").domain == "archive" and field("archived").key_prefix == ""

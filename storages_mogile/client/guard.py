@@ -3,7 +3,9 @@
 While :func:`only_trackers` is active, every tracker connection of the
 process (of every thread, and of any Client or Admin, whenever it was made)
 may reach only the trackers it names; any other address raises
-:class:`ForeignTrackerError` before a byte is sent. The pytest plugin's
+:class:`ForeignTrackerError` before a byte is sent: a connection checks its
+address before it connects, a tracker pool all of its addresses before each
+request (so also a connection opened before the guard). The pytest plugin's
 ``mogilefs`` fixture activates it, so a project's test suite cannot write
 to the clusters its settings name. Storage nodes are reached only at URLs a
 tracker gave, so they stay on the same cluster.
@@ -11,7 +13,7 @@ tracker gave, so they stay on the same cluster.
 The state is one module global, not a context variable, so threads the test
 starts are guarded too, and so are processes it forks; a new interpreter it
 starts (``subprocess``, multiprocessing's spawn) is not. Inactive, the guard
-costs one global lookup per connection and per request.
+costs a function call and a global lookup per connection and per request.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ class ForeignTrackerError(RuntimeError):
         self.address = address
         self.allowed = sorted(allowed)
         super().__init__(
-            f"MogileFS tracker {address} refused: while the pytest fixture 'mogilefs' is "
+            f"Connection to MogileFS tracker {address} blocked: while the pytest fixture 'mogilefs' is "
             f"active, only the test's dev MogileFS ({', '.join(self.allowed)}) may be reached, "
             "so that no test writes to a real cluster. MogileFSStorage instances are pointed "
             "at it by themselves; this connection came from a Client or Admin made with "
@@ -65,9 +67,22 @@ def check_tracker(address: str) -> None:
     Addresses compare as ``(host, port)``, the host case-insensitively, so
     ``localhost:7001`` and ``127.0.0.1:7001`` are different trackers here.
     """
+    check_trackers((address,))
+
+
+def check_trackers(addresses: Iterable[str]) -> None:
+    """Raise ForeignTrackerError for the first address not allowed, if a guard is active.
+
+    A pool checks all of its trackers before each request: with one
+    foreign tracker among allowed ones it fails every time, not only when
+    its turn comes.
+    """
     allowed = _allowed
-    if allowed is not None and _endpoint(address) not in allowed:
-        raise ForeignTrackerError(address, (f"{host}:{port}" for host, port in allowed))
+    if allowed is None:
+        return
+    for address in addresses:
+        if _endpoint(address) not in allowed:
+            raise ForeignTrackerError(address, (f"{host}:{port}" for host, port in allowed))
 
 
 def _endpoint(address: str) -> tuple[str, int]:

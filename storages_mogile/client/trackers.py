@@ -174,7 +174,6 @@ class TrackerConnection:
 
     def send(self, line: bytes) -> None:
         """Send one request line."""
-        guard.check_tracker(self.address)  # also a connection opened before the guard
         self._awaiting_reply = True
         self._sock.settimeout(self._timeout)
         self._sock.sendall(line)
@@ -252,6 +251,7 @@ class TrackerPool:
         sent again. Raises the TrackerError subclass matching an ``ERR``
         reply, or TrackerUnavailableError when no tracker answered.
         """
+        guard.check_trackers(self.trackers)  # all of them: a refusal is never left to chance
         line = encode_request(command, dict(args))
         attempts: list[tuple[str, str]] = []
         pending = self._order()
