@@ -7,8 +7,8 @@ may reach only the trackers it names; any other address raises
 address before it connects, a tracker pool all of its addresses before each
 request (so also a connection opened before the guard). The pytest plugin's
 ``mogilefs`` fixture activates it, so a project's test suite cannot write
-to the clusters its settings name. Storage nodes are reached only at URLs a
-tracker gave, so they stay on the same cluster.
+to the clusters its settings name. Storage-node URLs are not checked: the
+client has them from the trackers (or from a caller that passes paths).
 
 The state is one module global, not a context variable, so threads the test
 starts are guarded too, and so are processes it forks; a new interpreter it
@@ -38,13 +38,13 @@ class ForeignTrackerError(RuntimeError):
         self.address = address
         self.allowed = sorted(allowed)
         super().__init__(
-            f"Connection to MogileFS tracker {address} blocked: while the pytest fixture 'mogilefs' is "
-            f"active, only the test's dev MogileFS ({', '.join(self.allowed)}) may be reached, "
-            "so that no test writes to a real cluster. MogileFSStorage instances are pointed "
-            "at it by themselves; this connection came from a Client or Admin made with "
-            "trackers of its own, or from a storage that does not resolve its options "
-            "through MogileFSStorage (a subclass that builds its own client). Use "
-            "storage.client, or the fixture's trackers (mogilefs.trackers) in the test."
+            f"Connection to MogileFS tracker {address} blocked: while the pytest fixture "
+            f"'mogilefs' is active, only the test's dev MogileFS ({', '.join(self.allowed)}) "
+            "may be reached, so that no test writes to a real cluster. MogileFSStorage "
+            "instances are pointed at it by themselves; this connection came from a Client "
+            "or Admin made with trackers of its own, or from a storage that does not resolve "
+            "its options through MogileFSStorage (a subclass that builds its own client). "
+            "Use storage.client, or the fixture's trackers (mogilefs.trackers) in the test."
         )
 
 
