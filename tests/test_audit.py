@@ -25,7 +25,7 @@ import pytest
 from django.core.exceptions import SuspiciousFileOperation
 from django.core.files.base import ContentFile
 from django.core.management import CommandError, call_command
-from django.db import connections
+from django.db import connection, connections
 
 from storages_mogile.backends.mogile import MogileFSStorage
 from storages_mogile.client import Client
@@ -368,7 +368,11 @@ def test_reserved_directories_are_refused_and_not_listed(mogile_target, prefix) 
 
 class Site:
     """What a site does while audits run: new files with rows, new versions of referenced
-    files, and rows made for files uploaded earlier (an orphan until its form is sent)."""
+    files, and rows made for files uploaded earlier (an orphan until its form is sent).
+
+    Each thread has its own database connection; their writes take turns
+    (SQLite's shared in-memory test database allows one writer at a time).
+    """
 
     def __init__(self, model: type, storage: MogileFSStorage, adoptable: list[str]) -> None:
         self.model = model
@@ -377,55 +381,66 @@ class Site:
         self.adoptable = adoptable
         self.expected: dict[str, bytes] = {}
         self.too_late: list[str] = []
+        self.errors: list[BaseException] = []
         self.lock = threading.Lock()
+        self.writing = threading.Lock()
         self.stop = threading.Event()
 
-    def run(self, worker: int, mine: list[str]) -> None:
-        """Until stopped: one of each, over and over (``mine``: referenced names to resave)."""
-        for turn in itertools.count():
-            if self.stop.is_set():
-                return
-            content = b"new %d.%d" % (worker, turn)
-            row = self.model.objects.create(public=ContentFile(content, name=f"new/{worker}.txt"))
-            self.overwriting.save(mine[turn % len(mine)], ContentFile(content))
-            with self.lock:
-                self.expected[row.public.name] = content
-                self.expected[mine[turn % len(mine)]] = content
-                adopted = self.adoptable.pop() if self.adoptable else None
-            if adopted is not None:
-                self.adopt(adopted)
+    def run(self, worker: int, mine: str) -> None:
+        """Until stopped: one of each, over and over (``mine``: a referenced name to resave)."""
+        try:
+            for turn in itertools.count():
+                if self.stop.is_set():
+                    return
+                self.turn(b"new %d.%d" % (worker, turn), f"new/{worker}.txt", mine)
+        except BaseException as exc:
+            self.errors.append(exc)
+            raise
+        finally:
+            connections.close_all()
+
+    def turn(self, content: bytes, new: str, mine: str) -> None:
+        name = self.storage.save(new, ContentFile(content))
+        with self.writing:
+            self.model.objects.create(public=name)
+        self.overwriting.save(mine, ContentFile(content))
+        with self.lock:
+            self.expected[name] = self.expected[mine] = content
+            adopted = self.adoptable.pop() if self.adoptable else None
+        if adopted is not None:
+            self.adopt(adopted)
 
     def adopt(self, name: str) -> None:
         """A row for an old orphan; dropped if the file was moved before the row was made
         (then no row referred to it when it moved)."""
-        row = self.model.objects.create(public=name)
+        with self.writing:
+            row = self.model.objects.create(public=name)
         if self.storage.exists(name):
             with self.lock:
                 self.expected[name] = b"orphan"
-        else:
+            return
+        with self.writing:
             self.model._base_manager.filter(pk=row.pk).delete()
-            with self.lock:
-                self.too_late.append(name)
+        with self.lock:
+            self.too_late.append(name)
 
 
+@pytest.mark.django_db(transaction=True)  # the threads' rows are committed, as a site's
 def test_audits_while_threads_save_move_nothing_referenced(mogile_target, prefix) -> None:
     storage = storage_at(mogile_target, prefix)
     with records_on(storage) as model:
         old = [orphan(storage, f"old/{index}.txt") for index in range(40)]
         mine = [
-            [model.objects.create(public=ContentFile(b"v0", name=f"ref/{w}.txt")).public.name]
-            for w in range(4)
+            model.objects.create(public=ContentFile(b"v0", name=f"ref/{w}.txt")) for w in range(4)
         ]
         time.sleep(3.1)  # the old orphans are older than --grace 2
         site = Site(model, storage, adoptable=old[:20])
-        connection = connections["default"]
-        connection.inc_thread_sharing()  # the threads' rows are the audit's rows
-
-        def work(worker: int) -> None:
-            connections["default"] = connection
-            site.run(worker, mine[worker])
-
-        threads = [threading.Thread(target=work, args=(w,)) for w in range(4)]
+        site.expected.update((row.public.name, b"v0") for row in mine)
+        with connection.cursor() as cursor:  # the audit reads while the site writes
+            cursor.execute("PRAGMA read_uncommitted = 1")
+        threads = [
+            threading.Thread(target=site.run, args=(w, mine[w].public.name)) for w in range(4)
+        ]
         try:
             for thread in threads:
                 thread.start()
@@ -434,8 +449,8 @@ def test_audits_while_threads_save_move_nothing_referenced(mogile_target, prefix
             site.stop.set()
             for thread in threads:
                 thread.join()
-            connection.dec_thread_sharing()
         rows = {row.public.name for row in model._base_manager.all()}
+    assert site.errors == []
     for run in runs:  # missing: only a row made for a file moved before it (then deleted)
         assert run.error is None or "not stored" in str(run.error), run.err
         assert missing_keys(run.out) <= {f"{prefix}{name}" for name in site.too_late}
