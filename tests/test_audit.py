@@ -10,7 +10,6 @@ from __future__ import annotations
 import io
 import itertools
 import json
-import os
 import sqlite3
 import subprocess
 import sys
@@ -19,7 +18,6 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 from django.core.exceptions import SuspiciousFileOperation
@@ -30,6 +28,7 @@ from django.db import connection, connections
 from storages_mogile.backends.mogile import MogileFSStorage
 from storages_mogile.client import Client
 from storages_mogile.quarantine import NotMovedError, Quarantine, StrandedError
+from tests import site_process
 from tests.conftest import Target
 from tests.testapp.models import records_on
 
@@ -466,24 +465,14 @@ def test_audits_while_another_process_saves_move_nothing_referenced(
     mogile_target, prefix, tmp_path
 ) -> None:
     """The site and the audits are processes of their own, on one database file."""
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "tests.site_settings",
-        "SITE_DB": str(tmp_path / "site.sqlite3"),
-        "SITE_TRACKERS": ",".join(mogile_target.trackers),
-        "SITE_DOMAIN": mogile_target.domain,
-        "SITE_KEY_PREFIX": prefix,
-    }
+    database = tmp_path / "site.sqlite3"
+    env = site_process.environment(mogile_target.trackers, mogile_target.domain, prefix, database)
     assert manage(env, "migrate", "--run-syncdb", "--verbosity", "0").returncode == 0
     storage = storage_at(mogile_target, prefix)
     old = [orphan(storage, f"old/{index}.txt") for index in range(30)]
     time.sleep(3.1)  # the old orphans are older than --grace 2
-    site = subprocess.Popen(
-        [sys.executable, "-m", "tests.site_process", "10", *old[:15]],
-        env=env,
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        text=True,
+    site = site_process.start(
+        mogile_target.trackers, mogile_target.domain, prefix, database, "rows", "10", *old[:15]
     )
     try:
         audits = [
@@ -499,7 +488,7 @@ def test_audits_while_another_process_saves_move_nothing_referenced(
     for audit in audits:  # missing: only a row made for a file moved before it (then deleted)
         assert audit.returncode == 0 or "not stored" in audit.stderr, audit.stderr
         assert missing_keys(audit.stdout) <= too_late
-    with sqlite3.connect(env["SITE_DB"]) as db:
+    with sqlite3.connect(database) as db:
         rows = {name for (name,) in db.execute("SELECT public FROM testapp_record")}
     moved = quarantined(storage.client, prefix)
     assert "moved" in audits[0].stdout
@@ -510,13 +499,12 @@ def test_audits_while_another_process_saves_move_nothing_referenced(
     assert len(expected) > 20  # the site saved all along
 
 
-ROOT = Path(__file__).resolve().parent.parent
-
-
 def manage(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     """``django-admin`` in a process of its own."""
     command = [sys.executable, "-m", "django", *args]
-    return subprocess.run(command, check=False, env=env, cwd=ROOT, capture_output=True, text=True)
+    return subprocess.run(
+        command, check=False, env=env, cwd=site_process.ROOT, capture_output=True, text=True
+    )
 
 
 def missing_keys(report: str) -> set[str]:

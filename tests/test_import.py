@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import threading
 import uuid
 from collections.abc import Iterator
@@ -14,6 +15,7 @@ from django.core.management import CommandError, call_command
 
 from storages_mogile.backends.mogile import MogileFSStorage
 from storages_mogile.testing.models import ContractDocument, stored_on
+from tests import site_process
 from tests.conftest import Target
 from tests.testapp.models import records_on
 
@@ -173,3 +175,36 @@ def test_import_while_the_site_saves_replaces_nothing(legacy) -> None:
         name = f"docs/{index:03d}.txt"
         if name not in uploaded:
             assert read(storage, name) == read(source, name)
+
+
+def test_import_while_another_process_uploads_replaces_nothing(
+    legacy, mogile_target, tmp_path
+) -> None:
+    """A user's upload under a legacy name, from the site's own process, during the import."""
+    storage, source = legacy
+    names = [f"docs/{index:03d}.txt" for index in range(0, 300, 2)]
+    site = site_process.start(
+        mogile_target.trackers,
+        mogile_target.domain,
+        storage.key_prefix,
+        tmp_path / "unused.sqlite3",
+        "uploads",
+        *names,
+    )
+    try:
+        summary, problems, _ = import_(FIELD, "--source", "legacy", "--jobs", "4")
+    finally:
+        out, _ = site.communicate(timeout=120)
+    assert site.returncode == 0
+    uploaded = {
+        line["name"]: line["content"].encode() for line in map(json.loads, out.splitlines())
+    }
+    assert len(uploaded) == len(names)
+    for name, content in uploaded.items():
+        assert read(storage, name) == content, name
+    for index in range(300):  # every legacy file the site did not take is imported
+        name = f"docs/{index:03d}.txt"
+        if name not in uploaded:
+            assert read(storage, name) == read(source, name)
+    taken = [name for name in names if name in uploaded]
+    assert all(f"conflict: {name}:" in problems for name in taken), summary

@@ -19,6 +19,8 @@ from storages_mogile.quarantine import PREFIX, NotMovedError, Quarantine, Strand
 SAMPLE = 10
 DEFAULT_GRACE = 24 * 3600
 LISTED = (Kind.ORPHAN, Kind.STAGING, Kind.KEPT)
+MISSING_LOOKS = 4  # looks at a key the listing did not meet, MISSING_PAUSE s apart
+MISSING_PAUSE = 0.2
 
 
 @dataclass
@@ -111,16 +113,10 @@ class Command(BaseCommand):
         return survey
 
     def _report_missing(self, audit: ClusterAudit, survey: Survey, everything: bool) -> int:
-        """Print the rows whose key is not stored (or whose name is refused); their count.
-
-        A key the listing did not meet is asked for once more: a real tracker
-        deletes a key's old file before it records the new one, so a listing
-        can pass a key while it is being saved again.
-        """
+        """Print the rows whose key is not stored (or whose name is refused); their count."""
+        unseen = [key for key in audit.referenced if key not in survey.seen]
         lines = [
-            f"  missing: {key} ({label})"
-            for key, label in audit.referenced.items()
-            if key not in survey.seen and not _stored(audit.client, key)
+            f"  missing: {key} ({audit.referenced[key]})" for key in _gone(audit.client, unseen)
         ]
         lines += [f"  refused name: {name!r} ({label})" for label, name in audit.refused]
         self.stdout.write(f"  {len(lines)} missing")
@@ -174,6 +170,22 @@ class Command(BaseCommand):
             return None
         age = datetime.now(timezone.utc) - modified
         return fid if age.total_seconds() > grace else None
+
+
+def _gone(client: Client, keys: list[str]) -> list[str]:
+    """The keys that stay unknown when asked for again, a few times.
+
+    A real tracker deletes a key's file before it records the new one when
+    a file is saved again under its key (about 10 ms in which the key is
+    unknown), so a listing, or one look, can miss a key being saved.
+    """
+    for look in range(MISSING_LOOKS):
+        if look:
+            time.sleep(MISSING_PAUSE)
+        keys = [key for key in keys if not _stored(client, key)]
+        if not keys:
+            break
+    return keys
 
 
 def _stored(client: Client, key: str) -> bool:
