@@ -9,8 +9,9 @@ each name it saved must hold at the end:
   rows for the names ADOPT (files uploaded earlier, orphans until then); it
   also prints the names it adopted too late (moved to the quarantine before
   their row was made);
-* ``uploads NAME ...``: saves a user's upload under each name (or, when the
-  name is taken, under the name the storage gives it instead).
+* ``uploads NAME ...``: prints ``ready``, then saves a user's upload under
+  each name (or, when the name is taken, under the name the storage gives
+  it instead).
 """
 
 from __future__ import annotations
@@ -91,6 +92,7 @@ def uploads(names: list[str]) -> None:
     from django.core.files.base import ContentFile
     from django.core.files.storage import default_storage
 
+    print("ready", flush=True)
     for name in names:
         content = b"a user's upload of %s, from another process" % name.encode()
         report(default_storage.save(name, ContentFile(content)), content)

@@ -182,7 +182,7 @@ def test_import_while_another_process_uploads_replaces_nothing(
 ) -> None:
     """A user's upload under a legacy name, from the site's own process, during the import."""
     storage, source = legacy
-    names = [f"docs/{index:03d}.txt" for index in range(0, 300, 2)]
+    names = [f"docs/{index:03d}.txt" for index in range(298, -1, -2)]  # meeting the import
     site = site_process.start(
         mogile_target.trackers,
         mogile_target.domain,
@@ -192,6 +192,7 @@ def test_import_while_another_process_uploads_replaces_nothing(
         *names,
     )
     try:
+        assert site.stdout is not None and site.stdout.readline() == "ready\n"
         summary, problems, _ = import_(FIELD, "--source", "legacy", "--jobs", "4")
     finally:
         out, _ = site.communicate(timeout=120)
