@@ -301,6 +301,24 @@ def test_quarantine_list_restore_and_purge(settings, mogile_target, prefix) -> N
     assert read(storage, second) == b"a new file"
 
 
+def test_quarantine_restore_all_and_what_it_refuses(settings, mogile_target, prefix) -> None:
+    storage = storage_at(mogile_target, prefix)
+    with records_on(storage):
+        names = [orphan(storage, f"{index}.txt", b"%d" % index) for index in range(3)]
+        quarantine_orphans()
+        nothing = command("mogilefs_quarantine", "restore")
+        assert nothing.error is not None and "--all" in str(nothing.error)
+        unknown = command("mogilefs_quarantine", "restore", f"{prefix}never.txt")
+        assert (
+            unknown.error is not None and f"not in the quarantine: {prefix}never.txt" in unknown.err
+        )
+        assert command("mogilefs_quarantine", "restore", "--all").error is None
+        assert [read(storage, name) for name in names] == [b"0", b"1", b"2"]
+        settings.MOGILEFS_QUARANTINE_RETENTION = "30 days"
+        wrong = command("mogilefs_quarantine", "list")
+    assert wrong.error is not None and "MOGILEFS_QUARANTINE_RETENTION" in str(wrong.error)
+
+
 def test_the_quarantine_moves_only_the_file_it_was_given(mogile_target, prefix) -> None:
     storage = storage_at(mogile_target, prefix)
     client = storage.client
