@@ -455,8 +455,8 @@ class Client:
         if self.damaged.add(url):
             logger.error(
                 "damaged copy of key %r (fid %s) in domain %r at %s: its bytes differ from "
-                "the MD5 the tracker recorded; it is read last from now on. Have MogileFS "
-                "replace it (mogadm fsck, or delete that file on its storage node)",
+                "the MD5 the tracker recorded; it is read last from now on. MogileFS's fsck "
+                "replaces it (mogadm fsck start)",
                 key,
                 path_fid(url),
                 self.domain,
