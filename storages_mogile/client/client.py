@@ -390,14 +390,23 @@ class Client:
                     f"{paths}); it is being saved again: try again",
                     key=key,
                 )
-        wanted = min(self.copies_wanted(info.cls), max(pathcount or 0, _DEFAULT_PATHCOUNT))
         return Location(
             self.damaged.last(paths),
             info.length,
             info.md5,
             info.fid,
-            complete=len(paths) >= wanted,
+            complete=self._complete(paths, info.cls, pathcount),
         )
+
+    def _complete(self, paths: list[str], cls: str, pathcount: int | None) -> bool:
+        """Whether ``paths`` are as many as get_paths gives once the class's copies exist.
+
+        Only a location with fewer paths than get_paths gives at most costs
+        a look at the class (``get_domains``, kept ``class_cache_timeout``).
+        """
+        if len(paths) >= max(pathcount or 0, _DEFAULT_PATHCOUNT):
+            return True
+        return bool(paths) and len(paths) >= self.copies_wanted(cls)
 
     def _info_and_paths(
         self, key: str, noverify: bool, pathcount: int | None
