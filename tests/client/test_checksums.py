@@ -14,6 +14,7 @@ import os
 import pytest
 
 from storages_mogile.client import ChecksumMismatchError, Client
+from storages_mogile.client.damaged import DamagedCopies
 from tests.conftest import Target
 
 from .conftest import Keys
@@ -188,3 +189,18 @@ def test_damaged_copies_counts_a_copy_of_another_length(
     bad, _ = two_copies(client, keys("short"))
     damage(bad, DATA[:-1])
     assert client.damaged_copies(keys("short")) == [bad]
+
+
+def test_the_damaged_copies_of_a_process_are_bounded_and_go_last(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(DamagedCopies, "limit", 2)
+    damaged = DamagedCopies()
+    assert damaged.add("http://n/1.fid") and not damaged.add("http://n/1.fid")
+    assert damaged.last(["http://n/1.fid", "http://n/2.fid"]) == [
+        "http://n/2.fid",
+        "http://n/1.fid",
+    ]
+    damaged.add("http://n/2.fid")
+    damaged.add("http://n/3.fid")  # the oldest is forgotten
+    assert "http://n/1.fid" not in damaged and "http://n/3.fid" in damaged
