@@ -22,6 +22,7 @@ from storages_mogile.serving.files import ServedFile
 from storages_mogile.serving.headers import content_headers
 from storages_mogile.serving.options import NGINX, PERLBAL, STREAM, ServeOptions
 from storages_mogile.serving.proxies import nginx_response, perlbal_response
+from storages_mogile.serving.routes import key_access
 from storages_mogile.serving.streaming import stream_response
 
 logger = logging.getLogger(__name__)
@@ -39,7 +40,8 @@ def serve(request: HttpRequest, name: str, **options: Any) -> HttpResponseBase:
     ``options`` are the URL pattern's keyword arguments and override the
     ``MOGILEFS_SERVE_*`` settings. An unknown name is a 404; a name the
     storage refuses (``..``, over-long) raises SuspiciousFileOperation,
-    which Django answers with 400 and logs to ``django.security``; a
+    which Django answers with 400 and logs to ``django.security``; a name
+    whose key a more private storage also names is a 404 (``routes``); a
     refusal by the access hook is a 403; MogileFS being unreachable is a 503.
     """
     resolved = ServeOptions.resolve(options)
@@ -47,6 +49,8 @@ def serve(request: HttpRequest, name: str, **options: Any) -> HttpResponseBase:
     if not name:
         raise Http404("No file name given.")
     key = storage.key_for(name)
+    if key.startswith(key_access().refused_prefixes(resolved)):
+        raise Http404(f"{name!r} is a file of a more private storage, not served here.")
     check_signature(request, storage, name)
     resolved.check_access(request, name)
     try:
