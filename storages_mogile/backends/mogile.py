@@ -279,11 +279,11 @@ class MogileFSStorage(BaseStorage):
 
     def _check_url_expire(self) -> None:
         try:
-            _link_lifetime(self.url_expire)
+            _check_link_lifetime(
+                self.url_expire, "MogileFSStorage 'url_expire' (MOGILEFS_URL_EXPIRE)"
+            )
         except (TypeError, ValueError) as exc:
-            raise ImproperlyConfigured(
-                f"MogileFSStorage 'url_expire' (MOGILEFS_URL_EXPIRE) is {self.url_expire!r}: {exc}"
-            ) from None
+            raise ImproperlyConfigured(str(exc)) from None
 
     def _parse_trackers(self) -> tuple[str, ...]:
         """The trackers option as ``host:port`` strings (none when unset)."""
@@ -515,10 +515,7 @@ class MogileFSStorage(BaseStorage):
         if expire is None and not self.signed_urls:
             return plain
         if expire is not None:
-            try:
-                _link_lifetime(expire)
-            except (TypeError, ValueError) as exc:
-                raise type(exc)(f"url(name, expire=...) got {expire!r}: {exc}") from None
+            _check_link_lifetime(expire, "url(name, expire=...)")
         expires = int(time.time()) + (self.url_expire if expire is None else expire)
         signature = self._url_signer().signature(f"{expires}:{clean_name(name)}")
         return f"{plain}?{urlencode({'expires': expires, 'signature': signature})}"
@@ -644,18 +641,19 @@ def parse_expires(value: str | None) -> int | None:
     return int(value)
 
 
-def _link_lifetime(seconds: object) -> None:
-    """TypeError or ValueError unless ``seconds`` is a lifetime a signed link can have."""
+def _check_link_lifetime(seconds: object, what: str) -> None:
+    """TypeError or ValueError, naming ``what``, unless ``seconds`` is a lifetime a
+    signed link can have (a float would give links that never open)."""
     if isinstance(seconds, bool) or not isinstance(seconds, int):
         raise TypeError(
-            f"the lifetime of a link is a whole number of seconds (an int such as 3600), "
-            f"not a {type(seconds).__name__}."
+            f"{what} is {seconds!r}: the lifetime of a link is a whole number of seconds "
+            f"(an int such as 3600), not a {type(seconds).__name__}."
         )
     longest = 10**EXPIRES_DIGITS - 1 - int(time.time())
     if not 0 < seconds <= longest:
         raise ValueError(
-            f"the lifetime of a link is a whole number of seconds from 1 to {longest} "
-            f"(its expiry must fit {EXPIRES_DIGITS} digits)."
+            f"{what} is {seconds!r}: the lifetime of a link is a whole number of seconds "
+            f"from 1 to {longest} (its expiry must fit {EXPIRES_DIGITS} digits)."
         )
 
 

@@ -58,7 +58,8 @@ class ServeOptions:
     attachment``. ``access``: ``access(request, name) -> bool`` deciding per
     request. ``nginx_location``: the internal location ``X-Accel-Redirect``
     names. ``reproxy_cache_for``: seconds Perlbal may cache the answer
-    (never with an access hook: check E017). ``trust_proxy``: believe the proxy-capabilities header (``auto``).
+    (never with an access hook: check E017). ``trust_proxy``: believe the
+    proxy-capabilities header (``auto``).
     """
 
     mode: str
