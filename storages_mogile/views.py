@@ -49,7 +49,7 @@ def serve(request: HttpRequest, name: str, **options: Any) -> HttpResponseBase:
     if not name:
         raise Http404("No file name given.")
     key = storage.key_for(name)
-    if key.startswith(key_access().refused_prefixes(resolved)):
+    if key_access().refuses(resolved, key):
         raise Http404(f"{name!r} is a file of a more private storage, not served here.")
     check_signature(request, storage, name)
     resolved.check_access(request, name)

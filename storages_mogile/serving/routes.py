@@ -4,14 +4,20 @@ A storage's files are private when it signs its URLs (``signed_urls``) or
 when a route serving it has an access hook. Storages whose key prefixes
 nest on one MogileFS domain (``clusters.key_spaces()``) name the same keys,
 so a route of one would hand out the other's private files without their
-signature or hook. ``refused_prefixes()`` gives the view the key prefixes a
+signature or hook. ``KeyAccess.refuses()`` tells the view which keys a
 route answers 404 for; check E016 reports the same overlaps. Both are worked
-out once per settings change: the view pays one ``str.startswith``.
+out once per settings change: the view pays a prefix comparison.
+
+A tracker on MySQL or MariaDB compares keys in the database's collation
+(``utf8mb4_general_ci`` by default): ``SIGNED/x``, ``signéd/x`` and
+``ßigned/x`` there name the file ``signed/x``. So a key is also refused when
+such a collation may call it one under a private prefix.
 """
 
 from __future__ import annotations
 
 import functools
+import unicodedata
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -91,7 +97,7 @@ class KeyAccess:
             space = self.space_of(route.options.storage)
             if space is not None and route.options.access is not None:
                 self._hooks.setdefault(_zone(space), []).append(route.options.access)
-        self._refused: dict[tuple[str, int], tuple[AccessHook | None, tuple[str, ...]]] = {}
+        self._refusals: dict[tuple[str, int], tuple[AccessHook | None, _Refusal]] = {}
 
     def space_of(self, alias: str) -> KeySpace | None:
         """The key space of ``STORAGES[alias]`` (None: no MogileFS storage with a cluster)."""
@@ -113,15 +119,14 @@ class KeyAccess:
                 found.append(Exposure(route, served, private, needs))
         return found
 
-    def refused_prefixes(self, options: ServeOptions) -> tuple[str, ...]:
-        """The key prefixes the view answers 404 for with these options (memoized)."""
+    def refuses(self, options: ServeOptions, key: str) -> bool:
+        """Whether the view, with these options, answers 404 for ``key``."""
         memo_key = (options.storage, id(options.access))
-        if memo_key not in self._refused:
-            route = Route("", options)
-            prefixes = tuple(exposure.prefix for exposure in self.exposures(route))
-            # The hook is kept with its prefixes so that its id is never reused.
-            self._refused[memo_key] = (options.access, prefixes)
-        return self._refused[memo_key][1]
+        if memo_key not in self._refusals:
+            prefixes = [exposure.prefix for exposure in self.exposures(Route("", options))]
+            # The hook is kept with its refusal so that its id is never reused.
+            self._refusals[memo_key] = (options.access, _Refusal(prefixes))
+        return self._refusals[memo_key][1].refuses(key)
 
     def _unmet_guard(self, served: KeySpace, access: AccessHook | None, zone: _Zone) -> str | None:
         # A signature of the served storage is one of the zone's when it
@@ -136,6 +141,57 @@ class KeyAccess:
 
 def _zone(space: KeySpace) -> _Zone:
     return (space.cluster, space.prefix)
+
+
+class _Refusal:
+    """The private key prefixes one route refuses, as they are and as skeletons."""
+
+    def __init__(self, prefixes: list[str]) -> None:
+        self._prefixes = tuple(prefixes)
+        self._skeletons = [key_skeleton(prefix) for prefix in prefixes]
+
+    def refuses(self, key: str) -> bool:
+        if key.startswith(self._prefixes):
+            return True
+        if not self._skeletons:
+            return False
+        skeleton = key_skeleton(key)
+        return any(may_start_with(skeleton, prefix) for prefix in self._skeletons)
+
+
+# Characters a collation may skip: combining marks, controls, format characters.
+_IGNORABLE = frozenset({"Mn", "Mc", "Me", "Cc", "Cf"})
+
+
+def key_skeleton(key: str) -> str:
+    """``key`` as a lenient collation may see it: compatibility forms decomposed
+    (fullwidth, ligatures), marks, controls and format characters left out, ASCII
+    letters in lower case, trailing spaces dropped (PAD SPACE)."""
+    kept = (
+        char
+        for char in unicodedata.normalize("NFKD", key)
+        if unicodedata.category(char) not in _IGNORABLE
+    )
+    return "".join(char.lower() if char.isascii() else char for char in kept).rstrip(" ")
+
+
+def may_start_with(key: str, prefix: str) -> bool:
+    """Whether a lenient collation may call the key starting with ``prefix`` (both
+    skeletons): ASCII characters compare as they are, and any other character, on
+    either side, may stand for one or two characters of the other (``ß`` is ``s``
+    in utf8mb4_general_ci and ``ss`` in the Unicode collations, ``ı`` is ``i``)."""
+
+    @functools.cache
+    def match(i: int, j: int) -> bool:
+        if j >= len(prefix):
+            return True
+        if i >= len(key):
+            return False
+        if key[i].isascii() and prefix[j].isascii():
+            return key[i] == prefix[j] and match(i + 1, j + 1)
+        return match(i + 1, j + 1) or match(i + 1, j + 2) or match(i + 2, j + 1)
+
+    return match(0, 0)
 
 
 @functools.cache

@@ -11,12 +11,14 @@ with the access hook of docs/serving.md.
 from __future__ import annotations
 
 import uuid
+from urllib.parse import quote
 
 import pytest
 from django.core.files.base import ContentFile
 from django.core.files.storage import storages
 
 from storages_mogile.backends.mogile import MogileFSStorage
+from storages_mogile.serving.routes import key_skeleton, may_start_with
 
 from .conftest import ALIAS, mogile_storages
 
@@ -80,12 +82,40 @@ def test_a_storage_served_with_an_access_hook_needs_it_at_every_route(client, ro
     assert_refused(client, f"/{route}/private/{name}?{signed_url(name).partition('?')[2]}")
 
 
+# Names a tracker on MariaDB (utf8mb4_general_ci; the Unicode collations also skip
+# controls and format characters) takes for signed/... or private/...: the files
+# of those storages there. Here (byte for byte) they are the outer storage's own.
+COLLATING_NAMES = [
+    "SIGNED/a.txt",
+    "Private/a.txt",
+    "s\u00edgned/a.txt",  # an accent
+    "signe\u0301d/a.txt",  # a combining accent
+    "\u00dfigned/a.txt",  # sharp s
+    "\u017figned/a.txt",  # long s
+    "\uff53igned/a.txt",  # fullwidth s
+    "pr\u0131vate/a.txt",  # dotless i
+    "sig\u00adned/a.txt",  # a soft hyphen
+    "sig\tned/a.txt",  # a control character
+]
+
+
+@pytest.mark.usefixtures("nested")
+@pytest.mark.parametrize("route", ["mogilefs", "perlbal", "nginx"])
+def test_names_a_collation_may_take_for_private_keys_are_refused(client, route) -> None:
+    outer = storages[ALIAS]
+    for name in COLLATING_NAMES:
+        saved_name = outer.save(name, ContentFile(b"private bytes"))
+        assert_refused(client, f"/{route}/{quote(saved_name)}")
+
+
 @pytest.mark.usefixtures("nested")
 def test_the_outer_storage_still_serves_its_own_files(client) -> None:
     outer = storages[ALIAS]
-    for name in ("signedx/a.txt", "signed", "private.txt", "invoices/signed/a.txt"):
-        outer.save(name, ContentFile(b"public"))
-        assert client.get(f"/perlbal/{name}").status_code == 200, name
+    names = ["signedx/a.txt", "signed", "sign/a.txt", "private.txt", "invoices/signed/a.txt"]
+    names += ["s\u00edgnet/a.txt", "\u00e9l\u00e8ve/a.txt", "sig/ned/a.txt"]
+    for name in names:
+        saved_name = outer.save(name, ContentFile(b"public"))
+        assert client.get(f"/perlbal/{quote(saved_name)}").status_code == 200, name
 
 
 def test_a_signed_storage_nested_in_a_signed_one_needs_its_own_signature(
@@ -126,3 +156,27 @@ def test_a_route_serving_the_hooked_storage_without_the_hook_refuses_it(
     name = saved(storages["private"])
     assert_refused(client, f"/mogilefs/{name}")
     assert_refused(client, f"/perlbal/{name}")
+
+
+@pytest.mark.parametrize(
+    ("key", "prefix"),
+    [  # what MariaDB's utf8mb4_general_ci calls equal (shared/mogilefs-lab/README.md)
+        ("SIGNED/x", "signed/"),
+        ("\u00e9.txt", "e.txt"),
+        ("\u00dfecret/x", "secret/"),  # ß = s
+        ("\u00dfecret/x", "ssecret/"),  # ß = ss in the Unicode collations
+        ("\U0001f600/x", "\U0001f512/"),  # every character outside the BMP
+        ("\ufffd/x", "\U0001f512/"),
+        ("priv  ", "priv"),  # trailing spaces
+    ],
+)
+def test_skeletons_meet_where_a_collation_calls_keys_equal(key, prefix) -> None:
+    assert may_start_with(key_skeleton(key), key_skeleton(prefix))
+
+
+@pytest.mark.parametrize(
+    ("key", "prefix"),
+    [("signet/x", "signed/"), ("sign", "signed/"), ("xsigned/", "signed/"), ("sig/ned", "signed/")],
+)
+def test_skeletons_part_where_no_collation_meets(key, prefix) -> None:
+    assert not may_start_with(key_skeleton(key), key_skeleton(prefix))
