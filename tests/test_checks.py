@@ -156,10 +156,11 @@ def messages(id_: str) -> list[str]:
     return [message.msg for message in checks.run_checks(tags=["mogilefs"]) if message.id == id_]
 
 
-def test_e016_a_signed_storage_inside_a_routed_unsigned_one(settings, mogile_target) -> None:
+@pytest.mark.parametrize("outer", ["site/", "Site/"])  # one on a tracker on MariaDB
+def test_e016_a_signed_storage_inside_a_routed_unsigned_one(settings, mogile_target, outer) -> None:
     """The docs' old private-files setup: default prefix P, signed prefix P + "private/"."""
     trackers = mogile_target.trackers
-    use_mogilefs(settings, trackers, key_prefix="site/")
+    use_mogilefs(settings, trackers, key_prefix=outer)
     spelled_otherwise = [t.replace("127.0.0.1", "localhost") for t in trackers[::-1]]
     with_storage(
         settings, "signed", spelled_otherwise, key_prefix="site/private/", signed_urls=True

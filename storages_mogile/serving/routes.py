@@ -115,7 +115,7 @@ class KeyAccess:
         for zone in dict.fromkeys(map(_zone, self._spaces)):
             needs = self._unmet_guard(served, route.options.access, zone)
             private = tuple(space for space in self._spaces if _zone(space) == zone)
-            if needs and served.overlaps(private[0]):
+            if needs and _may_overlap(served, private[0]):
                 found.append(Exposure(route, served, private, needs))
         return found
 
@@ -141,6 +141,14 @@ class KeyAccess:
 
 def _zone(space: KeySpace) -> _Zone:
     return (space.cluster, space.prefix)
+
+
+def _may_overlap(one: KeySpace, other: KeySpace) -> bool:
+    """``KeySpace.overlaps()`` as a lenient collation may see the prefixes."""
+    first, second = key_skeleton(one.prefix), key_skeleton(other.prefix)
+    return one.cluster == other.cluster and (
+        may_start_with(first, second) or may_start_with(second, first)
+    )
 
 
 class _Refusal:

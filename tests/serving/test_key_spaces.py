@@ -108,6 +108,20 @@ def test_names_a_collation_may_take_for_private_keys_are_refused(client, route) 
         assert_refused(client, f"/{route}/{quote(saved_name)}")
 
 
+def test_prefixes_a_collation_may_take_for_nested_ones_nest(client, settings, relay) -> None:
+    """Outer prefix "Site/", signed "site/signed/": one key space on MariaDB."""
+    setting = nested_storages([relay.address])
+    setting[ALIAS]["OPTIONS"]["key_prefix"] = "Site/"
+    setting["signed"]["OPTIONS"]["key_prefix"] = "site/signed/"
+    settings.STORAGES = setting
+    name = storages[ALIAS].save("signed/a.txt", ContentFile(b"private bytes"))
+    assert_refused(client, f"/mogilefs/{name}")
+    assert (
+        client.get(f"/mogilefs/{storages[ALIAS].save('a.txt', ContentFile(b'x'))}").status_code
+        == 200
+    )
+
+
 @pytest.mark.usefixtures("nested")
 def test_the_outer_storage_still_serves_its_own_files(client) -> None:
     outer = storages[ALIAS]
