@@ -65,7 +65,8 @@ def test_a_signed_storages_files_need_its_signature_at_every_route(client, route
     signed = storages["signed"]
     name = saved(signed)
     assert client.get(signed.url(name)).status_code == 200  # its own route
-    assert_refused(client, f"/{route}/signed/{name}")
+    for spelling in (f"signed/{name}", f"./signed/{name}", f"signed//{name}", f"signed/./{name}"):
+        assert_refused(client, f"/{route}/{spelling}")
     # Not with a signature the outer storage makes for that name either.
     outer_link = storages[ALIAS].url(f"signed/{name}", expire=60)
     assert_refused(client, outer_link.replace("/mogilefs/", f"/{route}/", 1))
