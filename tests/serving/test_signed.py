@@ -174,9 +174,16 @@ def test_url_expire_argument_is_whole_positive_seconds(storage, expire, error, m
 
 
 @pytest.mark.parametrize("value", [90.0, "3600", 0, -5, True, None, 10**12])
-def test_url_expire_option_is_checked_when_configured(settings, relay, value) -> None:
-    settings.STORAGES = mogile_storages([relay.address], signed_urls=True, url_expire=value)
-    with pytest.raises(ImproperlyConfigured, match=r"'url_expire' \(MOGILEFS_URL_EXPIRE\)"):
+def test_url_expire_option_is_checked_when_configured(value) -> None:
+    with pytest.raises(ImproperlyConfigured, match=r"'url_expire' \(MOGILEFS_URL_EXPIRE\) is"):
+        MogileFSStorage(url_expire=value)
+
+
+def test_url_expire_in_the_storages_options_is_checked(settings, relay) -> None:
+    # Raised where the storage is configured: by the setting change itself
+    # for a storage already made, else when STORAGES makes it.
+    with pytest.raises(ImproperlyConfigured, match="is 90.0: .* not a float"):
+        settings.STORAGES = mogile_storages([relay.address], signed_urls=True, url_expire=90.0)
         storages[ALIAS]
 
 
