@@ -17,6 +17,7 @@ such a collation may call it one under a private prefix.
 from __future__ import annotations
 
 import functools
+import re
 import unicodedata
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -169,12 +170,15 @@ class _Refusal:
 
 # Characters a collation may skip: combining marks, controls, format characters.
 _IGNORABLE = frozenset({"Mn", "Mc", "Me", "Cc", "Cf"})
+_ASCII_CONTROLS = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def key_skeleton(key: str) -> str:
     """``key`` as a lenient collation may see it: compatibility forms decomposed
     (fullwidth, ligatures), marks, controls and format characters left out, ASCII
     letters in lower case, trailing spaces dropped (PAD SPACE)."""
+    if key.isascii():  # most keys: only controls to drop (the view's hot path)
+        return _ASCII_CONTROLS.sub("", key).lower().rstrip(" ")
     kept = (
         char
         for char in unicodedata.normalize("NFKD", key)
@@ -188,6 +192,8 @@ def may_start_with(key: str, prefix: str) -> bool:
     skeletons): ASCII characters compare as they are, and any other character, on
     either side, may stand for one or two characters of the other (``ß`` is ``s``
     in utf8mb4_general_ci and ``ss`` in the Unicode collations, ``ı`` is ``i``)."""
+    if key.isascii() and prefix.isascii():
+        return key.startswith(prefix)
 
     @functools.cache
     def match(i: int, j: int) -> bool:
