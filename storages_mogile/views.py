@@ -28,6 +28,7 @@ from storages_mogile.serving.files import ServedFile
 from storages_mogile.serving.headers import content_headers
 from storages_mogile.serving.options import NGINX, PERLBAL, STREAM, ServeOptions
 from storages_mogile.serving.proxies import nginx_response, perlbal_response
+from storages_mogile.serving.routes import key_access
 from storages_mogile.serving.streaming import stream_response
 
 logger = logging.getLogger(__name__)
@@ -45,7 +46,8 @@ def serve(request: HttpRequest, name: str, **options: Any) -> HttpResponseBase:
     ``options`` are the URL pattern's keyword arguments and override the
     ``MOGILEFS_SERVE_*`` settings. An unknown name is a 404; a name the
     storage refuses (``..``, over-long) raises SuspiciousFileOperation,
-    which Django answers with 400 and logs to ``django.security``; a
+    which Django answers with 400 and logs to ``django.security``; a name
+    whose key a more private storage also names is a 404 (``routes``); a
     refusal by the access hook is a 403; MogileFS being unreachable (or
     every copy damaged) is a 503. When every cached path fails, the tracker
     is asked once more before that.
@@ -55,6 +57,8 @@ def serve(request: HttpRequest, name: str, **options: Any) -> HttpResponseBase:
     if not name:
         raise Http404("No file name given.")
     key = storage.key_for(name)
+    if key_access().refuses(resolved, key):
+        raise Http404(f"{name!r} is a file of a more private storage, not served here.")
     check_signature(request, storage, name)
     resolved.check_access(request, name)
     respond = _RESPONDERS[resolved.mode_for(request)]

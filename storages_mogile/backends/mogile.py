@@ -29,8 +29,9 @@ from django.core.exceptions import ImproperlyConfigured, SuspiciousFileOperation
 from django.core.files.base import File
 from django.core.files.utils import validate_file_name
 from django.core.signals import setting_changed
-from django.core.signing import BadSignature, Signer
+from django.core.signing import Signer
 from django.utils import timezone
+from django.utils.crypto import constant_time_compare
 from django.utils.deconstruct import deconstructible
 from django.utils.encoding import filepath_to_uri
 from django.utils.module_loading import import_string
@@ -64,6 +65,9 @@ STAGING_DIR = ".storages-mogile-staging"
 
 #: What a save does when ``min_copies`` is not reached in ``min_copies_timeout``.
 DURABILITY_ACTIONS = ("raise", "log")
+
+#: A signed URL's ``expires`` is a Unix time of at most this many ASCII digits.
+EXPIRES_DIGITS = 12
 
 # Django passes max_length to save() but not to _save(), where a name taken
 # meanwhile needs an alternative of the same limit.
@@ -265,6 +269,7 @@ class MogileFSStorage(BaseStorage):
             redirection.apply(self)
         self._trackers = self._parse_trackers()
         self._check_durability()
+        self._check_url_expire()
         self._path_cache = PathCache(self.path_cache, self.path_cache_timeout, self.domain)
 
     def _check_durability(self) -> None:
@@ -280,6 +285,14 @@ class MogileFSStorage(BaseStorage):
                 f"MogileFSStorage 'min_copies_action' must be one of "
                 f"{', '.join(map(repr, DURABILITY_ACTIONS))}, not {self.min_copies_action!r}."
             )
+
+    def _check_url_expire(self) -> None:
+        try:
+            _check_link_lifetime(
+                self.url_expire, "MogileFSStorage 'url_expire' (MOGILEFS_URL_EXPIRE)"
+            )
+        except (TypeError, ValueError) as exc:
+            raise ImproperlyConfigured(str(exc)) from None
 
     def _parse_trackers(self) -> tuple[str, ...]:
         """The trackers option as ``host:port`` strings (none when unset)."""
@@ -518,7 +531,7 @@ class MogileFSStorage(BaseStorage):
     def url(self, name: str, expire: int | None = None) -> str:
         """``base_url`` plus the percent-encoded name; signed when asked.
 
-        With ``expire`` (seconds), or for a storage with ``signed_urls``
+        With ``expire`` (whole seconds), or for a storage with ``signed_urls``
         (``url_expire`` seconds), the URL carries ``expires`` and
         ``signature`` query parameters that the view checks: a link that
         opens this file of this storage until then, and nothing else.
@@ -526,6 +539,8 @@ class MogileFSStorage(BaseStorage):
         plain = self._plain_url(name)
         if expire is None and not self.signed_urls:
             return plain
+        if expire is not None:
+            _check_link_lifetime(expire, "url(name, expire=...)")
         expires = int(time.time()) + (self.url_expire if expire is None else expire)
         signature = self._url_signer().signature(f"{expires}:{clean_name(name)}")
         return f"{plain}?{urlencode({'expires': expires, 'signature': signature})}"
@@ -533,19 +548,20 @@ class MogileFSStorage(BaseStorage):
     def url_signature_valid(self, name: str, expires: str | None, signature: str | None) -> bool:
         """Whether ``expires``/``signature`` (from a signed URL) open ``name`` now.
 
-        Keys in SECRET_KEY_FALLBACKS still verify, so rotating SECRET_KEY
-        leaves issued links working until they expire.
+        The signature ``url()`` makes for this name and expiry is computed
+        and compared with the one given, for ``SECRET_KEY`` and each key of
+        ``SECRET_KEY_FALLBACKS`` (rotating SECRET_KEY leaves issued links
+        working until they expire); nothing of the request is parsed as signed text.
         """
-        if not expires or not signature or not expires.isdigit() or len(expires) > 12:
+        deadline = parse_expires(expires)
+        if deadline is None or not signature or deadline < time.time():
             return False
-        if int(expires) < time.time():
-            return False
+        value = f"{deadline}:{clean_name(name)}"
         signer = self._url_signer()
-        try:
-            signer.unsign(f"{expires}:{clean_name(name)}{signer.sep}{signature}")
-        except BadSignature:
-            return False
-        return True
+        return any(
+            constant_time_compare(signature, signer.signature(value, key))
+            for key in [signer.key, *signer.fallback_keys]
+        )
 
     def _url_signer(self) -> Signer:
         # The salt binds a signature to this storage's files (domain and key prefix).
@@ -658,6 +674,32 @@ def _refuse_nul(name: str) -> None:
         raise SuspiciousFileOperation(
             f"The name {name!r} contains a NUL character, which MogileFS trackers on "
             "PostgreSQL cut keys at (it would name another file). Remove it from the name."
+        )
+
+
+def parse_expires(value: str | None) -> int | None:
+    """The Unix time a signed URL's ``expires`` names: ASCII digits only, else None.
+
+    (``str.isdigit()`` also takes "\u00b2" or "\u2460", which ``int()`` refuses.)
+    """
+    if not value or len(value) > EXPIRES_DIGITS or not (value.isascii() and value.isdigit()):
+        return None
+    return int(value)
+
+
+def _check_link_lifetime(seconds: object, what: str) -> None:
+    """TypeError or ValueError, naming ``what``, unless ``seconds`` is a lifetime a
+    signed link can have (a float would give links that never open)."""
+    if isinstance(seconds, bool) or not isinstance(seconds, int):
+        raise TypeError(
+            f"{what} is {seconds!r}: the lifetime of a link is a whole number of seconds "
+            f"(an int such as 3600), not a {type(seconds).__name__}."
+        )
+    longest = 10**EXPIRES_DIGITS - 1 - int(time.time())
+    if not 0 < seconds <= longest:
+        raise ValueError(
+            f"{what} is {seconds!r}: the lifetime of a link is a whole number of seconds "
+            f"from 1 to {longest} (its expiry must fit {EXPIRES_DIGITS} digits)."
         )
 
 
