@@ -15,6 +15,7 @@ from .errors import (
     UnknownClassError,
     UnknownDomainError,
     UnknownKeyError,
+    UnrewindableSourceError,
 )
 from .files import NewFile, NodeReader
 from .nodes import NodeStat
@@ -40,4 +41,5 @@ __all__ = [
     "UnknownClassError",
     "UnknownDomainError",
     "UnknownKeyError",
+    "UnrewindableSourceError",
 ]
