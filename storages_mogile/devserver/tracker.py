@@ -170,6 +170,11 @@ class Tracker:
         error = CommandError(code)
         self._add_fault(_Fault(command, act, count, encode_err(error.code, error.text)))
 
+    def pending_faults(self) -> int:
+        """How many requests the pending :meth:`drop_reply` and :meth:`fail_reply` still apply to."""
+        with self._fault_lock:
+            return sum(fault.count for fault in self._faults)
+
     def cancel_faults(self) -> None:
         """Forget every pending :meth:`drop_reply` and :meth:`fail_reply`."""
         with self._fault_lock:
