@@ -369,7 +369,7 @@ class Client:
         failures: list[tuple[str, str]] = []
         for index, path in enumerate(paths):
             if failures:
-                source.restart(f"{failures[-1][0]}: {failures[-1][1]}")
+                source.restart(failures[-1][1])
             try:
                 source.send_to(self.nodes, path, failover=index < len(paths) - 1)
             except StorageNodeError as exc:

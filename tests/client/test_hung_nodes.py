@@ -233,3 +233,22 @@ def test_the_last_destination_left_is_waited_for(dev_cluster: DevCluster) -> Non
         waker.join()
         node.resume()
     assert client.get_file_data("slow/key") == b"waited for"
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [
+        (name, value)
+        for name in ("connect_timeout", "timeout", "http_timeout", "node_progress_timeout")
+        for value in (0, -1, "5", None, True, float("nan"), float("inf"))
+    ]
+    + [("backoff", value) for value in (-1, "5", None, float("inf"))]
+    + [("chunk_size", value) for value in (0, 1.5, "1024", True)],
+)
+def test_client_options_are_checked(option: str, value: object) -> None:
+    with pytest.raises(ValueError, match=f"^{option} must be"):
+        Client("d", ["127.0.0.1:1"], **{option: value})  # type: ignore[arg-type]
+
+
+def test_backoff_may_be_zero() -> None:
+    assert Client("d", ["127.0.0.1:1"], backoff=0).nodes.backoff == 0
