@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterator
 from contextvars import ContextVar
 from datetime import datetime
 from tempfile import SpooledTemporaryFile
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 from urllib.parse import urlencode, urljoin
 
 from django.conf import settings as django_settings
@@ -43,13 +43,16 @@ from storages.utils import (
     setting,
 )
 
+from storages_mogile.backends.redirect import active_redirection, redirection_changed
 from storages_mogile.client import Client, Location, NodeReader
-from storages_mogile.client.errors import NotDurableError, UnknownKeyError
+from storages_mogile.client.errors import NoPathsError, NotDurableError, UnknownKeyError
 from storages_mogile.client.protocol import ENCODING, ERRORS
 from storages_mogile.client.trackers import parse_trackers
 from storages_mogile.pathcache import PathCache
 
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 # A real tracker on MySQL or PostgreSQL stores keys in a 255-byte column.
 MAX_KEY_BYTES = 255
@@ -238,13 +241,16 @@ class MogileFSStorage(BaseStorage):
     alias named by ``storages_alias``, the ``MOGILEFS_*`` settings, and the
     built-in defaults. They are resolved again whenever a setting they
     depend on changes (``override_settings`` in tests), so a storage built
-    at import time, as model fields build them, follows the settings.
+    at import time, as model fields build them, follows the settings; and
+    when a redirection (``storages_mogile.backends.redirect``, the pytest
+    plugin's) starts or ends, which puts every storage on the test's cluster.
     """
 
     def __init__(self, **options: Any) -> None:
         self._options = options
         self._configure()
         setting_changed.connect(self._on_setting_changed)
+        redirection_changed.connect(self._on_redirection_changed)
 
     def get_default_settings(self) -> dict[str, Any]:
         defaults = {
@@ -318,6 +324,9 @@ class MogileFSStorage(BaseStorage):
         for name in defaults:
             self.__dict__.pop(name, None)
         super().__init__(**self._options)
+        redirection = active_redirection()
+        if redirection is not None:
+            redirection.apply(self)
         self._check_options()
         self._trackers = self._parse_trackers()
         self._path_cache = PathCache(self.path_cache, self.path_cache_timeout, self.domain)
@@ -344,6 +353,9 @@ class MogileFSStorage(BaseStorage):
     def _on_setting_changed(self, *, setting: str, **kwargs: Any) -> None:
         if setting.startswith("MOGILEFS_") or setting in _WATCHED_SETTINGS:
             self._configure()
+
+    def _on_redirection_changed(self, **kwargs: Any) -> None:
+        self._configure()
 
     def __getstate__(self) -> dict[str, Any]:
         # Clients hold sockets and locks: a copy keeps only what it was made
@@ -439,14 +451,27 @@ class MogileFSStorage(BaseStorage):
         return MogileFSFile(name, mode, self)
 
     def _reader(self, key: str) -> NodeReader:
-        """A seekable stream of ``key``, located by the path cache when it knows the key.
+        """A seekable stream of ``key``, located by the path cache when it knows the key."""
+        return self.using_location(key, lambda location: self.open_reader(key, location))
+
+    def open_reader(
+        self, key: str, location: Location, *, offset: int = 0, length: int | None = None
+    ) -> NodeReader:
+        """A stream of ``key`` (or ``length`` bytes from ``offset``) from ``location``.
 
         With ``verify_checksum``, whole reads are checked against the MD5 the
-        tracker recorded (classes with a hash type).
+        tracker recorded (classes with a hash type); a copy found damaged is
+        marked in the path cache, so that every process reads it last.
         """
-        paths, size, md5 = self.get_key_location(key)
-        md5 = md5 if self.verify_checksum else None
-        return self.client.read_file(key, paths=paths, size=size, md5=md5)
+        return self.client.read_file(
+            key,
+            offset=offset,
+            length=length,
+            paths=location.paths,
+            size=location.size,
+            md5=location.md5 if self.verify_checksum else None,
+            on_damaged=lambda url: self._path_cache.mark_damaged(key, url),
+        )
 
     def save(self, name: str | None, content: Any, max_length: int | None = None) -> str:
         token = _max_length.set(max_length)
@@ -620,8 +645,9 @@ class MogileFSStorage(BaseStorage):
 
     def get_modified_time(self, name: str) -> datetime:
         key = self.key_for(name)
-        paths, size, _ = self.get_key_location(key)
-        modified = self.client.stat(key, paths=paths, size=size)
+        modified = self.using_location(
+            key, lambda location: self.client.stat(key, paths=location.paths, size=location.size)
+        )
         if modified.last_modified is None:
             raise NotImplementedError(
                 f"The storage node serving {name!r} sent no Last-Modified header."
@@ -637,16 +663,36 @@ class MogileFSStorage(BaseStorage):
         return self.get_key_location(self.key_for(name)).paths
 
     def get_key_location(self, key: str) -> Location:
-        """The storage-node URLs, length and MD5 of a key, from the path cache when it has them.
+        """The storage-node URLs, length, MD5 and fid of a key, from the path cache when it
+        has them; copies found damaged come last.
 
         Raises FileNotFoundError for a missing key. A miss costs two tracker
         round trips (the length guards reads against damaged copies).
         """
         location = self._path_cache.get(key)
+        return self._fresh_location(key) if location is None else location
+
+    def using_location(self, key: str, use: Callable[[Location], T]) -> T:
+        """``use(location)`` with the key's location, from the path cache when it has it.
+
+        When every cached path fails (``use`` raises NoPathsError), the
+        tracker is asked once more and the fresh location replaces the
+        cached one: the copies may have moved since (a node lost, the file
+        replicated after it was cached with one path).
+        """
+        location = self._path_cache.get(key)
         if location is None:
-            location = self.client.locate(key, noverify=self.noverify, pathcount=self.pathcount)
-            self._path_cache.set(key, location)
-        return location
+            return use(self._fresh_location(key))
+        try:
+            return use(location)
+        except NoPathsError as exc:
+            logger.info("every cached path of key %r failed (%s); asking the tracker", key, exc)
+            return use(self._fresh_location(key))
+
+    def _fresh_location(self, key: str) -> Location:
+        """The key's location from the tracker, kept in the path cache."""
+        location = self.client.locate(key, noverify=self.noverify, pathcount=self.pathcount)
+        return self._path_cache.set(key, location)
 
 
 def _key_bytes(key: str) -> int:

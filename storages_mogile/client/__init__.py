@@ -18,6 +18,7 @@ from .errors import (
     UnrewindableSourceError,
 )
 from .files import NewFile, NodeReader
+from .guard import ForeignTrackerError
 from .nodes import NodeStat
 
 __all__ = [
@@ -26,6 +27,7 @@ __all__ = [
     "ClassInfo",
     "Client",
     "FileInfo",
+    "ForeignTrackerError",
     "KeyExistsError",
     "Location",
     "MogileFSError",

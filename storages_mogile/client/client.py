@@ -8,16 +8,19 @@ written for those ports over. Tracker requests go through a
 
 from __future__ import annotations
 
+import hashlib
 import io
 import logging
 import math
+import re
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, NamedTuple
 
 import urllib3
 
+from .damaged import DamagedCopies
 from .errors import (
     KeyExistsError,
     MogileFSError,
@@ -52,14 +55,31 @@ UPLOAD_LOST = frozenset({"size_verify_error", "no_temp_file"})
 #: How many times one store may run create_open, the upload and create_close.
 STORE_ATTEMPTS = 3
 
+# A storage-node path ends in the file's fid, zero-padded to ten digits
+# (mogilefsd's and the dev MogileFS's layout).
+_PATH_FID = re.compile(r"/(\d+)\.fid\Z")
+
+# How many paths get_paths gives when not asked for more (mogilefsd 2.73).
+_DEFAULT_PATHCOUNT = 2
+
+
+def path_fid(url: str) -> int | None:
+    """The fid a storage-node URL holds, ``None`` for a URL of another shape."""
+    match = _PATH_FID.search(url)
+    return int(match.group(1)) if match else None
+
 
 class Location(NamedTuple):
-    """Where a file is (storage-node URLs), how long the tracker says it is, and
-    the MD5 (hex) the tracker recorded for it (``None`` when it has none)."""
+    """Where a file is (storage-node URLs), how long the tracker says it is, the
+    MD5 (hex) the tracker recorded for it (``None`` when it has none), its fid,
+    and whether it is ``complete``: as many paths as once its class's copies
+    are made (``False`` right after an upload, before replication)."""
 
     paths: list[str]
     size: int
     md5: str | None = None
+    fid: int | None = None
+    complete: bool = True
 
 
 class _Found(NamedTuple):
@@ -112,6 +132,10 @@ class Client:
     check the bytes against the MD5 the tracker recorded, skipping a copy
     that does not match.
 
+    Copies found damaged (their bytes differ from the recorded MD5) are
+    logged once at ERROR and read last from then on, in this process
+    (``damaged``).
+
     A Client is safe to share between threads; each thread uses its own
     tracker connection. It is safe to use across ``fork()``: a child opens
     its own tracker connections and storage-node pool (a ``http`` pool given
@@ -119,7 +143,7 @@ class Client:
     """
 
     spool_size = 8 << 20  # bytes new_file() keeps in memory before spilling to disk
-    class_cache_timeout = 60.0  # seconds the classes' hash types are kept
+    class_cache_timeout = 60.0  # seconds the classes' hash types and copy counts are kept
 
     def __init__(
         self,
@@ -158,7 +182,8 @@ class Client:
         )
         self.chunk_size = chunk_size
         self.verify_checksum = verify_checksum
-        self._hashtypes: tuple[float, dict[str, str]] | None = None
+        self.damaged = DamagedCopies()
+        self._classes: tuple[float, dict[str, dict[str, str]]] | None = None
 
     @property
     def http(self) -> urllib3.PoolManager:
@@ -286,26 +311,33 @@ class Client:
         return fid
 
     def records_checksums(self, cls: str | None) -> bool:
-        """Whether the tracker keeps checksums for files of class ``cls``.
+        """Whether the tracker keeps checksums for files of class ``cls``."""
+        return self._class_field(cls, "hashtype") not in ("", "NONE")
 
-        The classes' hash types come from ``get_domains``, asked once per
+    def copies_wanted(self, cls: str | None) -> int:
+        """How many copies the tracker makes of a file of class ``cls`` (its mindevcount)."""
+        try:
+            return max(1, int(self._class_field(cls, "mindevcount")))
+        except ValueError:
+            return 1  # a class the tracker does not list: nothing to wait for
+
+    def _class_field(self, cls: str | None, field: str) -> str:
+        """A field of the class's ``get_domains`` entry; ``""`` for an unknown class.
+
+        The classes come from ``get_domains``, asked once per
         ``class_cache_timeout`` seconds, and again at once for a class not
         seen before (one created meanwhile).
         """
         name = cls or "default"
-        found = self._hashtypes
+        found = self._classes
         if (
             found is None
             or name not in found[1]
             or time.monotonic() - found[0] > self.class_cache_timeout
         ):
             classes = domain_classes(self.trackers.call("get_domains", {})).get(self.domain, {})
-            found = (
-                time.monotonic(),
-                {known: fields["hashtype"] for known, fields in classes.items()},
-            )
-            self._hashtypes = found
-        return found[1].get(name, "NONE") not in ("", "NONE")
+            found = self._classes = (time.monotonic(), classes)
+        return found[1].get(name, {}).get(field, "")
 
     def wait_for_copies(self, key: str, copies: int, timeout: float) -> int:
         """Wait until the tracker counts ``copies`` copies of ``key``; the count reached.
@@ -398,14 +430,46 @@ class Client:
         return _numbered(reply, "paths", "path{}", "get_paths")
 
     def locate(self, key: str, noverify: bool = False, pathcount: int | None = None) -> Location:
-        """The key's storage-node URLs, and its length and MD5 as the tracker records them.
+        """The key's storage-node URLs, and its length, MD5 and fid as the tracker records them.
 
         Two round trips (``file_info``, ``get_paths``); keep the result to
         read the file later without asking again (the storage's path cache
-        does). UnknownKeyError for a missing key.
+        does). Copies this process found damaged come last. A file saved
+        again between the two (its paths name another fid) is looked up
+        once more. UnknownKeyError for a missing key.
         """
-        info = self.file_info(key)
-        return Location(self.get_paths(key, noverify, pathcount), info.length, info.md5)
+        info, paths = self._info_and_paths(key, noverify, pathcount)
+        if _fids_differ(paths, info.fid):
+            logger.info("key %r changed while it was located; locating it again", key)
+            info, paths = self._info_and_paths(key, noverify, pathcount)
+            if _fids_differ(paths, info.fid):
+                raise NoPathsError(
+                    f"key {key!r} changed twice while it was located (fid {info.fid}, paths "
+                    f"{paths}); it is being saved again: try again",
+                    key=key,
+                )
+        return Location(
+            self.damaged.last(paths),
+            info.length,
+            info.md5,
+            info.fid,
+            complete=self._complete(paths, info.cls, pathcount),
+        )
+
+    def _complete(self, paths: list[str], cls: str, pathcount: int | None) -> bool:
+        """Whether ``paths`` are as many as get_paths gives once the class's copies exist.
+
+        Only a location with fewer paths than get_paths gives at most costs
+        a look at the class (``get_domains``, kept ``class_cache_timeout``).
+        """
+        if len(paths) >= max(pathcount or 0, _DEFAULT_PATHCOUNT):
+            return True
+        return bool(paths) and len(paths) >= self.copies_wanted(cls)
+
+    def _info_and_paths(
+        self, key: str, noverify: bool, pathcount: int | None
+    ) -> tuple[FileInfo, list[str]]:
+        return self.file_info(key), self.get_paths(key, noverify, pathcount)
 
     def read_file(
         self,
@@ -416,6 +480,7 @@ class Client:
         paths: list[str] | None = None,
         size: int | None = None,
         md5: str | None = None,
+        on_damaged: Callable[[str], None] | None = None,
     ) -> NodeReader:
         """A readable stream of the file (or ``length`` bytes from ``offset``).
 
@@ -424,24 +489,87 @@ class Client:
         too: a copy of another length (damaged on its node) is then skipped
         for the next one, and the stream never ends early without raising.
         With an ``md5`` (hex), or ``verify_checksum`` and a recorded MD5, a
-        read of the whole file is checked (see :class:`~.files.NodeReader`).
-        Wrap the result in ``io.BufferedReader`` for line reading; close it
-        to release the storage node connection.
+        read of the whole file is checked (see :class:`~.files.NodeReader`);
+        a copy found damaged is logged once at ERROR, read last from then
+        on, and passed to ``on_damaged`` (its URL). Copies found damaged
+        before are read last. Wrap the result in ``io.BufferedReader`` for
+        line reading; close it to release the storage node connection.
         """
         key = _check_key(key)
         location = self._located(key, paths, size)
         if md5 is None and paths is None and self.verify_checksum:
             md5 = location.md5
+
+        def damaged(url: str) -> None:
+            self._found_damaged(key, url)
+            if on_damaged is not None:
+                on_damaged(url)
+
         return NodeReader(
             self.nodes,
-            location.paths,
+            self.damaged.last(location.paths),
             key=key,
             offset=offset,
             length=length,
             size=location.size,
             md5=md5,
             chunk_size=self.chunk_size,
+            on_damaged=damaged,
         )
+
+    def _found_damaged(self, key: str, url: str) -> None:
+        """Remember a damaged copy; the first time, log it for the operator."""
+        if self.damaged.add(url):
+            logger.error(
+                "damaged copy of key %r (fid %s) in domain %r at %s: its bytes differ from "
+                "the MD5 the tracker recorded; it is read last from now on. MogileFS's fsck "
+                "replaces it (mogadm fsck start)",
+                key,
+                path_fid(url),
+                self.domain,
+                url,
+            )
+
+    def damaged_copies(self, key: str) -> list[str]:
+        """The paths of ``key``'s copies whose bytes differ from the MD5 the tracker recorded.
+
+        Every copy the tracker lists is read whole and hashed (a copy of
+        another length counts as damaged without being read); each damaged
+        one is logged and read last from then on, as a read that finds it
+        would. A copy that cannot be read (its node down) is logged at
+        WARNING and not listed. ``[]`` for a file without a recorded MD5
+        (a class without a hash type): there is nothing to check against.
+        """
+        info = self.file_info(key)
+        if info.md5 is None:
+            return []
+        damaged = []
+        for url in self.get_paths(key, noverify=True, pathcount=max(info.devcount, 1)):
+            try:
+                intact = self._copy_matches(url, info)
+            except StorageNodeError as exc:
+                logger.warning("could not check the copy of key %r at %s: %s", key, url, exc)
+                continue
+            if not intact:
+                self._found_damaged(key, url)
+                damaged.append(url)
+        return damaged
+
+    def _copy_matches(self, url: str, info: FileInfo) -> bool:
+        """Whether the copy at ``url`` has the file's length and recorded MD5."""
+        body = self.nodes.open(url, 0, None)
+        digest, read = hashlib.md5(), 0
+        try:
+            if body.size is not None and body.size != info.length:
+                return False
+            while data := body.read(self.chunk_size):
+                digest.update(data)
+                read += len(data)
+        except (OSError, urllib3.exceptions.HTTPError) as exc:
+            raise StorageNodeError(f"read failed at byte {read}: {exc}", url=url) from exc
+        finally:
+            body.release()
+        return read == info.length and digest.hexdigest() == info.md5
 
     def get_file_data(self, key: str) -> bytes:
         """The whole file as bytes."""
@@ -477,7 +605,8 @@ class Client:
     def _located(self, key: str, paths: list[str] | None, size: int | None) -> _Found:
         """``paths`` and ``size``, else the tracker's location; NoPathsError without paths."""
         if paths is None:
-            found, reason = _Found(*self.locate(key)), "the tracker returned no paths"
+            paths, size, md5, *_ = self.locate(key)
+            found, reason = _Found(paths, size, md5), "the tracker returned no paths"
         else:
             found, reason = _Found(paths, size), "no paths were given"
         if not found.paths:
@@ -660,6 +789,11 @@ class Client:
         self, command: str, *, settle: Settle | None = None, **args: str | int | None
     ) -> dict[str, str]:
         return self.trackers.call(command, {"domain": self.domain, **args}, settle=settle)
+
+
+def _fids_differ(paths: list[str], fid: int) -> bool:
+    """Whether a path names another fid than ``fid`` (the key was saved again meanwhile)."""
+    return any(found not in (None, fid) for found in map(path_fid, paths))
 
 
 def _destinations(reply: dict[str, str]) -> list[tuple[str, str]]:

@@ -230,11 +230,13 @@ class NodeReader(io.RawIOBase):
     when not given), ``last_modified``.
 
     With ``md5`` (the hex digest the tracker recorded), a read of the whole
-    file from its start is checked before its last bytes are returned:
-    bytes that do not match raise ChecksumMismatchError instead, so a
-    damaged copy is never delivered whole, and that replica is dropped.
-    :meth:`readall` then reads the file again from the next replica, so a
-    damaged copy is skipped as a short one is.
+    file from its start is checked before its last bytes are returned, and
+    a replica whose bytes do not match is dropped and reported to
+    ``on_damaged`` (with its URL). When nothing of the file was handed out
+    yet (a file read in one call: one chunk of the stream view), the read
+    starts again at the next replica; :meth:`readall` does the same for any
+    length. Otherwise ChecksumMismatchError is raised instead of the last
+    bytes, so a damaged copy is never delivered whole.
     """
 
     def __init__(
@@ -248,6 +250,7 @@ class NodeReader(io.RawIOBase):
         size: int | None = None,
         md5: str | None = None,
         chunk_size: int = 1 << 20,
+        on_damaged: Callable[[str], None] | None = None,
     ) -> None:
         super().__init__()
         if offset < 0:
@@ -270,6 +273,7 @@ class NodeReader(io.RawIOBase):
         self._md5 = md5.lower() if md5 and offset == 0 and length is None else None
         self._hasher: Any = None
         self._hashed = 0
+        self._on_damaged = on_damaged
         self._restart_digest()
         self._open()
 
@@ -300,6 +304,7 @@ class NodeReader(io.RawIOBase):
         """Up to ``size`` bytes from the current position, from the first working replica."""
         if self.closed:
             raise ValueError("I/O operation on closed file")
+        handed_out = self._position > 0
         while size:
             remaining = self._remaining()
             if remaining == 0:
@@ -323,7 +328,14 @@ class NodeReader(io.RawIOBase):
             self._digest(data)
             self._position += len(data)
             if remaining == len(data):
-                self._verify()  # before the last bytes are handed out
+                try:
+                    self._verify()  # before the last bytes are handed out
+                except ChecksumMismatchError:
+                    if handed_out or not self._candidates:
+                        raise
+                    self._position = 0  # none of it was handed out: read the next replica
+                    self._restart_digest()
+                    continue
             return data
         return b""
 
@@ -396,6 +408,8 @@ class NodeReader(io.RawIOBase):
             return
         url = self.url or ""
         self._fail(f"its bytes have MD5 {actual}, the tracker recorded {self._md5}")
+        if self._on_damaged is not None:
+            self._on_damaged(url)
         raise ChecksumMismatchError(
             f"key {self.key!r} as read from {url} has MD5 {actual}, not the {self._md5} the "
             f"tracker recorded: that copy is damaged and the bytes read are not the file's",
