@@ -252,3 +252,37 @@ def test_client_options_are_checked(option: str, value: object) -> None:
 
 def test_backoff_may_be_zero() -> None:
     assert Client("d", ["127.0.0.1:1"], backoff=0).nodes.backoff == 0
+
+
+def test_a_destination_hung_before_create_close_is_stored_again_elsewhere(
+    hangable: Hangable, caplog: pytest.LogCaptureFixture
+) -> None:
+    """mogilefsd's create_close cannot check the upload on a node that stopped
+    after the PUT. In the lab it did not answer within the client's 10 s
+    ``timeout``: the reply is lost, the close sent again is refused
+    (``no_temp_file``: the first attempt consumed the upload), and the store
+    starts over on the other node. (On the dev cluster test_transient_faults
+    stops the node instead: ``size_verify_error ... (cantreach)``.)"""
+    if not hangable.target.real:
+        pytest.skip("real MogileFS only: the dev version stops the node (test_transient_faults)")
+    client = hangable.client()
+    key = f"hung-close/{uuid.uuid4().hex}"
+    put = client.nodes.put
+    held = contextlib.ExitStack()
+
+    put_urls: list[str] = []
+
+    def put_then_hang(url: str, *args: object, **kwargs: object) -> None:
+        put(url, *args, **kwargs)  # type: ignore[arg-type]
+        put_urls.append(url)
+        if len(put_urls) == 1:
+            held.enter_context(hangable.hang(url))
+
+    client.nodes.put = put_then_hang  # type: ignore[method-assign]
+    with held, caplog.at_level(logging.WARNING, logger="storages_mogile.client"):
+        client.store_content(key, b"stored again", "thumb")
+        assert f"storing key {key!r} starts over" in caplog.text
+        assert client.get_file_data(key) == b"stored again"  # while the node still hangs
+    first_node, last_node = (urlsplit(url).netloc for url in (put_urls[0], put_urls[-1]))
+    assert first_node != last_node
+    client.delete(key)
