@@ -273,7 +273,7 @@ class Client:
         Starts over (see :meth:`store_file`) while create_close says the
         upload was lost (:data:`UPLOAD_LOST`).
         """
-        opened = self._call("create_open", key=key, **{"class": cls}, multi_dest=1)
+        opened = self._create_open(key, cls)
         checksum = self.verify_checksum or self.records_checksums(cls)
         source = UploadSource(fileobj, self.chunk_size, key=key, checksum=checksum)
         attempt = 1
@@ -286,7 +286,11 @@ class Client:
                 logger.warning("storing key %r starts over: %s", key, exc)
                 source.restart(str(exc))
             attempt += 1
-            opened = self._call("create_open", key=key, **{"class": cls}, multi_dest=1)
+            opened = self._create_open(key, cls)
+
+    def _create_open(self, key: str, cls: str | None) -> dict[str, str]:
+        """A new fid for ``key`` and its destinations (create_open, several of them)."""
+        return self._call("create_open", key=key, **{"class": cls}, multi_dest=1)
 
     def _store_once(self, key: str, source: UploadSource, opened: dict[str, str]) -> int:
         """Upload to a destination of ``opened`` and commit it; the fid."""
