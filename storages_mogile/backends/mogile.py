@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import io
 import logging
+import math
 import threading
 import time
 import uuid
@@ -75,6 +76,68 @@ _max_length: ContextVar[int | None] = ContextVar("_max_length", default=None)
 
 # Settings that change what a storage resolves its options to.
 _WATCHED_SETTINGS = frozenset({"MEDIA_URL", "STORAGES", "FILE_UPLOAD_TEMP_DIR"})
+
+
+def _seconds(value: Any) -> bool:
+    return (
+        isinstance(value, (int, float))
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and value > 0
+    )
+
+
+def _count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
+def _name(value: Any) -> bool:
+    return isinstance(value, str) and bool(value)
+
+
+def _optional(check: Callable[[Any], bool]) -> Callable[[Any], bool]:
+    return lambda value: value is None or check(value)
+
+
+_SECONDS = (_seconds, "a number of seconds above 0 (an int or a float, not a str)")
+_FLAG = (lambda value: isinstance(value, bool), "True or False")
+
+#: How each option is checked at configuration, and the form it takes
+#: (``trackers`` is parsed further; ``url_expire`` is checked with the
+#: signing of URLs).
+OPTION_CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "domain": (_optional(_name), "a domain name (a non-empty str)"),
+    "trackers": (
+        lambda value: (
+            isinstance(value, str)
+            or (isinstance(value, (list, tuple)) and all(isinstance(item, str) for item in value))
+        ),
+        "a list of 'host:port' strs, or one comma-separated str",
+    ),
+    "mogile_class": (_optional(_name), "a MogileFS class name (a non-empty str), or None"),
+    "base_url": (_optional(lambda value: isinstance(value, str)), "a URL (a str), or None"),
+    "key_prefix": (lambda value: isinstance(value, str), "a str (may be empty)"),
+    "file_overwrite": _FLAG,
+    "connect_timeout": _SECONDS,
+    "timeout": _SECONDS,
+    "http_timeout": _SECONDS,
+    "node_progress_timeout": _SECONDS,
+    "noverify": _FLAG,
+    "pathcount": (_optional(_count), "a number of paths of at least 1 (an int), or None"),
+    "verify_checksum": _FLAG,
+    "chunk_size": (_count, "a number of bytes of at least 1 (an int)"),
+    "max_memory_size": (_count, "a number of bytes of at least 1 (an int)"),
+    "path_cache": (_optional(_name), "the alias of a CACHES entry (a str), or None"),
+    "path_cache_timeout": _SECONDS,
+    "min_copies": (_optional(_count), "a number of copies of at least 1 (an int), or None"),
+    "min_copies_timeout": _SECONDS,
+    "min_copies_action": (
+        lambda value: value in DURABILITY_ACTIONS,
+        " or ".join(map(repr, DURABILITY_ACTIONS)),
+    ),
+    "signed_urls": _FLAG,
+    "storages_alias": (_optional(_name), "the alias of a STORAGES entry (a str), or None"),
+}
 
 _clients: dict[tuple[Any, ...], Client] = {}
 _clients_lock = threading.Lock()
@@ -204,6 +267,7 @@ class MogileFSStorage(BaseStorage):
             "connect_timeout": setting("MOGILEFS_CONNECT_TIMEOUT", 3.0),
             "timeout": setting("MOGILEFS_TIMEOUT", 10.0),
             "http_timeout": setting("MOGILEFS_HTTP_TIMEOUT", 30.0),
+            "node_progress_timeout": setting("MOGILEFS_NODE_PROGRESS_TIMEOUT", 5.0),
             "noverify": setting("MOGILEFS_NOVERIFY", True),
             "pathcount": setting("MOGILEFS_PATHCOUNT"),
             "verify_checksum": setting("MOGILEFS_VERIFY_CHECKSUM", False),
@@ -267,24 +331,20 @@ class MogileFSStorage(BaseStorage):
         redirection = active_redirection()
         if redirection is not None:
             redirection.apply(self)
+        self._check_options()
         self._trackers = self._parse_trackers()
-        self._check_durability()
         self._check_url_expire()
         self._path_cache = PathCache(self.path_cache, self.path_cache_timeout, self.domain)
 
-    def _check_durability(self) -> None:
-        if self.min_copies is not None and (
-            not isinstance(self.min_copies, int) or self.min_copies < 1
-        ):
-            raise ImproperlyConfigured(
-                f"MogileFSStorage 'min_copies' must be a number of copies of at least 1 (or "
-                f"None), not {self.min_copies!r}."
-            )
-        if self.min_copies_action not in DURABILITY_ACTIONS:
-            raise ImproperlyConfigured(
-                f"MogileFSStorage 'min_copies_action' must be one of "
-                f"{', '.join(map(repr, DURABILITY_ACTIONS))}, not {self.min_copies_action!r}."
-            )
+    def _check_options(self) -> None:
+        """ImproperlyConfigured for the first option whose value has the wrong form."""
+        for name, (valid, form) in OPTION_CHECKS.items():
+            value = getattr(self, name)
+            if not valid(value):
+                raise ImproperlyConfigured(
+                    f"MogileFSStorage option {name!r} must be {form}, not {value!r} (from the "
+                    f"storage's OPTIONS, or else its MOGILEFS_* setting)."
+                )
 
     def _check_url_expire(self) -> None:
         try:
@@ -338,6 +398,7 @@ class MogileFSStorage(BaseStorage):
             connect_timeout=self.connect_timeout,
             timeout=self.timeout,
             http_timeout=self.http_timeout,
+            node_progress_timeout=self.node_progress_timeout,
             chunk_size=self.chunk_size,
             verify_checksum=self.verify_checksum,
         )

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
+import math
 import re
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -43,6 +44,16 @@ logger = logging.getLogger(__name__)
 # Characters that make a list_keys prefix mean something else as a Perl
 # regex, which is how the tracker checks that "after" matches the prefix.
 _REGEX_SPECIAL = frozenset("\\^$|?*+()[]{}")
+
+#: create_close refusals that mean the upload is lost but nothing was
+#: stored: the tracker could not check it on its node (the node went away
+#: after the PUT: ``size_verify_error``), or an attempt that failed had
+#: consumed the temp file (``no_temp_file``, to a close sent again). The
+#: store then starts over from create_open.
+UPLOAD_LOST = frozenset({"size_verify_error", "no_temp_file"})
+
+#: How many times one store may run create_open, the upload and create_close.
+STORE_ATTEMPTS = 3
 
 # A storage-node path ends in the file's fid, zero-padded to ten digits
 # (mogilefsd's and the dev MogileFS's layout).
@@ -107,10 +118,13 @@ class Client:
 
     ``trackers`` is a list of ``host:port`` strings (or one comma-separated
     string). ``connect_timeout``/``timeout`` bound the tracker connect and
-    each reply; a failed tracker is skipped for ``backoff`` seconds. Storage
-    nodes are reached through ``http`` (a urllib3 PoolManager; one is made
-    when not given) with ``http_timeout`` per socket operation, moving
-    ``chunk_size`` bytes at a time.
+    each reply; a failed tracker (or storage node) is tried after the others
+    for ``backoff`` seconds. Storage nodes are reached through ``http`` (a
+    urllib3 PoolManager; one is made when not given), moving ``chunk_size``
+    bytes at a time. A node that moves no byte for ``node_progress_timeout``
+    seconds is given up for the next destination of an upload or the next
+    copy of a read; the last one left is waited for up to ``http_timeout``
+    seconds per socket operation.
 
     Uploads to a class with a hash type (``hashtype=MD5``) carry the MD5
     computed while they stream, for the tracker to check and record. With
@@ -141,18 +155,30 @@ class Client:
         backoff: float = 5.0,
         http: urllib3.PoolManager | None = None,
         http_timeout: float = 30.0,
+        node_progress_timeout: float = 5.0,
         chunk_size: int = 1 << 20,
         verify_checksum: bool = False,
     ) -> None:
-        if chunk_size < 1:
-            raise ValueError(f"chunk_size must be a positive number of bytes, got {chunk_size}")
+        for name, seconds in (
+            ("connect_timeout", connect_timeout),
+            ("timeout", timeout),
+            ("http_timeout", http_timeout),
+            ("node_progress_timeout", node_progress_timeout),
+        ):
+            _check_seconds(name, seconds)
+        _check_seconds("backoff", backoff, zero=True)
+        if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
+            raise ValueError(f"chunk_size must be a positive number of bytes, got {chunk_size!r}")
         self.domain = _check_name("domain", domain)
         self.trackers = TrackerPool(
             trackers, connect_timeout=connect_timeout, timeout=timeout, backoff=backoff
         )
         self.nodes = StorageNodes(
             http if http is not None else urllib3.PoolManager(maxsize=16),
-            urllib3.Timeout(connect=connect_timeout, read=http_timeout),
+            connect_timeout=connect_timeout,
+            http_timeout=http_timeout,
+            progress_timeout=node_progress_timeout,
+            backoff=backoff,
         )
         self.chunk_size = chunk_size
         self.verify_checksum = verify_checksum
@@ -190,11 +216,15 @@ class Client:
         """Store a binary file's bytes (from its current position) under ``key``.
 
         The bytes stream to a storage node chunk by chunk. If a destination
-        fails, the next one ``create_open`` offered gets the upload (the
-        file is rewound; a non-seekable file can only move on if nothing was
-        read yet). Only a complete upload is committed with ``create_close``,
-        so a failed store leaves the key's previous content in place.
-        Returns the number of bytes stored.
+        fails (or stays silent for ``node_progress_timeout``), the next one
+        ``create_open`` offered gets the upload (the file is rewound). If
+        the destination vanishes before ``create_close`` could check the
+        upload, the store starts over from ``create_open``, with that node
+        tried last, up to :data:`STORE_ATTEMPTS` times. A non-seekable file
+        can only start over if nothing was read from it yet, else
+        UnrewindableSourceError. Only a complete upload is committed with
+        ``create_close``, so a failed store leaves the key's previous content
+        in place. Returns the number of bytes stored.
         """
         return self._store(_check_key(key), fileobj, _check_class(cls))[1]
 
@@ -238,10 +268,32 @@ class Client:
             raise
 
     def _store(self, key: str, fileobj: IO[bytes], cls: str | None) -> tuple[int, int]:
-        """create_open, upload, create_close: the stored file's fid and size."""
-        opened = self._call("create_open", key=key, **{"class": cls}, multi_dest=1)
+        """create_open, upload, create_close: the stored file's fid and size.
+
+        Starts over (see :meth:`store_file`) while create_close says the
+        upload was lost (:data:`UPLOAD_LOST`).
+        """
+        opened = self._create_open(key, cls)
         checksum = self.verify_checksum or self.records_checksums(cls)
         source = UploadSource(fileobj, self.chunk_size, key=key, checksum=checksum)
+        attempt = 1
+        while True:
+            try:
+                return self._store_once(key, source, opened), source.consumed
+            except TrackerError as exc:
+                if exc.code not in UPLOAD_LOST or attempt == STORE_ATTEMPTS:
+                    raise
+                logger.warning("storing key %r starts over: %s", key, exc)
+                source.restart(str(exc))
+            attempt += 1
+            opened = self._create_open(key, cls)
+
+    def _create_open(self, key: str, cls: str | None) -> dict[str, str]:
+        """A new fid for ``key`` and its destinations (create_open, several of them)."""
+        return self._call("create_open", key=key, **{"class": cls}, multi_dest=1)
+
+    def _store_once(self, key: str, source: UploadSource, opened: dict[str, str]) -> int:
+        """Upload to a destination of ``opened`` and commit it; the fid."""
         fid = int(opened["fid"])
         devid, path = self._upload(source, _destinations(opened))
         close_args: dict[str, str | int | None] = {
@@ -251,11 +303,16 @@ class Client:
             "path": path,
             "size": source.consumed,
         }
-        if checksum:
+        if source.checksum:
             close_args.update(checksum=f"MD5:{source.md5_hex}", checksumverify=1)
-        self._close(key, fid, close_args)
+        try:
+            self._close(key, fid, close_args)
+        except TrackerError as exc:
+            if exc.code == "size_verify_error":  # the tracker could not reach the node
+                self.nodes.rest(path)
+            raise
         logger.debug("stored %d bytes as key %r at %s", source.consumed, key, path)
-        return fid, source.consumed
+        return fid
 
     def records_checksums(self, cls: str | None) -> bool:
         """Whether the tracker keeps checksums for files of class ``cls``."""
@@ -339,20 +396,25 @@ class Client:
             ) from exc
 
     def _upload(self, source: UploadSource, destinations: list[tuple[str, str]]) -> tuple[str, str]:
-        """PUT the source to the first destination that takes it: ``(devid, path)``."""
+        """PUT the source to the first destination that takes it: ``(devid, path)``.
+
+        Destinations on nodes that failed a moment ago go last.
+        """
+        devids = {path: devid for devid, path in destinations}
+        paths = self.nodes.order(devids)
         failures: list[tuple[str, str]] = []
-        for devid, path in destinations:
+        for index, path in enumerate(paths):
             if failures:
-                source.restart(failures[-1][0])
+                source.restart(failures[-1][1])
             try:
-                source.send_to(self.nodes, path)
+                source.send_to(self.nodes, path, failover=index < len(paths) - 1)
             except StorageNodeError as exc:
                 failures.append((path, str(exc)))
                 logger.warning("upload of key %r to %s failed: %s", source.key, path, exc)
                 continue
             except InputReadError as exc:
                 raise exc.error from None
-            return devid, path
+            return devids[path], path
         tried = "; ".join(reason for _, reason in failures) or "create_open offered none"
         raise StorageNodeError(
             f"upload of key {source.key!r} failed at every destination ({tried}); "
@@ -526,10 +588,11 @@ class Client:
         """
         key = _check_key(key)
         paths, size, _ = self._located(key, paths, size)
+        paths = self.nodes.order(paths)
         attempts: list[tuple[str, str]] = []
-        for url in paths:
+        for index, url in enumerate(paths):
             try:
-                found = self.nodes.head(url)
+                found = self.nodes.head(url, failover=index < len(paths) - 1)
             except StorageNodeError as exc:
                 attempts.append((url, str(exc)))
                 logger.warning("HEAD of key %r at %s failed: %s", key, url, exc)
@@ -758,6 +821,19 @@ def _numbered(reply: dict[str, str], count: str, item: str, command: str) -> lis
 def _key_bytes(key: str) -> bytes:
     """A key as the tracker orders it: its bytes."""
     return key.encode(ENCODING, ERRORS)
+
+
+def _check_seconds(name: str, value: float, *, zero: bool = False) -> None:
+    """ValueError unless ``value`` is a finite number of seconds above 0 (or 0 with ``zero``)."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not math.isfinite(value)
+        or value < 0
+        or (value == 0 and not zero)
+    ):
+        least = "0 or more" if zero else "more than 0"
+        raise ValueError(f"{name} must be a number of seconds, {least}, got {value!r}")
 
 
 def _check_name(what: str, value: str) -> str:

@@ -20,7 +20,12 @@ from typing import IO, Any
 
 from urllib3.exceptions import HTTPError
 
-from .errors import ChecksumMismatchError, NoPathsError, StorageNodeError
+from .errors import (
+    ChecksumMismatchError,
+    NoPathsError,
+    StorageNodeError,
+    UnrewindableSourceError,
+)
 from .nodes import NodeBody, StorageNodes
 
 logger = logging.getLogger(__name__)
@@ -60,7 +65,7 @@ class UploadSource:
         self.key = key
         self._file = fileobj
         self._chunk_size = chunk_size
-        self._checksum = checksum
+        self.checksum = checksum
         self._start = _start_position(fileobj)
         self.length: int | None = None
         if self._start is not None:
@@ -75,14 +80,18 @@ class UploadSource:
             and _is_regular_file(fileobj)
         )
 
-    def send_to(self, nodes: StorageNodes, url: str) -> None:
+    def send_to(self, nodes: StorageNodes, url: str, *, failover: bool = False) -> None:
         """PUT the bytes to ``url``: by ``sendfile`` from a regular file to an
-        ``http://`` node (TLS needs the bytes in Python), else in chunks."""
+        ``http://`` node (TLS needs the bytes in Python), else in chunks.
+
+        ``failover``: another destination is left, so a silent node is given
+        up after the nodes' progress timeout.
+        """
         if not (self._sendfile and url.startswith("http://")):
-            nodes.put(url, self.chunks(), self.length)
+            nodes.put(url, self.chunks(), self.length, failover=failover)
             return
         assert self._start is not None and self.length is not None
-        self.consumed = nodes.put_file(url, self._file, self._start, self.length)
+        self.consumed = nodes.put_file(url, self._file, self._start, self.length, failover=failover)
         if self.consumed < self.length:
             raise InputReadError(
                 EOFError(
@@ -100,19 +109,24 @@ class UploadSource:
             raise RuntimeError("UploadSource was made without checksum=True")
         return self._md5.hexdigest()
 
-    def restart(self, failed_url: str) -> None:
-        """Go back to the start before uploading to another destination."""
+    def restart(self, failure: str) -> None:
+        """Go back to the start before uploading again (``failure`` says why).
+
+        UnrewindableSourceError when bytes were read from a non-seekable
+        file: nothing was stored, and sending the rest would store a wrong file.
+        """
         if self.consumed and self._start is None:
-            raise StorageNodeError(
-                f"upload of key {self.key!r} to {failed_url} failed after {self.consumed} "
-                f"bytes were read from a non-seekable file, which cannot be rewound to try "
-                f"the next destination; pass a seekable file (or use new_file(), which spools)",
-                url=failed_url,
+            raise UnrewindableSourceError(
+                f"storing key {self.key!r} failed after {self.consumed} bytes were read from "
+                f"a non-seekable file, which cannot be rewound to try again ({failure}); "
+                f"nothing was stored: store it again from a new stream, or pass a seekable "
+                f"file (new_file() spools)",
+                key=self.key,
             )
         if self.consumed:
             self._file.seek(self._start or 0)
         self.consumed = 0
-        self._md5 = hashlib.md5() if self._checksum else None
+        self._md5 = hashlib.md5() if self.checksum else None
 
     def chunks(self) -> Iterator[bytes]:
         """The bytes, chunk by chunk; a failing read raises InputReadError."""
@@ -202,9 +216,12 @@ def _start_position(fileobj: IO[bytes]) -> int | None:
 class NodeReader(io.RawIOBase):
     """A stored file, streamed from the first replica that answers.
 
-    Replicas are tried in the given order; one that refuses (connection
-    error, non-2xx answer) or breaks mid-stream is dropped and reading goes
-    on from the current position at the next one, with a Range request.
+    Replicas are tried in the given order, those on nodes that failed a
+    moment ago last (:meth:`StorageNodes.order`); one that refuses
+    (connection error, non-2xx answer), breaks mid-stream or stays silent
+    for the nodes' progress timeout while another is left is dropped, and
+    reading goes on from the current position at the next one, with a
+    Range request.
     ``offset``/``length`` select a part of the file. Seeking is supported (it
     reopens at the new position). ``size`` is the file's length when known
     (the tracker's): a replica holding another length is skipped, and one
@@ -245,7 +262,7 @@ class NodeReader(io.RawIOBase):
         self.size = size
         self.last_modified: datetime | None = None
         self._nodes = nodes
-        self._candidates = list(paths)
+        self._candidates = nodes.order(paths)
         self._attempts: list[tuple[str, str]] = []
         self._offset = offset
         self._length = length
@@ -300,13 +317,13 @@ class NodeReader(io.RawIOBase):
             try:
                 data = self._body.read(want)
             except (HTTPError, OSError) as exc:
-                self._fail(f"read failed at byte {self._offset + self._position}: {exc}")
+                self._fail_node(f"read failed at byte {self._offset + self._position}: {exc}")
                 continue
             if not data:
                 if remaining is None:
                     self._verify()
                     return b""
-                self._fail(f"body ended {remaining} bytes early")
+                self._fail_node(f"body ended {remaining} bytes early")
                 continue
             self._digest(data)
             self._position += len(data)
@@ -426,7 +443,7 @@ class NodeReader(io.RawIOBase):
         while self._candidates:
             url = self._candidates[0]
             try:
-                body = self._nodes.open(url, start, end)
+                body = self._nodes.open(url, start, end, failover=len(self._candidates) > 1)
             except StorageNodeError as exc:
                 self._drop_candidate(str(exc))
                 continue
@@ -450,6 +467,12 @@ class NodeReader(io.RawIOBase):
         """The current replica broke: drop it and reopen elsewhere on the next read."""
         self._release()
         self._drop_candidate(reason)
+
+    def _fail_node(self, reason: str) -> None:
+        """The current replica's node stopped sending: rest that node, then :meth:`_fail`."""
+        if self.url is not None:
+            self._nodes.rest(self.url)
+        self._fail(reason)
 
     def _drop_candidate(self, reason: str) -> None:
         url = self._candidates.pop(0)

@@ -63,9 +63,9 @@ def test_only_an_etag_condition_asks_the_storage_node_for_the_date(client, store
     heads: list[str] = []
     head = StorageNodes.head
 
-    def counted(self: StorageNodes, url: str):  # type: ignore[no-untyped-def]
+    def counted(self: StorageNodes, url: str, **kwargs):  # type: ignore[no-untyped-def]
         heads.append(url)
-        return head(self, url)
+        return head(self, url, **kwargs)
 
     monkeypatch.setattr(StorageNodes, "head", counted)
     response = client.get(f"/mogilefs/{name}")
