@@ -15,6 +15,7 @@ from .errors import (
     UnknownClassError,
     UnknownDomainError,
     UnknownKeyError,
+    UnrewindableSourceError,
 )
 from .files import NewFile, NodeReader
 from .guard import ForeignTrackerError
@@ -42,4 +43,5 @@ __all__ = [
     "UnknownClassError",
     "UnknownDomainError",
     "UnknownKeyError",
+    "UnrewindableSourceError",
 ]
