@@ -29,6 +29,7 @@ from storages_mogile.backends.mogile import MogileFSStorage
 from storages_mogile.client import Client
 from storages_mogile.quarantine import NotMovedError, Quarantine, StrandedError
 from tests import site_process
+from tests.client.test_checksums import with_a_damaged_copy
 from tests.conftest import Target
 from tests.testapp.models import records_on
 
@@ -531,3 +532,17 @@ def missing_keys(report: str) -> set[str]:
     """The keys an audit reported missing."""
     lines = (line.strip() for line in report.splitlines())
     return {line.split()[1] for line in lines if line.startswith("missing: ")}
+
+
+def test_verify_checksums_lists_the_damaged_copies(mogile_target, prefix, md5_class) -> None:
+    storage = storage_at(mogile_target, prefix, mogile_class=md5_class)
+    with records_on(storage) as model:
+        model.objects.create(public=ContentFile(b"intact" * 1000, name="intact.bin"))
+        key = f"{prefix}damaged.bin"
+        bad, _ = with_a_damaged_copy(storage.client, key, md5_class)
+        model.objects.create(public="damaged.bin")
+        unchecked = command("mogilefs_audit")
+        run = command("mogilefs_audit", "--verify-checksums")
+    assert unchecked.error is None
+    assert run.error is not None and "1 damaged copies" in str(run.error)
+    assert f"damaged copy: {key} at {bad}" in run.out and "1 damaged copies" in run.out

@@ -42,7 +42,9 @@ class Command(BaseCommand):
         "orphans, and uploads a killed save left in a staging directory, into the "
         f"quarantine ({PREFIX}; see mogilefs_quarantine) once they are older than "
         "--grace seconds, after confirmation; each key is checked again just before it "
-        "moves. Exits 1 when a row refers to a missing file."
+        "moves. --verify-checksums reads every copy of each referred-to file of a "
+        "hash-typed class and lists those that differ from the recorded MD5. Exits 1 when "
+        "a row refers to a missing file or a copy is damaged."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -61,6 +63,12 @@ class Command(BaseCommand):
             help=f"seconds a key must be old to be moved (default {DEFAULT_GRACE})",
         )
         parser.add_argument(
+            "--verify-checksums",
+            action="store_true",
+            help="read every copy of each referred-to file of a hash-typed class and list "
+            "the copies that differ from the recorded MD5",
+        )
+        parser.add_argument(
             "--no-input",
             "--noinput",
             action="store_false",
@@ -74,12 +82,14 @@ class Command(BaseCommand):
         audits = project_audits()
         if not audits:
             raise CommandError("No model FileField stores in MogileFS: nothing to audit.")
-        missing = stranded = 0
+        missing = stranded = damaged = 0
         for audit in audits:
             audit.read_rows()
             self.stdout.write(self.style.MIGRATE_HEADING(audit.describe()))
             survey = self._survey(audit, options["list"])
             missing += self._report_missing(audit, survey, options["list"])
+            if options["verify_checksums"]:
+                damaged += self._report_damaged(audit.client, survey.seen)
             movable = survey.counts[Kind.ORPHAN] + survey.counts[Kind.STAGING]
             if options["delete_orphans"] and movable:
                 stranded += self._quarantine(audit, options["grace"], options["interactive"])
@@ -88,8 +98,15 @@ class Command(BaseCommand):
                 f"{stranded} file(s) moved by mistake could not be put back: restore them "
                 "with mogilefs_quarantine restore (listed above)."
             )
+        problems = []
         if missing:
-            raise CommandError(f"{missing} row(s) refer to files that are not stored.")
+            problems.append(f"{missing} row(s) refer to files that are not stored")
+        if damaged:
+            problems.append(
+                f"{damaged} damaged copies (listed above; `mogadm fsck start` replaces them)"
+            )
+        if problems:
+            raise CommandError("; ".join(problems) + ".")
 
     def _survey(self, audit: ClusterAudit, everything: bool) -> Survey:
         """List the cluster's keys once, printing orphans and kept keys as they are found."""
@@ -123,6 +140,20 @@ class Command(BaseCommand):
         for line in lines if everything else lines[:SAMPLE]:
             self.stdout.write(line)
         return len(lines)
+
+    def _report_damaged(self, client: Client, keys: set[str]) -> int:
+        """Print the copies of ``keys`` that differ from their recorded MD5; their count."""
+        damaged = 0
+        for key in tqdm(sorted(keys), desc="checksums", unit=" files", file=self.stderr):
+            try:
+                urls = client.damaged_copies(key)
+            except UnknownKeyError:
+                continue  # deleted meanwhile
+            for url in urls:
+                self.stdout.write(f"  damaged copy: {key} at {url}")
+            damaged += len(urls)
+        self.stdout.write(f"  {damaged} damaged copies")
+        return damaged
 
     def _quarantine(self, audit: ClusterAudit, grace: int, interactive: bool) -> int:
         """Move the orphans and stale staging uploads older than ``grace``; the stranded."""
