@@ -93,7 +93,8 @@ class Quarantine:
         ``referenced`` says whether a row refers to the key now: it is asked
         right before the move and again after it (a row made in between
         puts the file back). NotMovedError when the key holds another file,
-        is too long for a quarantine key, or is referred to.
+        is too long for a quarantine key, or is referred to; StrandedError
+        when a file moved by mistake cannot be put back.
         """
         entry = self._entry_for(key)
         if self._fid(key) != fid:
@@ -105,6 +106,8 @@ class Quarantine:
         except (UnknownKeyError, KeyExistsError) as exc:
             raise NotMovedError(f"{key}: not moved ({exc}); kept") from exc
         moved = self._fid(entry.key)
+        if moved is None:
+            raise NotMovedError(f"{key}: deleted by another client during the move")
         if moved != fid:
             self._put_back(entry, f"it was saved again (fid {moved}, not {fid}) during the move")
         if referenced():

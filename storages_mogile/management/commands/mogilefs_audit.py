@@ -93,20 +93,18 @@ class Command(BaseCommand):
             movable = survey.counts[Kind.ORPHAN] + survey.counts[Kind.STAGING]
             if options["delete_orphans"] and movable:
                 stranded += self._quarantine(audit, options["grace"], options["interactive"])
-        if stranded:
-            raise CommandError(
-                f"{stranded} file(s) moved by mistake could not be put back: restore them "
-                "with mogilefs_quarantine restore (listed above)."
-            )
         problems = []
         if missing:
             problems.append(f"{missing} row(s) refer to files that are not stored")
         if damaged:
+            problems.append(f"{damaged} damaged copies (`mogadm fsck start` replaces them)")
+        if stranded:
             problems.append(
-                f"{damaged} damaged copies (listed above; `mogadm fsck start` replaces them)"
+                f"{stranded} file(s) moved by mistake could not be put back (restore them "
+                "with mogilefs_quarantine restore)"
             )
         if problems:
-            raise CommandError("; ".join(problems) + ".")
+            raise CommandError("; ".join(problems) + "; listed above.")
 
     def _survey(self, audit: ClusterAudit, everything: bool) -> Survey:
         """List the cluster's keys once, printing orphans and kept keys as they are found."""
@@ -125,7 +123,7 @@ class Command(BaseCommand):
             f"  {counts.total()} stored: "
             + ", ".join(f"{counts[kind]} {kind.value}" for kind in Kind)
         )
-        if not everything and any(counts[kind] > SAMPLE for kind in Kind):
+        if not everything and any(counts[kind] > SAMPLE for kind in LISTED):
             self.stdout.write(f"  (at most {SAMPLE} of each listed; --list for all)")
         return survey
 
