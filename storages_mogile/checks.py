@@ -27,7 +27,13 @@ from django.urls import Resolver404, resolve
 
 from storages_mogile.backends.mogile import MogileFSStorage
 from storages_mogile.client import Admin, ClassInfo, MogileFSError
-from storages_mogile.clusters import declared_classes, mogilefs_storages, project_clusters
+from storages_mogile.clusters import (
+    DeclaredClass,
+    declared_classes,
+    mogilefs_storages,
+    project_clusters,
+    undeclared_classes,
+)
 
 TAG = "mogilefs"
 # Cache backends that each process keeps to itself: a path cache there goes
@@ -157,7 +163,7 @@ def _path_cache(where: str, storage: MogileFSStorage) -> Iterable[checks.CheckMe
 
 @checks.register(TAG, deploy=True)
 def check_cluster(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
-    """Ask the trackers: reachable, domain and classes, writable devices (E010-E015)."""
+    """Ask the trackers: reachable, domain and classes, writable devices (E010-E016)."""
     messages: list[checks.CheckMessage] = []
     for cluster in project_clusters():
         messages.extend(_check_one_cluster(cluster.trackers, cluster.domain, cluster.classes))
@@ -199,12 +205,15 @@ def _classes(
     domain: str, existing: dict[str, ClassInfo], used: dict[str, str]
 ) -> list[checks.CheckMessage]:
     """E012: a class a field uses is missing; E013/E015: its copies or hash type differ
-    from MOGILEFS_CLASSES (left out when E003 finds the declaration broken)."""
+    from MOGILEFS_CLASSES; E016: it is not declared there, which mogilefs_setup refuses
+    (E013, E015 and E016 are left out when E003 finds the declaration broken)."""
+    messages: list[checks.CheckMessage] = []
     try:
         declared = declared_classes()
     except ImproperlyConfigured:
         declared = {}
-    messages: list[checks.CheckMessage] = []
+    else:
+        messages.extend(_undeclared(domain, used, declared))
     for cls, where in sorted(used.items()):
         if cls not in existing:
             messages.append(
@@ -240,6 +249,21 @@ def _classes(
                 )
             )
     return messages
+
+
+def _undeclared(
+    domain: str, used: dict[str, str], declared: dict[str, DeclaredClass]
+) -> list[checks.CheckMessage]:
+    return [
+        checks.Error(
+            f"{where} stores in MogileFS class {cls!r} (domain {domain!r}), which "
+            "MOGILEFS_CLASSES does not declare: 'manage.py mogilefs_setup' refuses to run.",
+            hint=f"Declare its copies in MOGILEFS_CLASSES, e.g. {{{cls!r}: 2}}.",
+            obj=where,
+            id="storages_mogile.E016",
+        )
+        for cls, where in undeclared_classes(used, declared)
+    ]
 
 
 def _devices(

@@ -126,3 +126,14 @@ def referenced_names() -> dict[MogileFSStorage, tuple[list[str], set[str]]]:
             values = model._default_manager.values_list(model_field.attname, flat=True)
             names.update(value for value in values.iterator() if value)
     return found
+
+
+def undeclared_classes(
+    used: Mapping[str, str], declared: Mapping[str, DeclaredClass]
+) -> list[tuple[str, str]]:
+    """``(class, where)`` for each class in ``used`` (class -> where it is used) that
+    ``MOGILEFS_CLASSES`` does not declare, sorted. ``default`` needs no declaration:
+    every domain has it."""
+    return sorted(
+        (cls, where) for cls, where in used.items() if cls != "default" and cls not in declared
+    )
