@@ -587,6 +587,8 @@ class Lab:
         done = self.etc / "db-setup.done"
         if done.exists():
             return
+        if self.db == "mariadb":
+            self._create_mariadb_user()
         kind, root = ("MySQL", "root") if self.db == "mariadb" else ("Postgres", "postgres")
         logger.info(
             "mogdbsetup (%s, database %s on 127.0.0.1:%d)", kind, DB_NAME, self.ports.database
@@ -597,6 +599,22 @@ class Lab:
             f"--dbuser={DB_USER}", "--yes", "--verbose",
         ])  # fmt: skip
         done.write_text(time.strftime("%F %T\n"))
+
+    def _create_mariadb_user(self) -> None:
+        """Create the trackers' user before mogdbsetup grants it its rights.
+
+        mogdbsetup's ``GRANT ... IDENTIFIED BY ''`` relies on GRANT creating
+        the user; MariaDB 10.11 refuses that for an empty password
+        ("Can't find any matching row in the user table").
+        """
+        users = " ".join(
+            f"CREATE USER IF NOT EXISTS '{DB_USER}'@'{host}';" for host in ("%", "localhost")
+        )
+        script = (
+            'my $d = DBI->connect("DBI:mysql:mysql;host=127.0.0.1;port=$ARGV[0]", "root", "",'
+            " {RaiseError => 1, PrintError => 0}); $d->do($_) for split /;/, $ARGV[1]"
+        )
+        self._perl("mogdbsetup", ["-MDBI", "-e", script, str(self.ports.database), users])
 
     # -- processes ------------------------------------------------------------
 
