@@ -139,13 +139,18 @@ def choose_base() -> int:
     ]
     random.shuffle(bases)
     for base in bases:
-        if all(
-            processes.port_free(ip, port)
-            for ip in ("127.0.0.1", "127.0.0.2")
-            for port in range(base, base + SPAN)
-        ):
+        if base_free(base):
             return base
     raise LabError("no free range of ports found on 127.0.0.1/127.0.0.2")
+
+
+def base_free(base: int) -> bool:
+    """Whether all the ports of ``base`` are free on both loopback addresses."""
+    return all(
+        processes.port_free(ip, port)
+        for ip in ("127.0.0.1", "127.0.0.2")
+        for port in range(base, base + SPAN)
+    )
 
 
 @dataclass
@@ -437,8 +442,9 @@ class Lab:
         """Settle the port base and keep other labs off it until the daemons listen.
 
         A lab that is partly running keeps its base. Otherwise the base is the
-        one asked for, else one found free, chosen under a lock that every lab
-        on this machine takes, so that two starts never pick the same ports.
+        one asked for, else its last one if that is free, else one found free,
+        chosen under a lock that every lab on this machine takes, so that two
+        starts never pick the same ports.
         """
         running = self._running(("tracker2", "tracker1", "relay", "node2", "node1"))
         stored = self._state("port-base")
@@ -452,6 +458,8 @@ class Lab:
             yield
             return
         with system.host_lock(PORTS_LOCK):
+            if self.port_base is None and stored and base_free(int(stored)):
+                self.port_base = int(stored)  # the settings of its last run still hold
             if self.port_base is None:
                 self.port_base = choose_base()
             busy = [
