@@ -49,6 +49,7 @@ def clone(tmp_path: Path) -> Path:
     return destination
 
 
+@pytest.mark.timeout(900)  # a lab's start and the replay, on a loaded CI machine
 def test_a_clone_alone_runs_the_replay_and_a_real_mogilefs_test(clone: Path) -> None:
     environment = {
         name: value

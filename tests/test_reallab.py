@@ -24,6 +24,7 @@ from tests.reallab import Lab, LabError
 from tests.reallab.processes import alive, port_free
 
 ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.timeout(600)  # real daemons, on a loaded CI machine
 
 
 def processes_in(directory: Path) -> list[int]:
