@@ -27,7 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tests.reallab import processes, system
-from tests.reallab.processes import Identity, program_is, script_is
+from tests.reallab.databases import DB_USER, KINDS, Database, DatabaseError
+from tests.reallab.processes import Daemon, Identity, program_is, script_is
 
 logger = logging.getLogger(__name__)
 
@@ -36,11 +37,9 @@ VENDOR = HERE / "vendor"
 RELAY = HERE / "relay.py"
 PROJECT_ROOT = HERE.parents[1]
 SOURCES = ("MogileFS-Server-2.73", "perl-MogileFS-Client-1.17", "MogileFS-Utils-2.30")
-DATABASES = ("sqlite", "mariadb", "postgres")
+DATABASES = tuple(KINDS)
 DOMAIN = "testdomain"
 CLASSES = {"avatar": 2, "thumb": 1}
-DB_NAME = "mogilefs"  # the database mogdbsetup creates on a server
-DB_USER = "mogile"  # the trackers' database user (no password)
 SPAN = 7  # ports per lab: base .. base + SPAN - 1
 LOWEST_BASE = 10000
 # mogstored hands paths to df unquoted: only these characters are safe.
@@ -154,20 +153,6 @@ def base_free(base: int) -> bool:
 
 
 @dataclass
-class Daemon:
-    """One process of the lab: how to start it and how to recognise it."""
-
-    identity: Identity
-    command: list[str]
-    listens: list[tuple[str, int]]  # the first is waited for; all must be free before it starts
-    cwd: Path
-
-    @property
-    def name(self) -> str:
-        return self.identity.name
-
-
-@dataclass
 class Lab:
     """A lab in ``directory``: ``start()`` it, then ``stop()`` it."""
 
@@ -216,16 +201,9 @@ class Lab:
         return self.directory / "var"
 
     @property
-    def sqlite_file(self) -> Path:
-        return self.directory / "mogilefs.sqlite"
-
-    @property
-    def mysql_dir(self) -> Path:
-        return self.directory / "mysql"
-
-    @property
-    def pgdata(self) -> Path:
-        return self.directory / "pgdata"
+    def database(self) -> Database:
+        """The trackers' database (settled when the lab starts)."""
+        return KINDS[self.db or "sqlite"](self)
 
     @property
     def env_file(self) -> Path:
@@ -266,9 +244,9 @@ class Lab:
         ports = self.ports
         storage = ["perl", str(self.tree("MogileFS-Server") / "mogstored")]
         tracker = ["perl", str(self.tree("MogileFS-Server") / "mogilefsd")]
-        database = [self._database_server()] if self.db in ("mariadb", "postgres") else []
+        server = self.database.server()
         return [
-            *database,
+            *([server] if server else []),
             self._daemon("node1", [*storage, f"--config={self.etc}/node1.conf"],
                          [("127.0.0.1", ports.node1_http), ("127.0.0.1", ports.side_channel)]),
             self._daemon("node2", [*storage, f"--config={self.etc}/node2.conf"],
@@ -284,28 +262,6 @@ class Lab:
     def _daemon(self, name: str, command: list[str], listens: list[tuple[str, int]]) -> Daemon:
         return Daemon(self.identity(name), command, listens, self.directory)
 
-    def _database_server(self) -> Daemon:
-        address = [("127.0.0.1", self.ports.database)]
-        if self.db == "mariadb":
-            programs = system.mariadb_programs()
-            server = programs[0] if programs else "mariadbd"
-            # Debian's /etc/mysql configuration applies, as for the packaged
-            # service; the command line overrides only where it keeps its
-            # files, where it listens and as whom it runs.
-            command = [
-                server, *self._as_root_user(), f"--datadir={self.mysql_dir}",
-                f"--pid-file={self.mysql_dir}/mariadbd.pid", f"--socket={self.run_dir}/mariadb.sock",
-                f"--port={self.ports.database}", "--bind-address=127.0.0.1", "--skip-name-resolve",
-            ]  # fmt: skip
-            return Daemon(self.identity("mariadb"), command, address, self.directory)
-        bin_dir = system.postgres_bin() or Path("/usr/lib/postgresql/bin")
-        command = [
-            *self._as_postgres(), str(bin_dir / "postgres"), "-D", str(self.pgdata),
-            "-c", "listen_addresses=127.0.0.1", "-c", f"port={self.ports.database}",
-            "-c", "unix_socket_directories=", "-c", "logging_collector=off",
-        ]  # fmt: skip
-        return Daemon(self.identity("postgres"), command, address, self.directory)
-
     def identities(self) -> list[Identity]:
         """Every daemon a pid file of this directory may name, in stop order
         (the database server last)."""
@@ -318,25 +274,16 @@ class Lab:
             Identity("node2", program_is("mogstored"), here),
             Identity("node1", program_is("mogstored"), here),
             # the database servers chdir to their data directories
-            Identity("mariadb", program_is("mariadbd"), self.mysql_dir, grace=60),
+            Identity("mariadb", program_is("mariadbd"), here / "mysql", grace=60),
             # INT is PostgreSQL's fast shutdown (TERM waits for every client to leave)
-            Identity("postgres", program_is("postgres"), self.pgdata, signal.SIGINT, grace=60),
+            Identity("postgres", program_is("postgres"), here / "pgdata", signal.SIGINT, grace=60),
         ]
 
     def identity(self, name: str) -> Identity:
         return next(identity for identity in self.identities() if identity.name == name)
 
-    def _running(self, names: tuple[str, ...]) -> list[str]:
+    def running(self, names: tuple[str, ...]) -> list[str]:
         return [name for name in names if self.identity(name).owns(self.pid_of(name))]
-
-    def _as_root_user(self) -> list[str]:
-        return ["--user=root"] if os.geteuid() == 0 else []
-
-    def _as_postgres(self) -> list[str]:
-        """PostgreSQL refuses to run as root: as root, run it as the user postgres."""
-        if os.geteuid() != 0:
-            return []
-        return ["setpriv", "--reuid=postgres", "--regid=postgres", "--init-groups", "--"]
 
     def pid_file(self, name: str) -> Path:
         return self.run_dir / f"{name}.pid"
@@ -364,6 +311,9 @@ class Lab:
                 if owner is not None:
                     self._start_watchdog(owner)
                 self._start(started)
+            except (system.MachineError, DatabaseError) as exc:
+                self._stop_started(started)
+                raise LabError(str(exc)) from exc
             except BaseException:
                 self._stop_started(started)
                 raise
@@ -373,11 +323,8 @@ class Lab:
         began = time.monotonic()
         (self.etc / "db-type").write_text(f"{self.db}\n")
         self._unpack()
-        try:
-            system.ensure_packages(self.db or "sqlite", self.perl5lib, self.log_dir / "apt.log")
-            system.check_free_space(self.var / "node1" / "dev1", self.options.min_free_mb)
-        except system.MachineError as exc:
-            raise LabError(str(exc)) from exc
+        system.ensure_packages(self.database.kind, self.perl5lib, self.log_dir / "apt.log")
+        system.check_free_space(self.var / "node1" / "dev1", self.options.min_free_mb)
         with self._ports_reserved():
             logger.info(
                 "starting MogileFS in %s (port base %d, database %s)",
@@ -386,13 +333,11 @@ class Lab:
                 self.db,
             )
             self._write_configs()
-            self._create_sqlite_database()
+            self.database.prepare()
             for daemon in self.daemons():
-                if daemon.name in ("mariadb", "postgres"):
-                    self._prepare_database_server()
                 self._launch(daemon, started)
-                if daemon.name in ("mariadb", "postgres"):
-                    self._create_server_database()
+                if daemon.name == self.db:  # the database server
+                    self.database.set_up()
         self._register()
         self._wait_until_stores_work()
         self.env_file.write_text(
@@ -408,7 +353,7 @@ class Lab:
 
     def _settle_database(self) -> None:
         """A directory keeps its database for good (the files' metadata is in it)."""
-        existing = self._state("db-type") or ("sqlite" if self.sqlite_file.exists() else None)
+        existing = self._state("db-type")
         if self.db is None:
             self.db = existing or "sqlite"
         elif existing and existing != self.db:
@@ -446,7 +391,7 @@ class Lab:
         chosen under a lock that every lab on this machine takes, so that two
         starts never pick the same ports.
         """
-        running = self._running(("tracker2", "tracker1", "relay", "node2", "node1"))
+        running = self.running(("tracker2", "tracker1", "relay", "node2", "node1"))
         stored = self._state("port-base")
         if running:
             if self.port_base is not None and str(self.port_base) != stored:
@@ -478,7 +423,7 @@ class Lab:
 
     def _write_configs(self) -> None:
         ports = self.ports
-        dsn = self._dsn()
+        dsn = self.database.dsn()
         # mogilefsd refuses to run as root unless told to
         root = "user = root\n" if os.geteuid() == 0 else ""
         for number, port in enumerate(ports.trackers, 1):
@@ -514,122 +459,7 @@ class Lab:
             f"export PATH={utils}:{server}:$PATH\nexport MOGUTILSCONF={self.etc}/mogilefs.conf\n"
         )
 
-    def _dsn(self) -> str:
-        if self.db == "mariadb":
-            return f"DBI:mysql:{DB_NAME};host=127.0.0.1;port={self.ports.database}"
-        if self.db == "postgres":
-            return f"DBI:Pg:dbname={DB_NAME};host=127.0.0.1;port={self.ports.database}"
-        return f"DBI:SQLite:dbname={self.sqlite_file}"
-
-    # -- databases ------------------------------------------------------------
-
-    def _create_sqlite_database(self) -> None:
-        if self.db != "sqlite":
-            return
-        if not self.sqlite_file.exists() or self.sqlite_file.stat().st_size == 0:
-            logger.info("mogdbsetup (SQLite %s)", self.sqlite_file)
-            fresh = self.sqlite_file.with_name(self.sqlite_file.name + ".new")
-            fresh.unlink(missing_ok=True)
-            self._perl("mogdbsetup", [str(self.tree("MogileFS-Server") / "mogdbsetup"),
-                                      "--type=SQLite", f"--dbname={fresh}", "--yes"])  # fmt: skip
-            fresh.rename(self.sqlite_file)
-        # Both trackers write to the one file. With the rollback journal, write
-        # bursts hit "database is locked" after the 5 s busy timeout, the query
-        # worker answers with a multi-line error, and the tracker kills it and
-        # drops the client's connection. WAL avoids that. The mode can only be
-        # changed while no tracker has the file open.
-        if self._running(("tracker1", "tracker2")):
-            return
-        script = (
-            'my $d = DBI->connect("dbi:SQLite:dbname=$ARGV[0]", "", "", {RaiseError => 1, PrintError => 0});'
-            ' print scalar $d->selectrow_array("PRAGMA journal_mode=$ARGV[1]")'
-        )
-        mode = self._perl(
-            "journal", ["-MDBI", "-e", script, str(self.sqlite_file), self.options.journal]
-        )
-        if mode.strip() != self.options.journal:
-            raise LabError(
-                f"the SQLite journal mode of {self.sqlite_file} is {mode.strip()!r}, not {self.options.journal}"
-            )
-
-    def _prepare_database_server(self) -> None:
-        """Create the server's data directory (once)."""
-        if self.db == "mariadb" and not (self.mysql_dir / "mysql").is_dir():
-            _, setup = system.mariadb_programs() or ("", "mariadb-install-db")
-            fresh = self.directory / "mysql.new"
-            shutil.rmtree(fresh, ignore_errors=True)
-            (self.etc / "db-setup.done").unlink(missing_ok=True)
-            logger.info("mariadb-install-db (%s)", self.mysql_dir)
-            self._run("mariadb-install-db", [setup, *self._as_root_user(), f"--datadir={fresh}",
-                      "--auth-root-authentication-method=normal", "--skip-test-db", "--skip-name-resolve"])  # fmt: skip
-            fresh.rename(self.mysql_dir)
-        if self.db == "postgres" and not (self.pgdata / "PG_VERSION").exists():
-            self._let_postgres_in()
-            fresh = self.directory / "pgdata.new"
-            shutil.rmtree(fresh, ignore_errors=True)
-            (self.etc / "db-setup.done").unlink(missing_ok=True)
-            fresh.mkdir(mode=0o700)
-            if os.geteuid() == 0:
-                shutil.chown(fresh, "postgres", "postgres")
-            logger.info("initdb (%s)", self.pgdata)
-            bin_dir = system.postgres_bin() or Path("/usr/lib/postgresql/bin")
-            # a fixed locale, so that key order does not depend on the caller's LANG
-            self._run("initdb", [*self._as_postgres(), str(bin_dir / "initdb"), "-D", str(fresh), "-U", "postgres",
-                                 "--auth=trust", "--encoding=UTF8", "--locale=C.UTF-8"])  # fmt: skip
-            fresh.rename(self.pgdata)
-
-    def _let_postgres_in(self) -> None:
-        """As root, the server runs as postgres, which must reach its data directory."""
-        if os.geteuid() != 0:
-            return
-        self.directory.chmod(self.directory.stat().st_mode | 0o011)
-        for parent in self.directory.parents:
-            if not parent.stat().st_mode & 0o001:
-                raise LabError(
-                    f"{parent} is not searchable by other users, so PostgreSQL (user postgres) "
-                    f"cannot reach {self.pgdata}: use a lab directory under /tmp"
-                )
-
-    def _create_server_database(self) -> None:
-        """Run mogdbsetup against the server: database, user and tables (once)."""
-        done = self.etc / "db-setup.done"
-        if done.exists():
-            return
-        if self.db == "mariadb":
-            self._create_mariadb_user()
-        kind, root = ("MySQL", "root") if self.db == "mariadb" else ("Postgres", "postgres")
-        logger.info(
-            "mogdbsetup (%s, database %s on 127.0.0.1:%d)", kind, DB_NAME, self.ports.database
-        )
-        self._perl("mogdbsetup", [
-            str(self.tree("MogileFS-Server") / "mogdbsetup"), f"--type={kind}", "--dbhost=127.0.0.1",
-            f"--dbport={self.ports.database}", f"--dbname={DB_NAME}", f"--dbrootuser={root}",
-            f"--dbuser={DB_USER}", "--yes", "--verbose",
-        ])  # fmt: skip
-        done.write_text(time.strftime("%F %T\n"))
-
-    def _create_mariadb_user(self) -> None:
-        """Create the trackers' user before mogdbsetup grants it its rights.
-
-        mogdbsetup's ``GRANT ... IDENTIFIED BY ''`` relies on GRANT creating
-        the user; MariaDB 10.11 refuses that for an empty password
-        ("Can't find any matching row in the user table").
-        """
-        users = " ".join(
-            f"CREATE USER IF NOT EXISTS '{DB_USER}'@'{host}';" for host in ("%", "localhost")
-        )
-        script = (
-            'my $d = DBI->connect("DBI:mysql:mysql;host=127.0.0.1;port=$ARGV[0]", "root", "",'
-            " {RaiseError => 1, PrintError => 0}); $d->do($_) for split /;/, $ARGV[1]"
-        )
-        self._perl("mogdbsetup", ["-MDBI", "-e", script, str(self.ports.database), users])
-
-    # -- processes ------------------------------------------------------------
-
-    def _perl(self, log_name: str, arguments: list[str]) -> str:
-        return self._run(log_name, ["perl", *arguments])
-
-    def _run(self, log_name: str, command: list[str]) -> str:
+    def run_step(self, log_name: str, command: list[str]) -> str:
         """Run a setup step in the directory; its stdout. Its output is logged to log/NAME.log."""
         result = subprocess.run(
             command, cwd=self.directory, env=self._environment(), capture_output=True,
@@ -639,10 +469,8 @@ class Lab:
         with log.open("a") as handle:
             handle.write(f"==== {' '.join(command)}\n{result.stdout}{result.stderr}")
         if result.returncode != 0:
-            raise LabError(
-                f"{command[0]} {Path(command[1]).name if len(command) > 1 else ''} failed (exit {result.returncode})"
-                + _tail(log)
-            )
+            step = " ".join(Path(part).name for part in command[:2])
+            raise LabError(f"{step} failed (exit {result.returncode})" + _tail(log))
         return result.stdout
 
     def _environment(self) -> dict[str, str]:
@@ -712,10 +540,8 @@ class Lab:
 
     def _mogadm(self, *arguments: str) -> str:
         tracker = f"127.0.0.1:{self.ports.trackers[0]}"
-        return self._perl(
-            "mogadm",
-            [str(self.tree("MogileFS-Utils") / "mogadm"), f"--trackers={tracker}", *arguments],
-        )
+        mogadm = str(self.tree("MogileFS-Utils") / "mogadm")
+        return self.run_step("mogadm", ["perl", mogadm, f"--trackers={tracker}", *arguments])
 
     def _register(self) -> None:
         """Hosts, devices, the domain and its classes (what is missing or changed)."""

@@ -41,6 +41,20 @@ class Identity:
         return bool(argv) and self.matches(argv) and working_directory(pid) == self.cwd
 
 
+@dataclass
+class Daemon:
+    """One process of the lab: how to start it and how to recognise it."""
+
+    identity: Identity
+    command: list[str]
+    listens: list[tuple[str, int]]  # the first is waited for; all must be free before it starts
+    cwd: Path
+
+    @property
+    def name(self) -> str:
+        return self.identity.name
+
+
 def program_is(name: str) -> Callable[[list[str]], bool]:
     """A matcher for a program that names itself ``name`` (``mogilefsd
     [queryworker]``, ``postgres: checkpointer``) or runs as an absolute path to it."""
