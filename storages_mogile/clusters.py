@@ -2,12 +2,17 @@
 
 The system checks and the management commands look at the same thing: every
 MogileFS storage of the project (the ``STORAGES`` entries and every model
-field's), grouped by the trackers and domain they point at.
+field's), grouped by the MogileFS domain they reach. Storages reach the same
+domain when they name the same domain on trackers that share an address,
+however each spells them (``[t1, t2]`` and ``[t1]``, ``localhost`` and
+``127.0.0.1``): such storages share one key namespace, whatever their
+``key_prefix``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+import socket
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,6 +23,7 @@ from django.core.files.storage import storages
 from django.db.models import FileField
 
 from storages_mogile.backends.mogile import MogileFSStorage, mogilefs_aliases
+from storages_mogile.client.trackers import split_address
 
 #: The hash types mogilefsd 2.73 accepts for a class.
 HASH_TYPES = ("MD5", "NONE")
@@ -49,13 +55,101 @@ def mogilefs_storages() -> Iterator[tuple[str, MogileFSStorage]]:
 
 def project_clusters() -> list[Cluster]:
     """The configured clusters (storages without domain or trackers are left out)."""
-    found: dict[tuple[tuple[str, ...], str], Cluster] = {}
-    for where, storage in mogilefs_storages():
-        if storage.domain and storage._trackers:
-            key = (storage._trackers, storage.domain)
-            cluster = found.setdefault(key, Cluster(storage._trackers, storage.domain))
-            cluster.classes.setdefault(storage.mogile_class or "default", where)
+    found: dict[int, Cluster] = {}
+    for space in key_spaces():
+        storage = space.storage
+        cluster = found.setdefault(space.cluster, Cluster(storage._trackers, storage.domain))
+        cluster.classes.setdefault(storage.mogile_class or "default", space.where)
     return list(found.values())
+
+
+@dataclass(frozen=True)
+class KeySpace:
+    """The keys one storage names: every key of its cluster starting with its key prefix.
+
+    ``cluster`` numbers the MogileFS domain the storage reaches: storages
+    with the same number share one key namespace.
+    """
+
+    where: str
+    storage: MogileFSStorage
+    cluster: int
+
+    @property
+    def prefix(self) -> str:
+        return self.storage.key_prefix
+
+    def holds(self, key: str) -> bool:
+        """Whether ``key`` is a key this storage can name."""
+        return key.startswith(self.prefix)
+
+    def overlaps(self, other: KeySpace) -> bool:
+        """Whether some key is named by both storages (one prefix starts the other)."""
+        return self.cluster == other.cluster and (
+            self.prefix.startswith(other.prefix) or other.prefix.startswith(self.prefix)
+        )
+
+
+def key_spaces(
+    storages: Iterable[tuple[str, MogileFSStorage]] | None = None,
+) -> list[KeySpace]:
+    """The key space of each storage (all of the project's by default), numbered by cluster.
+
+    Storages without a domain or trackers reach no cluster and are left out.
+    """
+    configured = [
+        (where, storage)
+        for where, storage in (mogilefs_storages() if storages is None else storages)
+        if storage.domain and storage._trackers
+    ]
+    nodes = [_nodes(storage.domain, storage._trackers) for _, storage in configured]
+    clusters = _Clusters()
+    for each in nodes:
+        clusters.join(each)
+    return [
+        KeySpace(where, storage, clusters.number(each[0]))
+        for (where, storage), each in zip(configured, nodes)
+    ]
+
+
+_Node = tuple[str, str]  # (domain, tracker endpoint)
+
+
+class _Clusters:
+    """A union-find over (domain, tracker endpoint): the trackers a storage names serve
+    one namespace per domain, so ``[t1, t2]`` and ``[t1]`` end up in one cluster."""
+
+    def __init__(self) -> None:
+        self._parent: dict[_Node, _Node] = {}
+        self._numbers: dict[_Node, int] = {}
+
+    def join(self, nodes: list[_Node]) -> None:
+        """Record that ``nodes`` (one storage's) are one namespace."""
+        for node in nodes[1:]:
+            self._parent[self._root(node)] = self._root(nodes[0])
+
+    def number(self, node: _Node) -> int:
+        """The number of ``node``'s cluster, once every storage has joined."""
+        return self._numbers.setdefault(self._root(node), len(self._numbers))
+
+    def _root(self, node: _Node) -> _Node:
+        while (parent := self._parent.setdefault(node, node)) != node:
+            node = parent
+        return node
+
+
+def _nodes(domain: str, trackers: Iterable[str]) -> list[_Node]:
+    return [(domain, endpoint) for tracker in trackers for endpoint in sorted(_endpoints(tracker))]
+
+
+def _endpoints(tracker: str) -> set[str]:
+    """The addresses a tracker's ``host:port`` resolves to (the spelling if it does not)."""
+    host, port = split_address(tracker)
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError):
+        return {f"{host.lower()}:{port}"}
+    return {f"{info[4][0]}:{port}" for info in infos}
 
 
 @dataclass(frozen=True)

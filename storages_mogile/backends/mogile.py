@@ -42,6 +42,7 @@ from storages.utils import (
     setting,
 )
 
+from storages_mogile.backends.redirect import active_redirection, redirection_changed
 from storages_mogile.client import Client, Location, NodeReader
 from storages_mogile.client.errors import NotDurableError, UnknownKeyError
 from storages_mogile.client.protocol import ENCODING, ERRORS
@@ -175,13 +176,16 @@ class MogileFSStorage(BaseStorage):
     alias named by ``storages_alias``, the ``MOGILEFS_*`` settings, and the
     built-in defaults. They are resolved again whenever a setting they
     depend on changes (``override_settings`` in tests), so a storage built
-    at import time, as model fields build them, follows the settings.
+    at import time, as model fields build them, follows the settings; and
+    when a redirection (``storages_mogile.backends.redirect``, the pytest
+    plugin's) starts or ends, which puts every storage on the test's cluster.
     """
 
     def __init__(self, **options: Any) -> None:
         self._options = options
         self._configure()
         setting_changed.connect(self._on_setting_changed)
+        redirection_changed.connect(self._on_redirection_changed)
 
     def get_default_settings(self) -> dict[str, Any]:
         defaults = {
@@ -254,6 +258,9 @@ class MogileFSStorage(BaseStorage):
         for name in defaults:
             self.__dict__.pop(name, None)
         super().__init__(**self._options)
+        redirection = active_redirection()
+        if redirection is not None:
+            redirection.apply(self)
         self._trackers = self._parse_trackers()
         self._check_durability()
         self._path_cache = PathCache(self.path_cache, self.path_cache_timeout, self.domain)
@@ -284,6 +291,9 @@ class MogileFSStorage(BaseStorage):
     def _on_setting_changed(self, *, setting: str, **kwargs: Any) -> None:
         if setting.startswith("MOGILEFS_") or setting in _WATCHED_SETTINGS:
             self._configure()
+
+    def _on_redirection_changed(self, **kwargs: Any) -> None:
+        self._configure()
 
     def __getstate__(self) -> dict[str, Any]:
         # Clients hold sockets and locks: a copy keeps only what it was made

@@ -17,6 +17,7 @@ from .errors import (
     UnknownKeyError,
 )
 from .files import NewFile, NodeReader
+from .guard import ForeignTrackerError
 from .nodes import NodeStat
 
 __all__ = [
@@ -25,6 +26,7 @@ __all__ = [
     "ClassInfo",
     "Client",
     "FileInfo",
+    "ForeignTrackerError",
     "KeyExistsError",
     "Location",
     "MogileFSError",

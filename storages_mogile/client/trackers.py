@@ -41,6 +41,7 @@ from collections.abc import Callable, Iterable, Mapping
 
 from urllib3.util import wait_for_read
 
+from . import guard
 from .errors import TrackerUnavailableError, tracker_error
 from .protocol import ProtocolError, Reply, decode_reply, encode_request
 
@@ -147,6 +148,7 @@ class TrackerConnection:
     """One socket to one tracker, exchanging one line for one line."""
 
     def __init__(self, address: str, *, connect_timeout: float, timeout: float) -> None:
+        guard.check_tracker(address)
         self.address = address
         self.pid = os.getpid()
         self._timeout = timeout
@@ -249,6 +251,7 @@ class TrackerPool:
         sent again. Raises the TrackerError subclass matching an ``ERR``
         reply, or TrackerUnavailableError when no tracker answered.
         """
+        guard.check_trackers(self.trackers)  # all of them: a refusal is never left to chance
         line = encode_request(command, dict(args))
         attempts: list[tuple[str, str]] = []
         pending = self._order()
