@@ -11,7 +11,8 @@ carries the tag ``mogilefs``:
 * asking the trackers, with ``manage.py check --deploy`` (only them:
   ``--deploy --tag mogilefs``): the trackers answer, the domain and every
   class a field uses exist with the copies and hash type ``MOGILEFS_CLASSES`` declares,
-  and enough writable devices on distinct hosts for the largest class.
+  every such class is declared there (as ``mogilefs_setup`` requires), and
+  enough writable devices on distinct hosts for the largest class.
 """
 
 from __future__ import annotations
