@@ -15,6 +15,7 @@ import logging
 import os
 import socket
 import sys
+import uuid
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -25,34 +26,55 @@ logger = logging.getLogger("run_demo")
 
 
 def smoke() -> None:
-    """One upload, fetch and delete through the site, checked byte for byte."""
+    """One upload, fetch and delete through the site, checked byte for byte.
+
+    The avatar gets a name of its own, so whatever the demo's database
+    holds (avatars of the user's, leftovers of an earlier run) is left alone,
+    and it is removed even when a step fails.
+    """
     from avatars.models import Avatar
     from django.test import Client
     from PIL import Image
 
+    name = f"smoke-{uuid.uuid4().hex[:12]}"
     buffer = io.BytesIO()
     Image.new("RGB", (120, 80), "teal").save(buffer, "PNG")
     upload = buffer.getvalue()
     buffer.name = "smoke.png"
     buffer.seek(0)
     browser = Client()
-    response = browser.post("/", {"name": "smoke", "image": buffer})
-    if response.status_code != 302:
-        raise SystemExit(f"upload failed: HTTP {response.status_code}")
-    avatar = Avatar.objects.get(name="smoke")
-    served = browser.get(avatar.image.url)
-    body = b"".join(served.streaming_content) if served.streaming else served.content
-    if served.status_code != 200 or body != upload:
-        raise SystemExit(f"{avatar.image.url}: HTTP {served.status_code}, {len(body)} bytes")
-    info = avatar.image.storage.client.file_info(avatar.image.name)
-    print(
-        f"stored {avatar.image.name} ({len(upload)} bytes, class {info.cls}), "
-        f"thumbnail {avatar.thumb.name}, served back byte for byte from {avatar.image.url}"
-    )
-    browser.post(f"/avatars/{avatar.pk}/delete/")
-    if avatar.image.storage.exists(avatar.image.name):
-        raise SystemExit("delete left the file in MogileFS")
+    try:
+        response = browser.post("/", {"name": name, "image": buffer})
+        if response.status_code != 302:
+            raise SystemExit(f"upload failed: HTTP {response.status_code}")
+        avatar = Avatar.objects.get(name=name)
+        served = browser.get(avatar.image.url)
+        body = b"".join(served.streaming_content) if served.streaming else served.content
+        if served.status_code != 200 or body != upload:
+            raise SystemExit(f"{avatar.image.url}: HTTP {served.status_code}, {len(body)} bytes")
+        info = avatar.image.storage.client.file_info(avatar.image.name)
+        print(
+            f"stored {avatar.image.name} ({len(upload)} bytes, class {info.cls}), "
+            f"thumbnail {avatar.thumb.name}, served back byte for byte from {avatar.image.url}"
+        )
+        browser.post(f"/avatars/{avatar.pk}/delete/")
+        if Avatar.objects.filter(pk=avatar.pk).exists():
+            raise SystemExit("delete left the avatar in the database")
+        if avatar.image.storage.exists(avatar.image.name):
+            raise SystemExit("delete left the file in MogileFS")
+    finally:
+        remove_avatars(name)
     print("smoke test passed")
+
+
+def remove_avatars(name: str) -> None:
+    """Delete the avatars called ``name`` and their files."""
+    from avatars.models import Avatar
+
+    for avatar in Avatar.objects.filter(name=name):
+        avatar.image.delete(save=False)
+        avatar.thumb.delete(save=False)
+        avatar.delete()
 
 
 def port_taken(port: int) -> bool:

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
+
+# A library leaves the output of its log records to the project's LOGGING:
+# without a handler here, Python's last-resort handler would print bare
+# warnings (a tracker that failed) amid a command's own output.
+logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 __version__ = "0.1.0"
 __all__ = ["__version__", "mogile_storage"]

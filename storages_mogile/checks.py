@@ -12,7 +12,8 @@ carries the tag ``mogilefs``:
 * asking the trackers, with ``manage.py check --deploy`` (only them:
   ``--deploy --tag mogilefs``): the trackers answer, the domain and every
   class a field uses exist with the copies and hash type ``MOGILEFS_CLASSES`` declares,
-  and enough writable devices on distinct hosts for the largest class.
+  every such class is declared there (as ``mogilefs_setup`` requires), and
+  enough writable devices on distinct hosts for the largest class.
 """
 
 from __future__ import annotations
@@ -28,7 +29,13 @@ from django.urls import Resolver404, resolve
 
 from storages_mogile.backends.mogile import MogileFSStorage
 from storages_mogile.client import Admin, ClassInfo, MogileFSError
-from storages_mogile.clusters import declared_classes, mogilefs_storages, project_clusters
+from storages_mogile.clusters import (
+    DeclaredClass,
+    declared_classes,
+    mogilefs_storages,
+    project_clusters,
+    undeclared_classes,
+)
 
 if TYPE_CHECKING:
     from storages_mogile.serving.options import ServeOptions
@@ -213,7 +220,7 @@ def _caches_behind_a_hook(options: ServeOptions) -> bool:
 
 @checks.register(TAG, deploy=True)
 def check_cluster(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
-    """Ask the trackers: reachable, domain and classes, writable devices (E010-E015)."""
+    """Ask the trackers: reachable, domain and classes, writable devices (E010-E015, E018)."""
     messages: list[checks.CheckMessage] = []
     for cluster in project_clusters():
         messages.extend(_check_one_cluster(cluster.trackers, cluster.domain, cluster.classes))
@@ -255,12 +262,15 @@ def _classes(
     domain: str, existing: dict[str, ClassInfo], used: dict[str, str]
 ) -> list[checks.CheckMessage]:
     """E012: a class a field uses is missing; E013/E015: its copies or hash type differ
-    from MOGILEFS_CLASSES (left out when E003 finds the declaration broken)."""
+    from MOGILEFS_CLASSES; E018: it is not declared there, which mogilefs_setup refuses
+    (E013, E015 and E018 are left out when E003 finds the declaration broken)."""
+    messages: list[checks.CheckMessage] = []
     try:
         declared = declared_classes()
     except ImproperlyConfigured:
         declared = {}
-    messages: list[checks.CheckMessage] = []
+    else:
+        messages.extend(_undeclared(domain, used, declared))
     for cls, where in sorted(used.items()):
         if cls not in existing:
             messages.append(
@@ -296,6 +306,21 @@ def _classes(
                 )
             )
     return messages
+
+
+def _undeclared(
+    domain: str, used: dict[str, str], declared: dict[str, DeclaredClass]
+) -> list[checks.CheckMessage]:
+    return [
+        checks.Error(
+            f"{where} stores in MogileFS class {cls!r} (domain {domain!r}), which "
+            "MOGILEFS_CLASSES does not declare: 'manage.py mogilefs_setup' refuses to run.",
+            hint=f"Declare its copies in MOGILEFS_CLASSES, e.g. {{{cls!r}: 2}}.",
+            obj=where,
+            id="storages_mogile.E018",
+        )
+        for cls, where in undeclared_classes(used, declared)
+    ]
 
 
 def _devices(

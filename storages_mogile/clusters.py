@@ -208,3 +208,14 @@ def _declared(name: str, value: Any) -> DeclaredClass:
             f"{' or '.join(map(repr, HASH_TYPES))}."
         )
     return DeclaredClass(copies, hashtype)
+
+
+def undeclared_classes(
+    used: Mapping[str, str], declared: Mapping[str, DeclaredClass]
+) -> list[tuple[str, str]]:
+    """``(class, where)`` for each class in ``used`` (class -> where it is used) that
+    ``MOGILEFS_CLASSES`` does not declare, sorted. ``default`` needs no declaration:
+    every domain has it."""
+    return sorted(
+        (cls, where) for cls, where in used.items() if cls != "default" and cls not in declared
+    )

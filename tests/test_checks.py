@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+import io
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 from django.core import checks
+from django.core.management import CommandError, call_command
 
 from storages_mogile.client import Admin
 from storages_mogile.devserver import DevCluster
@@ -41,6 +48,7 @@ def use_mogilefs(settings, trackers: list[str], **options: object) -> None:
 
 def test_a_complete_configuration_passes(settings, mogile_target: Target) -> None:
     use_mogilefs(settings, mogile_target.trackers, mogile_class="avatar")
+    settings.MOGILEFS_CLASSES = {"avatar": 2}
     assert ids(deploy=True) == set()
 
 
@@ -133,11 +141,64 @@ def test_e014_fewer_writable_hosts_than_copies(settings, dev_cluster: DevCluster
     with Admin(dev_cluster.trackers) as admin:
         admin.create_class(TEST_DOMAIN, "triple", 3)
     use_mogilefs(settings, dev_cluster.trackers, mogile_class="triple")
+    settings.MOGILEFS_CLASSES = {"triple": 3, "avatar": 2}
     assert ids(deploy=True) == {"storages_mogile.E014"}
     use_mogilefs(settings, dev_cluster.trackers, mogile_class="avatar")
     with Admin(dev_cluster.trackers) as admin:
         admin.set_state("node2", 2, "down")
     assert ids(deploy=True) == {"storages_mogile.E014"}  # 2 copies, 1 writable host
+
+
+@pytest.mark.parametrize("declared", [None, {}, {"thumb": 1}])
+def test_e018_a_class_used_but_not_declared_as_mogilefs_setup_refuses(
+    settings, mogile_target: Target, declared
+) -> None:
+    use_mogilefs(settings, mogile_target.trackers, mogile_class="avatar")
+    settings.MOGILEFS_CLASSES = declared
+    assert ids() == set()  # declaring classes is for deploying: no network, no message
+    messages = checks.run_checks(tags=["mogilefs"], include_deployment_checks=True)
+    assert [message.id for message in messages] == ["storages_mogile.E018"]
+    assert "'avatar'" in messages[0].msg and "MOGILEFS_CLASSES" in messages[0].hint
+    with pytest.raises(CommandError, match="'avatar'.*MOGILEFS_CLASSES"):
+        call_command("mogilefs_setup", "--dry-run", stdout=io.StringIO())
+    settings.MOGILEFS_CLASSES = {"avatar": 2}
+    assert ids(deploy=True) == set()
+    call_command("mogilefs_setup", "--dry-run", stdout=io.StringIO())  # and setup agrees
+
+
+def test_e016_the_default_class_needs_no_declaration(settings, mogile_target: Target) -> None:
+    use_mogilefs(settings, mogile_target.trackers)
+    settings.MOGILEFS_CLASSES = {}
+    assert ids(deploy=True) == set()
+    call_command("mogilefs_setup", "--dry-run", stdout=io.StringIO())
+
+
+def test_e010_a_tracker_down_prints_only_the_check(tmp_path: Path) -> None:
+    """``check --deploy`` in a project without a LOGGING setting of its own."""
+    (tmp_path / "down_settings.py").write_text(
+        "SECRET_KEY = 'e010'\n"
+        "INSTALLED_APPS = ['storages_mogile']\n"
+        "ROOT_URLCONF = 'storages_mogile.urls'\n"
+        f"STORAGES = {{'default': {{'BACKEND': {MOGILEFS!r}, 'OPTIONS': "
+        f"{{'domain': 'media', 'trackers': [{closed_port()!r}]}}}}, 'staticfiles': {STATIC!r}}}\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "django", "check", "--deploy", "--tag", "mogilefs"],
+        cwd=tmp_path,
+        env={**os.environ, "DJANGO_SETTINGS_MODULE": "down_settings", "PYTHONPATH": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert result.stdout == ""
+    lines = result.stderr.splitlines()
+    assert lines[0] == "SystemCheckError: System check identified some issues:", result.stderr
+    assert "(storages_mogile.E010) The MogileFS trackers" in result.stderr
+    assert "failed: connect failed" not in "\n".join(
+        line for line in lines if "storages_mogile.E010" not in line
+    )
 
 
 @pytest.fixture(autouse=True)

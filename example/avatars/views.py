@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 from django.core.files.base import ContentFile
 from django.http import HttpRequest, HttpResponse
@@ -32,7 +33,8 @@ def index(request: HttpRequest) -> HttpResponse:
         upload = form.cleaned_data["image"]
         avatar = Avatar(name=form.cleaned_data["name"])
         avatar.image.save(upload.name, upload, save=False)
-        avatar.thumb.save(f"{upload.name}.png", make_thumbnail(upload), save=False)
+        # the thumbnail is a PNG whatever was uploaded: its name keeps one extension
+        avatar.thumb.save(f"{Path(upload.name).stem}.png", make_thumbnail(upload), save=False)
         avatar.save()
         return redirect("index")
     return render(request, "avatars/index.html", {"form": form, "avatars": Avatar.objects.all()})

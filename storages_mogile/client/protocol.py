@@ -2,8 +2,8 @@
 
 Both sides of the wire use this module: the client to build requests and
 read replies, the dev server to read requests and build replies. It follows
-what a real mogilefsd 2.73 does (see PROTOCOL.md in the project's shared
-material): arguments are ``name=value`` pairs joined by ``&``, every name and
+what a real mogilefsd 2.73 does (see tests/data/mogilefs/PROTOCOL.md in the
+repository): arguments are ``name=value`` pairs joined by ``&``, every name and
 value percent-encoded the way the server's ``eurl`` does it, one request line
 answered by one reply line.
 

@@ -1,7 +1,7 @@
 """Tracker connections, failover and retries, against scripted tracker sockets.
 
 The reply lines are the ones a real mogilefsd 2.73 sent (PROTOCOL.md and
-vectors.jsonl of the project's shared material; seq numbers in comments).
+vectors.jsonl in tests/data/mogilefs; seq numbers in comments).
 """
 
 from __future__ import annotations

@@ -28,7 +28,6 @@ from __future__ import annotations
 import http.client
 import io
 import json
-import os
 import re
 import socket
 import time
@@ -42,17 +41,8 @@ from storages_mogile.client.protocol import Reply, decode_args, decode_reply, de
 from storages_mogile.devserver import DevCluster
 from storages_mogile.devserver.layout import fid_path, parse_fid_path
 
-
-def _vectors_path() -> Path:
-    """Where the recording is: $MOGILEFS_VECTORS, else the project's shared
-    material beside the checkout (``shared/mogilefs/vectors.jsonl``)."""
-    configured = os.environ.get("MOGILEFS_VECTORS")
-    if configured:
-        return Path(configured)
-    return Path(__file__).resolve().parents[3] / "shared" / "mogilefs" / "vectors.jsonl"
-
-
-VECTORS = _vectors_path()
+# The recording (and PROTOCOL.md, which explains it) is test data of the repository.
+VECTORS = Path(__file__).resolve().parents[1] / "data" / "mogilefs" / "vectors.jsonl"
 
 # Recorded topology: devid -> node address; tracker address -> index.
 RECORDED_NODES = {1: "127.0.0.1:7500", 2: "127.0.0.2:7510"}

@@ -15,7 +15,6 @@ worker pass in between), which makes the replay deterministic.
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 
@@ -23,7 +22,7 @@ import pytest
 
 from storages_mogile.devserver import DevCluster
 
-from .replay import VECTORS, Outcome, Replayer, StoredFile, load_records
+from .replay import Outcome, Replayer, StoredFile, load_records
 
 DOCS = Path(__file__).parents[2] / "docs" / "devserver.md"
 REFERENCE_DOMAINS = {"testdomain": {"avatar": 2, "thumb": 1}}
@@ -84,14 +83,6 @@ SETUP: dict[int, list[StoredFile]] = {
     ],
 }
 
-if not VECTORS.exists():
-    # CI has the shared material beside its clone: a missing file there is an error.
-    if os.environ.get("CI"):
-        raise FileNotFoundError(f"the mogilefsd recording is missing: {VECTORS}")
-    pytest.skip(
-        f"no recording at {VECTORS}: set MOGILEFS_VECTORS to vectors.jsonl",
-        allow_module_level=True,
-    )
 RECORDS = load_records()
 SQLITE_RUN = [record for record in RECORDS if record["seq"] < 423]
 TWO_TRACKER_RUN = [record for record in RECORDS if 423 <= record["seq"] <= 434]

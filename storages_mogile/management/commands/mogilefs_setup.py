@@ -8,7 +8,13 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from storages_mogile.client import Admin, ClassInfo, MogileFSError, TrackerError
-from storages_mogile.clusters import Cluster, DeclaredClass, declared_classes, project_clusters
+from storages_mogile.clusters import (
+    Cluster,
+    DeclaredClass,
+    declared_classes,
+    project_clusters,
+    undeclared_classes,
+)
 
 
 class Command(BaseCommand):
@@ -42,10 +48,7 @@ class Command(BaseCommand):
             )
         declared = declared_classes()
         undeclared = sorted(
-            (cls, where)
-            for cluster in clusters
-            for cls, where in cluster.classes.items()
-            if cls != "default" and cls not in declared
+            pair for cluster in clusters for pair in undeclared_classes(cluster.classes, declared)
         )
         if undeclared:
             listed = ", ".join(f"{cls!r} ({where})" for cls, where in undeclared)
