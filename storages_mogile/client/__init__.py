@@ -4,6 +4,7 @@ from .admin import Admin, ClassInfo
 from .client import Client, FileInfo, Location
 from .errors import (
     ChecksumMismatchError,
+    CloseOutcomeUnknownError,
     KeyExistsError,
     MogileFSError,
     NoDevicesError,
@@ -26,6 +27,7 @@ __all__ = [
     "ChecksumMismatchError",
     "ClassInfo",
     "Client",
+    "CloseOutcomeUnknownError",
     "FileInfo",
     "ForeignTrackerError",
     "KeyExistsError",

@@ -22,6 +22,7 @@ import urllib3
 
 from .damaged import DamagedCopies
 from .errors import (
+    CloseOutcomeUnknownError,
     KeyExistsError,
     MogileFSError,
     NoPathsError,
@@ -47,10 +48,11 @@ _REGEX_SPECIAL = frozenset("\\^$|?*+()[]{}")
 
 #: create_close refusals that mean the upload is lost but nothing was
 #: stored: the tracker could not check it on its node (the node went away
-#: after the PUT: ``size_verify_error``), or an attempt that failed had
-#: consumed the temp file (``no_temp_file``, to a close sent again). The
-#: store then starts over from create_open.
-UPLOAD_LOST = frozenset({"size_verify_error", "no_temp_file"})
+#: after the PUT). The store then starts over from create_open. Not
+#: ``no_temp_file`` to a close sent again: the first attempt holds the
+#: upload and may still commit it, and a store started over would race it
+#: (CloseOutcomeUnknownError).
+UPLOAD_LOST = frozenset({"size_verify_error"})
 
 #: How many times one store may run create_open, the upload and create_close.
 STORE_ATTEMPTS = 3
@@ -385,6 +387,18 @@ class Client:
         try:
             self._call("create_close", settle=lambda: self._fid_or_none(key) == fid, **close_args)
         except TrackerError as exc:
+            if exc.code == "no_temp_file":
+                raise CloseOutcomeUnknownError(
+                    exc.code,
+                    f"create_close of key {key!r} (fid {fid}) lost its reply, and the close sent "
+                    f"again was refused ({exc.message}): the first attempt holds the upload and "
+                    f"had not committed it after waiting; it may still do so, and then the key "
+                    f"holds this file. Check the key before storing it again",
+                    command=exc.command,
+                    tracker=exc.tracker,
+                    key=key,
+                    domain=self.domain,
+                ) from exc
             raise tracker_error(
                 exc.code,
                 f"{exc.message}; nothing was stored, key {key!r} keeps its previous content "

@@ -150,6 +150,18 @@ class UnrewindableSourceError(MogileFSError):
         super().__init__(message)
 
 
+class CloseOutcomeUnknownError(TrackerError):
+    """A store's ``create_close`` lost its reply, and its outcome is still open.
+
+    The close sent again was refused (``no_temp_file``): the first attempt
+    holds the upload on its tracker, and it had not committed when the
+    client stopped waiting. It may still commit later, and then ``key``
+    holds this file. Storing anew meanwhile would race it (the late commit
+    would replace the newer store), so the client does not; check the key
+    (``file_info``) before storing again.
+    """
+
+
 class NoPathsError(MogileFSError):
     """The key exists but no storage node could serve it (every path failed).
 
