@@ -7,19 +7,21 @@ a view that saves with MogileFSStorage and answers the name, and GET
 acknowledged files through the serving view in stream mode, checking every
 byte. The run goes through windows, each with its fault:
 
-  calm, a storage node hung (SIGSTOP, SIGCONT at the end of the window),
-  calm, a storage node killed (SIGKILL, restarted halfway by the lab's start
-  script), a tracker killed (the same), a gunicorn worker killed (gunicorn
-  starts another), calm.
+  warm-up, calm, a storage node hung (SIGSTOP, SIGCONT at the end of the
+  window), calm, a storage node killed (SIGKILL, restarted halfway by the
+  lab's start script), a tracker killed (the same), a gunicorn worker killed
+  (gunicorn starts another), calm.
 
-Per window: throughput (good answers per second), answers by result and
-the p99 latency of the requests started in it. A 503 is checked at once:
-did the tracker list a copy that a storage node served (HEAD, right length)?
-At the end, with every daemon back, every acknowledged upload is read back
-from each of its copies and compared with what was sent. Then the goals of
-issue 14: no 500, no wrong byte, no lost acknowledged upload, no 503 for a
-file that had a live copy, and the hung-node window at half the first calm
-window's throughput or more. Timings are reported, never asserted.
+Per window, over the requests whose answer ended in it (a request held by a
+hung node counts where it ends): throughput (good answers per second),
+answers by result, p99 latency, and the machine's load average. A 503 is
+checked at once: did the tracker list a copy that a storage node served
+(HEAD, right length)? At the end, with every daemon back, every acknowledged
+upload is read back from each of its copies and compared with what was
+sent. Then the goals of issue 14: no 500, no wrong byte, no lost
+acknowledged upload, no 503 for a file that had a live copy, and the
+hung-node window at half the calm window's throughput or more. Timings are
+reported, never asserted.
 
 It needs the mogilefs-lab (its daemons are what it stops and kills), and
 gunicorn in the virtualenv (a bench-only dependency). The dev MogileFS is
@@ -31,7 +33,7 @@ itself, restarts whatever it stopped, and deletes the files it stored
     /work/shared/mogilefs-lab/start /tmp/lab
     .venv/bin/pip install gunicorn
     .venv/bin/python bench/soak.py --lab /tmp/lab            # about 6 minutes
-    .venv/bin/python bench/soak.py --lab /tmp/lab --quick    # about 1 minute
+    .venv/bin/python bench/soak.py --lab /tmp/lab --quick    # about 1.5 minutes
 """
 
 from __future__ import annotations
@@ -379,6 +381,7 @@ class Window:
     fault: Fault
     began: float = 0.0
     ended: float = 0.0
+    load: float = 0.0  # the machine's 1-minute load average at the end
     events: list[str] = field(default_factory=list)
 
     def run(self) -> None:
@@ -389,6 +392,7 @@ class Window:
         self._note(self.fault.repair())
         time.sleep(max(0.0, self.began + self.seconds - time.monotonic()))
         self.ended = time.monotonic()
+        self.load = os.getloadavg()[0]
 
     def _note(self, event: str) -> None:
         if event:
@@ -515,8 +519,8 @@ def report(windows: list[Window], ledger: Ledger, checked: Counter[str],
     for key, value in meta.items():
         print(f"{key}: {value}")
     print()
-    print("| window | s | requests | uploads | GETs | good req/s | p99 ms | not 200 |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("| window | s | requests | uploads | GETs | good req/s | p99 ms | not 200 | load |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for window in windows:
         outcomes = window.outcomes(ledger)
         bad = Counter(o.result for o in outcomes if o.result != GOOD)
@@ -525,7 +529,8 @@ def report(windows: list[Window], ledger: Ledger, checked: Counter[str],
             f"| {window.name} | {window.ended - window.began:.0f} | {len(outcomes)} | {uploads} "
             f"| {len(outcomes) - uploads} | {window.throughput(ledger):.1f} "
             f"| {p99([o.seconds for o in outcomes]) * 1000:.0f} "
-            f"| {', '.join(f'{k}: {v}' for k, v in sorted(bad.items())) or '-'} |"
+            f"| {', '.join(f'{k}: {v}' for k, v in sorted(bad.items())) or '-'} "
+            f"| {window.load:.1f} |"
         )
     print()
     for window in windows:
