@@ -46,6 +46,7 @@ import logging
 import math
 import os
 import random
+import re
 import shutil
 import signal
 import subprocess
@@ -499,11 +500,18 @@ def server_errors(log: Path) -> Counter[str]:
         elif in_traceback and line and not line[0].isspace():
             in_traceback, pending = False, line
         elif line and not line[0].isspace() and not line.startswith(CHAINED) and pending:
-            counts[pending[:160]] += 1
+            counts[_kind(pending)] += 1
             pending = None
     if pending:
-        counts[pending[:160]] += 1
+        counts[_kind(pending)] += 1
     return counts
+
+
+def _kind(exception: str) -> str:
+    """An exception line without its keys, URLs and numbers, so that alike ones group."""
+    for pattern, blank in ((r"'[^']*'", "'…'"), (r"https?://\S+", "URL"), (r"\d+", "N")):
+        exception = re.sub(pattern, blank, exception)
+    return exception[:200]
 
 
 # Report
@@ -624,6 +632,11 @@ def main() -> None:
         with gunicorn:
             gunicorn.wait_for_workers()
             ledger = load(windows, gunicorn, client, prefix, args)
+    except BaseException:
+        logger.error(
+            "stopped early: the keys under %s and the logs in %s are kept", prefix, workdir
+        )
+        raise
     finally:
         for window in windows:
             window.fault.undo()
