@@ -227,6 +227,9 @@ class Gunicorn(Server):
             "--bind", f"127.0.0.1:{port}", "--worker-class", "gthread",
             "--workers", str(args.workers), "--threads", str(args.worker_threads),
             "--graceful-timeout", "5", "--log-level", "warning",
+            # Which worker answered what, when, in how long: kept with --keep.
+            "--access-logfile", str(workdir / "access.log"),
+            "--access-logformat", "%(t)s pid=%(p)s %(m)s %(U)s %(s)s %(L)ss",
         ]  # fmt: skip
         super().__init__("gunicorn", command, port, workdir / "gunicorn.log", env)
         self.expected_workers = args.workers
