@@ -255,8 +255,7 @@ class Gunicorn(Server):
 
 @dataclass(frozen=True)
 class Outcome:
-    """One request: what, when its answer was complete (monotonic), how long it took, how it
-    ended."""
+    """One request: its kind, when it ended (monotonic), its seconds and its result."""
 
     kind: str  # "upload" or "get"
     ended: float
@@ -340,7 +339,7 @@ def request(
 
 
 class LoadClient:
-    """One client thread: uploads and GETs until the deadline."""
+    """One client thread: uploads and GETs until told to stop."""
 
     def __init__(self, number: int, port: int, ledger: Ledger, checker: LiveCopyChecker,
                  prefix: str, args: argparse.Namespace) -> None:  # fmt: skip
