@@ -7,7 +7,8 @@ carries the tag ``mogilefs``:
   each MogileFS storage (the ``STORAGES`` entries and every model field's)
   has a domain and trackers; the serving view is routed at the storages'
   URL prefix; a proxy serve mode under ``DEBUG``; a path cache each process
-  keeps for itself;
+  keeps for itself; a route reaching a more private storage's keys; a reproxy
+  cache with an access hook;
 * asking the trackers, with ``manage.py check --deploy`` (only them:
   ``--deploy --tag mogilefs``): the trackers answer, the domain and every
   class a field uses exist with the copies and hash type ``MOGILEFS_CLASSES`` declares,
@@ -17,7 +18,7 @@ carries the tag ``mogilefs``:
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from django.conf import settings
@@ -28,6 +29,10 @@ from django.urls import Resolver404, resolve
 from storages_mogile.backends.mogile import MogileFSStorage
 from storages_mogile.client import Admin, ClassInfo, MogileFSError
 from storages_mogile.clusters import declared_classes, mogilefs_storages, project_clusters
+
+if TYPE_CHECKING:
+    from storages_mogile.serving.options import ServeOptions
+    from storages_mogile.serving.routes import Exposure
 
 TAG = "mogilefs"
 # Cache backends that each process keeps to itself: a path cache there goes
@@ -153,6 +158,57 @@ def _path_cache(where: str, storage: MogileFSStorage) -> Iterable[checks.CheckMe
             id="storages_mogile.W003",
         )
     ]
+
+
+@checks.register(TAG)
+def check_access(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """Private keys reachable through another storage's routes (E016); a reproxy cache
+    with an access hook (E017)."""
+    from storages_mogile.serving.routes import key_access
+
+    try:
+        access = key_access()
+    except ImportError:
+        return []  # a URLconf that does not import: Django's own checks report it
+    exposed: dict[tuple[str, str], list[Exposure]] = {}
+    for route in access.routes:
+        for exposure in access.exposures(route):
+            exposed.setdefault((exposure.served.where, exposure.prefix), []).append(exposure)
+    messages = [_exposed(exposures) for exposures in exposed.values()]
+    cached = [route.pattern for route in access.routes if _caches_behind_a_hook(route.options)]
+    if cached:
+        messages.append(
+            checks.Error(
+                f"The serve route(s) {', '.join(map(repr, cached))} have both an access hook "
+                "and a Perlbal reproxy cache: Perlbal would answer from its cache without "
+                "asking the hook, so these routes do not ask Perlbal to cache.",
+                hint="Drop reproxy_cache_for (MOGILEFS_SERVE_REPROXY_CACHE_FOR) from these "
+                "routes, or serve public files through a route without an access hook.",
+                id="storages_mogile.E017",
+            )
+        )
+    return messages
+
+
+def _exposed(exposures: list[Exposure]) -> checks.CheckMessage:
+    """E016: one storage's routes reach keys that another storage keeps private."""
+    first = exposures[0]
+    private = ", ".join(dict.fromkeys(space.where for space in first.private))
+    routes = ", ".join(repr(exposure.route.pattern) for exposure in exposures)
+    return checks.Error(
+        f"The MogileFS storage of {first.served.where} (key prefix {first.served.prefix!r}) "
+        f"names the keys under {first.prefix!r} of {private} on the same MogileFS domain, "
+        f"which need {first.needs}; its serve route(s) {routes} do not ask for it, so they "
+        f"answer 404 for names under {first.prefix!r}.",
+        hint="Give storages of different access their own domain, or key prefixes of which "
+        "neither starts the other (such as 'public/' and 'private/'); see docs/serving.md.",
+        obj=first.served.where,
+        id="storages_mogile.E016",
+    )
+
+
+def _caches_behind_a_hook(options: ServeOptions) -> bool:
+    return options.reproxy_cache_for is not None and options.access is not None
 
 
 @checks.register(TAG, deploy=True)

@@ -5,19 +5,17 @@ Installed with the package (entry point ``pytest11``), it adds two fixtures:
 * ``mogilefs_dev_cluster`` (session): an embedded dev MogileFS (one tracker,
   two storage nodes) with the domain of the project's settings and the
   classes of ``MOGILEFS_CLASSES`` (copies and hash types);
-* ``mogilefs`` (per test): points every MogileFS storage of the project at
-  it (the ``MOGILEFS_*`` settings, the OPTIONS of each MogileFS entry in
-  ``STORAGES``, and so every ``mogile_storage()`` field), under a key prefix
-  of the test's own, and deletes what the test stored afterwards. It yields
-  the cluster.
+* ``mogilefs`` (per test): puts every MogileFS storage of the project on
+  it, whatever trackers, domain and key prefix the storage names (the
+  ``STORAGES`` entries, every ``mogile_storage()`` field, storages built
+  during the test), under a key prefix of the test's own, and deletes what
+  the test stored afterwards. While it is active no tracker connection of
+  the process may leave the dev cluster: a Client or Admin made for other
+  trackers fails the test with ForeignTrackerError. It yields the cluster.
 
 A project's tests then need only::
 
     pytestmark = pytest.mark.usefixtures("mogilefs")
-
-Settings overrides must be undone in the reverse order they were made: a
-test that also takes pytest-django's ``settings`` fixture should name
-``mogilefs`` first (``usefixtures`` does that by itself).
 
 It needs Django settings when the fixtures are used, and nothing else: the
 plugin does not depend on pytest-django.
@@ -55,16 +53,24 @@ def mogilefs_dev_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[A
 
 @pytest.fixture
 def mogilefs(mogilefs_dev_cluster: Any) -> Iterator[Any]:
-    """Every MogileFS storage of the project on the dev MogileFS, under a fresh key prefix."""
-    from django.test import override_settings
-
-    from storages_mogile.client import Client, UnknownKeyError
+    """Every MogileFS storage of the project on the dev MogileFS, under a fresh key prefix,
+    and no tracker but its own reachable."""
+    from storages_mogile.backends.redirect import redirect_storages
+    from storages_mogile.client.guard import only_trackers
 
     domain, _ = _project_domain()
     prefix = f"test-{uuid.uuid4().hex[:12]}/"
     trackers = list(mogilefs_dev_cluster.trackers)
-    with override_settings(**_pointed_settings(trackers, domain, prefix)):
-        yield mogilefs_dev_cluster
+    with only_trackers(trackers):
+        with redirect_storages(trackers, domain, prefix):
+            yield mogilefs_dev_cluster
+        _delete_keys(trackers, domain, prefix)
+
+
+def _delete_keys(trackers: list[str], domain: str, prefix: str) -> None:
+    """Delete every key under ``prefix``: what a test stored."""
+    from storages_mogile.client import Client, UnknownKeyError
+
     with Client(domain, trackers) as client:
         for key in list(client.iter_keys(prefix)):
             try:
@@ -88,26 +94,3 @@ def _project_domain() -> tuple[str, dict[str, Any]]:
         name: DeclaredClass(copies) for name, copies in DEFAULT_CLASSES.items()
     }
     return domain or DEFAULT_DOMAIN, classes
-
-
-def _pointed_settings(trackers: list[str], domain: str, prefix: str) -> dict[str, Any]:
-    """Settings that send every MogileFS storage to ``trackers``, ``domain`` and ``prefix``."""
-    from django.conf import settings
-
-    from storages_mogile.backends.mogile import mogilefs_aliases
-
-    pointed: dict[str, Any] = {
-        "MOGILEFS_TRACKERS": trackers,
-        "MOGILEFS_DOMAIN": domain,
-        "MOGILEFS_KEY_PREFIX": prefix + getattr(settings, "MOGILEFS_KEY_PREFIX", ""),
-    }
-    aliases = mogilefs_aliases()
-    if aliases:  # STORAGES is left alone otherwise
-        storages = {alias: dict(entry) for alias, entry in settings.STORAGES.items()}
-        for alias in aliases:
-            options = dict(storages[alias].get("OPTIONS", {}))
-            options.update(trackers=trackers, domain=domain)
-            options["key_prefix"] = prefix + options.get("key_prefix", "")
-            storages[alias]["OPTIONS"] = options
-        pointed["STORAGES"] = storages
-    return pointed

@@ -17,11 +17,18 @@ from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBase
 from django.views.decorators.http import require_safe
 
 from storages_mogile.backends.mogile import MogileFSStorage
-from storages_mogile.client.errors import NoPathsError, TrackerUnavailableError
+from storages_mogile.client import Location
+from storages_mogile.client.errors import (
+    ChecksumMismatchError,
+    NoPathsError,
+    TrackerUnavailableError,
+    UnknownKeyError,
+)
 from storages_mogile.serving.files import ServedFile
 from storages_mogile.serving.headers import content_headers
 from storages_mogile.serving.options import NGINX, PERLBAL, STREAM, ServeOptions
 from storages_mogile.serving.proxies import nginx_response, perlbal_response
+from storages_mogile.serving.routes import key_access
 from storages_mogile.serving.streaming import stream_response
 
 logger = logging.getLogger(__name__)
@@ -39,21 +46,32 @@ def serve(request: HttpRequest, name: str, **options: Any) -> HttpResponseBase:
     ``options`` are the URL pattern's keyword arguments and override the
     ``MOGILEFS_SERVE_*`` settings. An unknown name is a 404; a name the
     storage refuses (``..``, over-long) raises SuspiciousFileOperation,
-    which Django answers with 400 and logs to ``django.security``; a
-    refusal by the access hook is a 403; MogileFS being unreachable is a 503.
+    which Django answers with 400 and logs to ``django.security``; a name
+    whose key a more private storage also names is a 404 (``routes``); a
+    refusal by the access hook is a 403; MogileFS being unreachable (or
+    every copy damaged) is a 503. When every cached path fails, the tracker
+    is asked once more before that.
     """
     resolved = ServeOptions.resolve(options)
     storage = resolved.get_storage()
     if not name:
         raise Http404("No file name given.")
     key = storage.key_for(name)
+    if key_access().refuses(resolved, key):
+        raise Http404(f"{name!r} is a file of a more private storage, not served here.")
     check_signature(request, storage, name)
     resolved.check_access(request, name)
-    try:
-        file = ServedFile.find(storage, name, key)
-        respond = _RESPONDERS[resolved.mode_for(request)]
+    respond = _RESPONDERS[resolved.mode_for(request)]
+
+    def serve_at(location: Location) -> HttpResponseBase:
+        file = ServedFile.at(storage, name, key, location)
         return respond(request, file, content_headers(file, resolved), resolved)
-    except (TrackerUnavailableError, NoPathsError) as exc:
+
+    try:
+        return storage.using_location(key, serve_at)
+    except UnknownKeyError:
+        raise Http404(f"No file {name!r} in MogileFS domain {storage.domain!r}.") from None
+    except (TrackerUnavailableError, NoPathsError, ChecksumMismatchError) as exc:
         logger.warning("MogileFS could not serve %r: %s", name, exc)
         return HttpResponse(
             "The file store is unavailable; try again shortly.\n",

@@ -143,3 +143,68 @@ def test_e014_fewer_writable_hosts_than_copies(settings, dev_cluster: DevCluster
 @pytest.fixture(autouse=True)
 def _no_legacy_mode(settings) -> None:
     settings.MOGILEFS_SERVE_MODE = "stream"
+
+
+def with_storage(settings, alias: str, trackers: list[str], **options: object) -> None:
+    """Add a MogileFS storage to STORAGES (assigned anew: Django sees a setting change)."""
+    entry = {"BACKEND": MOGILEFS, "OPTIONS": {"domain": TEST_DOMAIN, "trackers": trackers}}
+    entry["OPTIONS"].update(options)  # type: ignore[union-attr]
+    settings.STORAGES = {**settings.STORAGES, alias: entry}
+
+
+def messages(id_: str) -> list[str]:
+    return [message.msg for message in checks.run_checks(tags=["mogilefs"]) if message.id == id_]
+
+
+@pytest.mark.parametrize("outer", ["site/", "Site/"])  # one on a tracker on MariaDB
+def test_e016_a_signed_storage_inside_a_routed_unsigned_one(settings, mogile_target, outer) -> None:
+    """The docs' old private-files setup: default prefix P, signed prefix P + "private/"."""
+    trackers = mogile_target.trackers
+    use_mogilefs(settings, trackers, key_prefix=outer)
+    spelled_otherwise = [t.replace("127.0.0.1", "localhost") for t in trackers[::-1]]
+    with_storage(
+        settings, "signed", spelled_otherwise, key_prefix="site/private/", signed_urls=True
+    )
+    [message] = messages("storages_mogile.E016")
+    assert "STORAGES['default']" in message and "STORAGES['signed']" in message
+    assert "'site/private/'" in message and "signature" in message
+
+
+def test_e016_a_storage_whose_route_has_an_access_hook(settings, mogile_target) -> None:
+    """tests/serving/urls.py serves "private" at /private/ with an access hook."""
+    use_mogilefs(settings, mogile_target.trackers)
+    with_storage(settings, "private", mogile_target.trackers, key_prefix="private/")
+    [message] = messages("storages_mogile.E016")
+    assert "STORAGES['default']" in message and "STORAGES['private']" in message
+    assert "access hook" in message
+
+
+@pytest.mark.parametrize(
+    ("outer", "inner"),
+    [
+        ({}, {"domain": "otherdomain", "signed_urls": True}),
+        ({}, {"trackers": ["127.0.0.1:1"], "signed_urls": True}),
+        ({"key_prefix": "public/"}, {"signed_urls": True}),  # prefixes apart
+        ({}, {}),  # nested, neither signed nor hooked
+        ({"signed_urls": True}, {"key_prefix": "", "signed_urls": True}),  # one key space
+    ],
+)
+def test_no_e016_for_key_spaces_apart_or_of_the_same_access(
+    settings, mogile_target, outer, inner
+) -> None:
+    use_mogilefs(settings, mogile_target.trackers, **outer)
+    options = {"key_prefix": "private/", "trackers": mogile_target.trackers, **inner}
+    with_storage(settings, "signed", options.pop("trackers"), **options)
+    assert messages("storages_mogile.E016") == []
+
+
+def test_e017_a_reproxy_cache_with_an_access_hook(settings, mogile_target) -> None:
+    """The URLconf loads; the check names the routes (/private/ has its own hook)."""
+    use_mogilefs(settings, mogile_target.trackers)
+    assert "storages_mogile.E017" not in ids()
+    settings.MOGILEFS_SERVE_REPROXY_CACHE_FOR = 60
+    [message] = messages("storages_mogile.E017")
+    assert "private/" in message and "mogilefs/" not in message
+    settings.MOGILEFS_SERVE_ACCESS = "tests.serving.doc_examples.can_read"
+    [message] = messages("storages_mogile.E017")
+    assert "mogilefs/" in message and "perlbal/" in message

@@ -14,14 +14,15 @@ from __future__ import annotations
 
 import io
 import logging
+import math
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextvars import ContextVar
 from datetime import datetime
 from tempfile import SpooledTemporaryFile
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 from urllib.parse import urlencode, urljoin
 
 from django.conf import settings as django_settings
@@ -29,8 +30,9 @@ from django.core.exceptions import ImproperlyConfigured, SuspiciousFileOperation
 from django.core.files.base import File
 from django.core.files.utils import validate_file_name
 from django.core.signals import setting_changed
-from django.core.signing import BadSignature, Signer
+from django.core.signing import Signer
 from django.utils import timezone
+from django.utils.crypto import constant_time_compare
 from django.utils.deconstruct import deconstructible
 from django.utils.encoding import filepath_to_uri
 from django.utils.module_loading import import_string
@@ -42,13 +44,16 @@ from storages.utils import (
     setting,
 )
 
+from storages_mogile.backends.redirect import active_redirection, redirection_changed
 from storages_mogile.client import Client, Location, NodeReader
-from storages_mogile.client.errors import NotDurableError, UnknownKeyError
+from storages_mogile.client.errors import NoPathsError, NotDurableError, UnknownKeyError
 from storages_mogile.client.protocol import ENCODING, ERRORS
 from storages_mogile.client.trackers import parse_trackers
 from storages_mogile.pathcache import PathCache
 
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 # A real tracker on MySQL or PostgreSQL stores keys in a 255-byte column.
 MAX_KEY_BYTES = 255
@@ -62,12 +67,77 @@ STAGING_DIR = ".storages-mogile-staging"
 #: What a save does when ``min_copies`` is not reached in ``min_copies_timeout``.
 DURABILITY_ACTIONS = ("raise", "log")
 
+#: A signed URL's ``expires`` is a Unix time of at most this many ASCII digits.
+EXPIRES_DIGITS = 12
+
 # Django passes max_length to save() but not to _save(), where a name taken
 # meanwhile needs an alternative of the same limit.
 _max_length: ContextVar[int | None] = ContextVar("_max_length", default=None)
 
 # Settings that change what a storage resolves its options to.
 _WATCHED_SETTINGS = frozenset({"MEDIA_URL", "STORAGES", "FILE_UPLOAD_TEMP_DIR"})
+
+
+def _seconds(value: Any) -> bool:
+    return (
+        isinstance(value, (int, float))
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and value > 0
+    )
+
+
+def _count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
+def _name(value: Any) -> bool:
+    return isinstance(value, str) and bool(value)
+
+
+def _optional(check: Callable[[Any], bool]) -> Callable[[Any], bool]:
+    return lambda value: value is None or check(value)
+
+
+_SECONDS = (_seconds, "a number of seconds above 0 (an int or a float, not a str)")
+_FLAG = (lambda value: isinstance(value, bool), "True or False")
+
+#: How each option is checked at configuration, and the form it takes
+#: (``trackers`` is parsed further; ``url_expire`` is checked with the
+#: signing of URLs).
+OPTION_CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "domain": (_optional(_name), "a domain name (a non-empty str)"),
+    "trackers": (
+        lambda value: (
+            isinstance(value, str)
+            or (isinstance(value, (list, tuple)) and all(isinstance(item, str) for item in value))
+        ),
+        "a list of 'host:port' strs, or one comma-separated str",
+    ),
+    "mogile_class": (_optional(_name), "a MogileFS class name (a non-empty str), or None"),
+    "base_url": (_optional(lambda value: isinstance(value, str)), "a URL (a str), or None"),
+    "key_prefix": (lambda value: isinstance(value, str), "a str (may be empty)"),
+    "file_overwrite": _FLAG,
+    "connect_timeout": _SECONDS,
+    "timeout": _SECONDS,
+    "http_timeout": _SECONDS,
+    "node_progress_timeout": _SECONDS,
+    "noverify": _FLAG,
+    "pathcount": (_optional(_count), "a number of paths of at least 1 (an int), or None"),
+    "verify_checksum": _FLAG,
+    "chunk_size": (_count, "a number of bytes of at least 1 (an int)"),
+    "max_memory_size": (_count, "a number of bytes of at least 1 (an int)"),
+    "path_cache": (_optional(_name), "the alias of a CACHES entry (a str), or None"),
+    "path_cache_timeout": _SECONDS,
+    "min_copies": (_optional(_count), "a number of copies of at least 1 (an int), or None"),
+    "min_copies_timeout": _SECONDS,
+    "min_copies_action": (
+        lambda value: value in DURABILITY_ACTIONS,
+        " or ".join(map(repr, DURABILITY_ACTIONS)),
+    ),
+    "signed_urls": _FLAG,
+    "storages_alias": (_optional(_name), "the alias of a STORAGES entry (a str), or None"),
+}
 
 _clients: dict[tuple[Any, ...], Client] = {}
 _clients_lock = threading.Lock()
@@ -175,13 +245,16 @@ class MogileFSStorage(BaseStorage):
     alias named by ``storages_alias``, the ``MOGILEFS_*`` settings, and the
     built-in defaults. They are resolved again whenever a setting they
     depend on changes (``override_settings`` in tests), so a storage built
-    at import time, as model fields build them, follows the settings.
+    at import time, as model fields build them, follows the settings; and
+    when a redirection (``storages_mogile.backends.redirect``, the pytest
+    plugin's) starts or ends, which puts every storage on the test's cluster.
     """
 
     def __init__(self, **options: Any) -> None:
         self._options = options
         self._configure()
         setting_changed.connect(self._on_setting_changed)
+        redirection_changed.connect(self._on_redirection_changed)
 
     def get_default_settings(self) -> dict[str, Any]:
         defaults = {
@@ -194,6 +267,7 @@ class MogileFSStorage(BaseStorage):
             "connect_timeout": setting("MOGILEFS_CONNECT_TIMEOUT", 3.0),
             "timeout": setting("MOGILEFS_TIMEOUT", 10.0),
             "http_timeout": setting("MOGILEFS_HTTP_TIMEOUT", 30.0),
+            "node_progress_timeout": setting("MOGILEFS_NODE_PROGRESS_TIMEOUT", 5.0),
             "noverify": setting("MOGILEFS_NOVERIFY", True),
             "pathcount": setting("MOGILEFS_PATHCOUNT"),
             "verify_checksum": setting("MOGILEFS_VERIFY_CHECKSUM", False),
@@ -254,23 +328,31 @@ class MogileFSStorage(BaseStorage):
         for name in defaults:
             self.__dict__.pop(name, None)
         super().__init__(**self._options)
+        redirection = active_redirection()
+        if redirection is not None:
+            redirection.apply(self)
+        self._check_options()
         self._trackers = self._parse_trackers()
-        self._check_durability()
+        self._check_url_expire()
         self._path_cache = PathCache(self.path_cache, self.path_cache_timeout, self.domain)
 
-    def _check_durability(self) -> None:
-        if self.min_copies is not None and (
-            not isinstance(self.min_copies, int) or self.min_copies < 1
-        ):
-            raise ImproperlyConfigured(
-                f"MogileFSStorage 'min_copies' must be a number of copies of at least 1 (or "
-                f"None), not {self.min_copies!r}."
+    def _check_options(self) -> None:
+        """ImproperlyConfigured for the first option whose value has the wrong form."""
+        for name, (valid, form) in OPTION_CHECKS.items():
+            value = getattr(self, name)
+            if not valid(value):
+                raise ImproperlyConfigured(
+                    f"MogileFSStorage option {name!r} must be {form}, not {value!r} (from the "
+                    f"storage's OPTIONS, or else its MOGILEFS_* setting)."
+                )
+
+    def _check_url_expire(self) -> None:
+        try:
+            _check_link_lifetime(
+                self.url_expire, "MogileFSStorage 'url_expire' (MOGILEFS_URL_EXPIRE)"
             )
-        if self.min_copies_action not in DURABILITY_ACTIONS:
-            raise ImproperlyConfigured(
-                f"MogileFSStorage 'min_copies_action' must be one of "
-                f"{', '.join(map(repr, DURABILITY_ACTIONS))}, not {self.min_copies_action!r}."
-            )
+        except (TypeError, ValueError) as exc:
+            raise ImproperlyConfigured(str(exc)) from None
 
     def _parse_trackers(self) -> tuple[str, ...]:
         """The trackers option as ``host:port`` strings (none when unset)."""
@@ -284,6 +366,9 @@ class MogileFSStorage(BaseStorage):
     def _on_setting_changed(self, *, setting: str, **kwargs: Any) -> None:
         if setting.startswith("MOGILEFS_") or setting in _WATCHED_SETTINGS:
             self._configure()
+
+    def _on_redirection_changed(self, **kwargs: Any) -> None:
+        self._configure()
 
     def __getstate__(self) -> dict[str, Any]:
         # Clients hold sockets and locks: a copy keeps only what it was made
@@ -313,6 +398,7 @@ class MogileFSStorage(BaseStorage):
             connect_timeout=self.connect_timeout,
             timeout=self.timeout,
             http_timeout=self.http_timeout,
+            node_progress_timeout=self.node_progress_timeout,
             chunk_size=self.chunk_size,
             verify_checksum=self.verify_checksum,
         )
@@ -378,14 +464,27 @@ class MogileFSStorage(BaseStorage):
         return MogileFSFile(name, mode, self)
 
     def _reader(self, key: str) -> NodeReader:
-        """A seekable stream of ``key``, located by the path cache when it knows the key.
+        """A seekable stream of ``key``, located by the path cache when it knows the key."""
+        return self.using_location(key, lambda location: self.open_reader(key, location))
+
+    def open_reader(
+        self, key: str, location: Location, *, offset: int = 0, length: int | None = None
+    ) -> NodeReader:
+        """A stream of ``key`` (or ``length`` bytes from ``offset``) from ``location``.
 
         With ``verify_checksum``, whole reads are checked against the MD5 the
-        tracker recorded (classes with a hash type).
+        tracker recorded (classes with a hash type); a copy found damaged is
+        marked in the path cache, so that every process reads it last.
         """
-        paths, size, md5 = self.get_key_location(key)
-        md5 = md5 if self.verify_checksum else None
-        return self.client.read_file(key, paths=paths, size=size, md5=md5)
+        return self.client.read_file(
+            key,
+            offset=offset,
+            length=length,
+            paths=location.paths,
+            size=location.size,
+            md5=location.md5 if self.verify_checksum else None,
+            on_damaged=lambda url: self._path_cache.mark_damaged(key, url),
+        )
 
     def save(self, name: str | None, content: Any, max_length: int | None = None) -> str:
         token = _max_length.set(max_length)
@@ -493,7 +592,7 @@ class MogileFSStorage(BaseStorage):
     def url(self, name: str, expire: int | None = None) -> str:
         """``base_url`` plus the percent-encoded name; signed when asked.
 
-        With ``expire`` (seconds), or for a storage with ``signed_urls``
+        With ``expire`` (whole seconds), or for a storage with ``signed_urls``
         (``url_expire`` seconds), the URL carries ``expires`` and
         ``signature`` query parameters that the view checks: a link that
         opens this file of this storage until then, and nothing else.
@@ -501,6 +600,8 @@ class MogileFSStorage(BaseStorage):
         plain = self._plain_url(name)
         if expire is None and not self.signed_urls:
             return plain
+        if expire is not None:
+            _check_link_lifetime(expire, "url(name, expire=...)")
         expires = int(time.time()) + (self.url_expire if expire is None else expire)
         signature = self._url_signer().signature(f"{expires}:{clean_name(name)}")
         return f"{plain}?{urlencode({'expires': expires, 'signature': signature})}"
@@ -508,19 +609,20 @@ class MogileFSStorage(BaseStorage):
     def url_signature_valid(self, name: str, expires: str | None, signature: str | None) -> bool:
         """Whether ``expires``/``signature`` (from a signed URL) open ``name`` now.
 
-        Keys in SECRET_KEY_FALLBACKS still verify, so rotating SECRET_KEY
-        leaves issued links working until they expire.
+        The signature ``url()`` makes for this name and expiry is computed
+        and compared with the one given, for ``SECRET_KEY`` and each key of
+        ``SECRET_KEY_FALLBACKS`` (rotating SECRET_KEY leaves issued links
+        working until they expire); nothing of the request is parsed as signed text.
         """
-        if not expires or not signature or not expires.isdigit() or len(expires) > 12:
+        deadline = parse_expires(expires)
+        if deadline is None or not signature or deadline < time.time():
             return False
-        if int(expires) < time.time():
-            return False
+        value = f"{deadline}:{clean_name(name)}"
         signer = self._url_signer()
-        try:
-            signer.unsign(f"{expires}:{clean_name(name)}{signer.sep}{signature}")
-        except BadSignature:
-            return False
-        return True
+        return any(
+            constant_time_compare(signature, signer.signature(value, key))
+            for key in [signer.key, *signer.fallback_keys]
+        )
 
     def _url_signer(self) -> Signer:
         # The salt binds a signature to this storage's files (domain and key prefix).
@@ -559,8 +661,9 @@ class MogileFSStorage(BaseStorage):
 
     def get_modified_time(self, name: str) -> datetime:
         key = self.key_for(name)
-        paths, size, _ = self.get_key_location(key)
-        modified = self.client.stat(key, paths=paths, size=size)
+        modified = self.using_location(
+            key, lambda location: self.client.stat(key, paths=location.paths, size=location.size)
+        )
         if modified.last_modified is None:
             raise NotImplementedError(
                 f"The storage node serving {name!r} sent no Last-Modified header."
@@ -576,16 +679,36 @@ class MogileFSStorage(BaseStorage):
         return self.get_key_location(self.key_for(name)).paths
 
     def get_key_location(self, key: str) -> Location:
-        """The storage-node URLs, length and MD5 of a key, from the path cache when it has them.
+        """The storage-node URLs, length, MD5 and fid of a key, from the path cache when it
+        has them; copies found damaged come last.
 
         Raises FileNotFoundError for a missing key. A miss costs two tracker
         round trips (the length guards reads against damaged copies).
         """
         location = self._path_cache.get(key)
+        return self._fresh_location(key) if location is None else location
+
+    def using_location(self, key: str, use: Callable[[Location], T]) -> T:
+        """``use(location)`` with the key's location, from the path cache when it has it.
+
+        When every cached path fails (``use`` raises NoPathsError), the
+        tracker is asked once more and the fresh location replaces the
+        cached one: the copies may have moved since (a node lost, the file
+        replicated after it was cached with one path).
+        """
+        location = self._path_cache.get(key)
         if location is None:
-            location = self.client.locate(key, noverify=self.noverify, pathcount=self.pathcount)
-            self._path_cache.set(key, location)
-        return location
+            return use(self._fresh_location(key))
+        try:
+            return use(location)
+        except NoPathsError as exc:
+            logger.info("every cached path of key %r failed (%s); asking the tracker", key, exc)
+            return use(self._fresh_location(key))
+
+    def _fresh_location(self, key: str) -> Location:
+        """The key's location from the tracker, kept in the path cache."""
+        location = self.client.locate(key, noverify=self.noverify, pathcount=self.pathcount)
+        return self._path_cache.set(key, location)
 
 
 def _key_bytes(key: str) -> int:
@@ -612,6 +735,32 @@ def _refuse_nul(name: str) -> None:
         raise SuspiciousFileOperation(
             f"The name {name!r} contains a NUL character, which MogileFS trackers on "
             "PostgreSQL cut keys at (it would name another file). Remove it from the name."
+        )
+
+
+def parse_expires(value: str | None) -> int | None:
+    """The Unix time a signed URL's ``expires`` names: ASCII digits only, else None.
+
+    (``str.isdigit()`` also takes "\u00b2" or "\u2460", which ``int()`` refuses.)
+    """
+    if not value or len(value) > EXPIRES_DIGITS or not (value.isascii() and value.isdigit()):
+        return None
+    return int(value)
+
+
+def _check_link_lifetime(seconds: object, what: str) -> None:
+    """TypeError or ValueError, naming ``what``, unless ``seconds`` is a lifetime a
+    signed link can have (a float would give links that never open)."""
+    if isinstance(seconds, bool) or not isinstance(seconds, int):
+        raise TypeError(
+            f"{what} is {seconds!r}: the lifetime of a link is a whole number of seconds "
+            f"(an int such as 3600), not a {type(seconds).__name__}."
+        )
+    longest = 10**EXPIRES_DIGITS - 1 - int(time.time())
+    if not 0 < seconds <= longest:
+        raise ValueError(
+            f"{what} is {seconds!r}: the lifetime of a link is a whole number of seconds "
+            f"from 1 to {longest} (its expiry must fit {EXPIRES_DIGITS} digits)."
         )
 
 

@@ -15,8 +15,10 @@ from .errors import (
     UnknownClassError,
     UnknownDomainError,
     UnknownKeyError,
+    UnrewindableSourceError,
 )
 from .files import NewFile, NodeReader
+from .guard import ForeignTrackerError
 from .nodes import NodeStat
 
 __all__ = [
@@ -25,6 +27,7 @@ __all__ = [
     "ClassInfo",
     "Client",
     "FileInfo",
+    "ForeignTrackerError",
     "KeyExistsError",
     "Location",
     "MogileFSError",
@@ -40,4 +43,5 @@ __all__ = [
     "UnknownClassError",
     "UnknownDomainError",
     "UnknownKeyError",
+    "UnrewindableSourceError",
 ]

@@ -8,15 +8,19 @@ written for those ports over. Tracker requests go through a
 
 from __future__ import annotations
 
+import hashlib
 import io
 import logging
+import math
+import re
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, NamedTuple
 
 import urllib3
 
+from .damaged import DamagedCopies
 from .errors import (
     KeyExistsError,
     MogileFSError,
@@ -41,14 +45,41 @@ logger = logging.getLogger(__name__)
 # regex, which is how the tracker checks that "after" matches the prefix.
 _REGEX_SPECIAL = frozenset("\\^$|?*+()[]{}")
 
+#: create_close refusals that mean the upload is lost but nothing was
+#: stored: the tracker could not check it on its node (the node went away
+#: after the PUT: ``size_verify_error``), or an attempt that failed had
+#: consumed the temp file (``no_temp_file``, to a close sent again). The
+#: store then starts over from create_open.
+UPLOAD_LOST = frozenset({"size_verify_error", "no_temp_file"})
+
+#: How many times one store may run create_open, the upload and create_close.
+STORE_ATTEMPTS = 3
+
+# A storage-node path ends in the file's fid, zero-padded to ten digits
+# (mogilefsd's and the dev MogileFS's layout).
+_PATH_FID = re.compile(r"/(\d+)\.fid\Z")
+
+# How many paths get_paths gives when not asked for more (mogilefsd 2.73).
+_DEFAULT_PATHCOUNT = 2
+
+
+def path_fid(url: str) -> int | None:
+    """The fid a storage-node URL holds, ``None`` for a URL of another shape."""
+    match = _PATH_FID.search(url)
+    return int(match.group(1)) if match else None
+
 
 class Location(NamedTuple):
-    """Where a file is (storage-node URLs), how long the tracker says it is, and
-    the MD5 (hex) the tracker recorded for it (``None`` when it has none)."""
+    """Where a file is (storage-node URLs), how long the tracker says it is, the
+    MD5 (hex) the tracker recorded for it (``None`` when it has none), its fid,
+    and whether it is ``complete``: as many paths as once its class's copies
+    are made (``False`` right after an upload, before replication)."""
 
     paths: list[str]
     size: int
     md5: str | None = None
+    fid: int | None = None
+    complete: bool = True
 
 
 class _Found(NamedTuple):
@@ -87,16 +118,23 @@ class Client:
 
     ``trackers`` is a list of ``host:port`` strings (or one comma-separated
     string). ``connect_timeout``/``timeout`` bound the tracker connect and
-    each reply; a failed tracker is skipped for ``backoff`` seconds. Storage
-    nodes are reached through ``http`` (a urllib3 PoolManager; one is made
-    when not given) with ``http_timeout`` per socket operation, moving
-    ``chunk_size`` bytes at a time.
+    each reply; a failed tracker (or storage node) is tried after the others
+    for ``backoff`` seconds. Storage nodes are reached through ``http`` (a
+    urllib3 PoolManager; one is made when not given), moving ``chunk_size``
+    bytes at a time. A node that moves no byte for ``node_progress_timeout``
+    seconds is given up for the next destination of an upload or the next
+    copy of a read; the last one left is waited for up to ``http_timeout``
+    seconds per socket operation.
 
     Uploads to a class with a hash type (``hashtype=MD5``) carry the MD5
     computed while they stream, for the tracker to check and record. With
     ``verify_checksum`` every upload carries it, and reads of a whole file
     check the bytes against the MD5 the tracker recorded, skipping a copy
     that does not match.
+
+    Copies found damaged (their bytes differ from the recorded MD5) are
+    logged once at ERROR and read last from then on, in this process
+    (``damaged``).
 
     A Client is safe to share between threads; each thread uses its own
     tracker connection. It is safe to use across ``fork()``: a child opens
@@ -105,7 +143,7 @@ class Client:
     """
 
     spool_size = 8 << 20  # bytes new_file() keeps in memory before spilling to disk
-    class_cache_timeout = 60.0  # seconds the classes' hash types are kept
+    class_cache_timeout = 60.0  # seconds the classes' hash types and copy counts are kept
 
     def __init__(
         self,
@@ -117,22 +155,35 @@ class Client:
         backoff: float = 5.0,
         http: urllib3.PoolManager | None = None,
         http_timeout: float = 30.0,
+        node_progress_timeout: float = 5.0,
         chunk_size: int = 1 << 20,
         verify_checksum: bool = False,
     ) -> None:
-        if chunk_size < 1:
-            raise ValueError(f"chunk_size must be a positive number of bytes, got {chunk_size}")
+        for name, seconds in (
+            ("connect_timeout", connect_timeout),
+            ("timeout", timeout),
+            ("http_timeout", http_timeout),
+            ("node_progress_timeout", node_progress_timeout),
+        ):
+            _check_seconds(name, seconds)
+        _check_seconds("backoff", backoff, zero=True)
+        if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
+            raise ValueError(f"chunk_size must be a positive number of bytes, got {chunk_size!r}")
         self.domain = _check_name("domain", domain)
         self.trackers = TrackerPool(
             trackers, connect_timeout=connect_timeout, timeout=timeout, backoff=backoff
         )
         self.nodes = StorageNodes(
             http if http is not None else urllib3.PoolManager(maxsize=16),
-            urllib3.Timeout(connect=connect_timeout, read=http_timeout),
+            connect_timeout=connect_timeout,
+            http_timeout=http_timeout,
+            progress_timeout=node_progress_timeout,
+            backoff=backoff,
         )
         self.chunk_size = chunk_size
         self.verify_checksum = verify_checksum
-        self._hashtypes: tuple[float, dict[str, str]] | None = None
+        self.damaged = DamagedCopies()
+        self._classes: tuple[float, dict[str, dict[str, str]]] | None = None
 
     @property
     def http(self) -> urllib3.PoolManager:
@@ -165,11 +216,15 @@ class Client:
         """Store a binary file's bytes (from its current position) under ``key``.
 
         The bytes stream to a storage node chunk by chunk. If a destination
-        fails, the next one ``create_open`` offered gets the upload (the
-        file is rewound; a non-seekable file can only move on if nothing was
-        read yet). Only a complete upload is committed with ``create_close``,
-        so a failed store leaves the key's previous content in place.
-        Returns the number of bytes stored.
+        fails (or stays silent for ``node_progress_timeout``), the next one
+        ``create_open`` offered gets the upload (the file is rewound). If
+        the destination vanishes before ``create_close`` could check the
+        upload, the store starts over from ``create_open``, with that node
+        tried last, up to :data:`STORE_ATTEMPTS` times. A non-seekable file
+        can only start over if nothing was read from it yet, else
+        UnrewindableSourceError. Only a complete upload is committed with
+        ``create_close``, so a failed store leaves the key's previous content
+        in place. Returns the number of bytes stored.
         """
         return self._store(_check_key(key), fileobj, _check_class(cls))[1]
 
@@ -213,10 +268,32 @@ class Client:
             raise
 
     def _store(self, key: str, fileobj: IO[bytes], cls: str | None) -> tuple[int, int]:
-        """create_open, upload, create_close: the stored file's fid and size."""
-        opened = self._call("create_open", key=key, **{"class": cls}, multi_dest=1)
+        """create_open, upload, create_close: the stored file's fid and size.
+
+        Starts over (see :meth:`store_file`) while create_close says the
+        upload was lost (:data:`UPLOAD_LOST`).
+        """
+        opened = self._create_open(key, cls)
         checksum = self.verify_checksum or self.records_checksums(cls)
         source = UploadSource(fileobj, self.chunk_size, key=key, checksum=checksum)
+        attempt = 1
+        while True:
+            try:
+                return self._store_once(key, source, opened), source.consumed
+            except TrackerError as exc:
+                if exc.code not in UPLOAD_LOST or attempt == STORE_ATTEMPTS:
+                    raise
+                logger.warning("storing key %r starts over: %s", key, exc)
+                source.restart(str(exc))
+            attempt += 1
+            opened = self._create_open(key, cls)
+
+    def _create_open(self, key: str, cls: str | None) -> dict[str, str]:
+        """A new fid for ``key`` and its destinations (create_open, several of them)."""
+        return self._call("create_open", key=key, **{"class": cls}, multi_dest=1)
+
+    def _store_once(self, key: str, source: UploadSource, opened: dict[str, str]) -> int:
+        """Upload to a destination of ``opened`` and commit it; the fid."""
         fid = int(opened["fid"])
         devid, path = self._upload(source, _destinations(opened))
         close_args: dict[str, str | int | None] = {
@@ -226,33 +303,45 @@ class Client:
             "path": path,
             "size": source.consumed,
         }
-        if checksum:
+        if source.checksum:
             close_args.update(checksum=f"MD5:{source.md5_hex}", checksumverify=1)
-        self._close(key, fid, close_args)
+        try:
+            self._close(key, fid, close_args)
+        except TrackerError as exc:
+            if exc.code == "size_verify_error":  # the tracker could not reach the node
+                self.nodes.rest(path)
+            raise
         logger.debug("stored %d bytes as key %r at %s", source.consumed, key, path)
-        return fid, source.consumed
+        return fid
 
     def records_checksums(self, cls: str | None) -> bool:
-        """Whether the tracker keeps checksums for files of class ``cls``.
+        """Whether the tracker keeps checksums for files of class ``cls``."""
+        return self._class_field(cls, "hashtype") not in ("", "NONE")
 
-        The classes' hash types come from ``get_domains``, asked once per
+    def copies_wanted(self, cls: str | None) -> int:
+        """How many copies the tracker makes of a file of class ``cls`` (its mindevcount)."""
+        try:
+            return max(1, int(self._class_field(cls, "mindevcount")))
+        except ValueError:
+            return 1  # a class the tracker does not list: nothing to wait for
+
+    def _class_field(self, cls: str | None, field: str) -> str:
+        """A field of the class's ``get_domains`` entry; ``""`` for an unknown class.
+
+        The classes come from ``get_domains``, asked once per
         ``class_cache_timeout`` seconds, and again at once for a class not
         seen before (one created meanwhile).
         """
         name = cls or "default"
-        found = self._hashtypes
+        found = self._classes
         if (
             found is None
             or name not in found[1]
             or time.monotonic() - found[0] > self.class_cache_timeout
         ):
             classes = domain_classes(self.trackers.call("get_domains", {})).get(self.domain, {})
-            found = (
-                time.monotonic(),
-                {known: fields["hashtype"] for known, fields in classes.items()},
-            )
-            self._hashtypes = found
-        return found[1].get(name, "NONE") not in ("", "NONE")
+            found = self._classes = (time.monotonic(), classes)
+        return found[1].get(name, {}).get(field, "")
 
     def wait_for_copies(self, key: str, copies: int, timeout: float) -> int:
         """Wait until the tracker counts ``copies`` copies of ``key``; the count reached.
@@ -307,20 +396,25 @@ class Client:
             ) from exc
 
     def _upload(self, source: UploadSource, destinations: list[tuple[str, str]]) -> tuple[str, str]:
-        """PUT the source to the first destination that takes it: ``(devid, path)``."""
+        """PUT the source to the first destination that takes it: ``(devid, path)``.
+
+        Destinations on nodes that failed a moment ago go last.
+        """
+        devids = {path: devid for devid, path in destinations}
+        paths = self.nodes.order(devids)
         failures: list[tuple[str, str]] = []
-        for devid, path in destinations:
+        for index, path in enumerate(paths):
             if failures:
-                source.restart(failures[-1][0])
+                source.restart(failures[-1][1])
             try:
-                source.send_to(self.nodes, path)
+                source.send_to(self.nodes, path, failover=index < len(paths) - 1)
             except StorageNodeError as exc:
                 failures.append((path, str(exc)))
                 logger.warning("upload of key %r to %s failed: %s", source.key, path, exc)
                 continue
             except InputReadError as exc:
                 raise exc.error from None
-            return devid, path
+            return devids[path], path
         tried = "; ".join(reason for _, reason in failures) or "create_open offered none"
         raise StorageNodeError(
             f"upload of key {source.key!r} failed at every destination ({tried}); "
@@ -340,14 +434,46 @@ class Client:
         return _numbered(reply, "paths", "path{}", "get_paths")
 
     def locate(self, key: str, noverify: bool = False, pathcount: int | None = None) -> Location:
-        """The key's storage-node URLs, and its length and MD5 as the tracker records them.
+        """The key's storage-node URLs, and its length, MD5 and fid as the tracker records them.
 
         Two round trips (``file_info``, ``get_paths``); keep the result to
         read the file later without asking again (the storage's path cache
-        does). UnknownKeyError for a missing key.
+        does). Copies this process found damaged come last. A file saved
+        again between the two (its paths name another fid) is looked up
+        once more. UnknownKeyError for a missing key.
         """
-        info = self.file_info(key)
-        return Location(self.get_paths(key, noverify, pathcount), info.length, info.md5)
+        info, paths = self._info_and_paths(key, noverify, pathcount)
+        if _fids_differ(paths, info.fid):
+            logger.info("key %r changed while it was located; locating it again", key)
+            info, paths = self._info_and_paths(key, noverify, pathcount)
+            if _fids_differ(paths, info.fid):
+                raise NoPathsError(
+                    f"key {key!r} changed twice while it was located (fid {info.fid}, paths "
+                    f"{paths}); it is being saved again: try again",
+                    key=key,
+                )
+        return Location(
+            self.damaged.last(paths),
+            info.length,
+            info.md5,
+            info.fid,
+            complete=self._complete(paths, info.cls, pathcount),
+        )
+
+    def _complete(self, paths: list[str], cls: str, pathcount: int | None) -> bool:
+        """Whether ``paths`` are as many as get_paths gives once the class's copies exist.
+
+        Only a location with fewer paths than get_paths gives at most costs
+        a look at the class (``get_domains``, kept ``class_cache_timeout``).
+        """
+        if len(paths) >= max(pathcount or 0, _DEFAULT_PATHCOUNT):
+            return True
+        return bool(paths) and len(paths) >= self.copies_wanted(cls)
+
+    def _info_and_paths(
+        self, key: str, noverify: bool, pathcount: int | None
+    ) -> tuple[FileInfo, list[str]]:
+        return self.file_info(key), self.get_paths(key, noverify, pathcount)
 
     def read_file(
         self,
@@ -358,6 +484,7 @@ class Client:
         paths: list[str] | None = None,
         size: int | None = None,
         md5: str | None = None,
+        on_damaged: Callable[[str], None] | None = None,
     ) -> NodeReader:
         """A readable stream of the file (or ``length`` bytes from ``offset``).
 
@@ -366,24 +493,87 @@ class Client:
         too: a copy of another length (damaged on its node) is then skipped
         for the next one, and the stream never ends early without raising.
         With an ``md5`` (hex), or ``verify_checksum`` and a recorded MD5, a
-        read of the whole file is checked (see :class:`~.files.NodeReader`).
-        Wrap the result in ``io.BufferedReader`` for line reading; close it
-        to release the storage node connection.
+        read of the whole file is checked (see :class:`~.files.NodeReader`);
+        a copy found damaged is logged once at ERROR, read last from then
+        on, and passed to ``on_damaged`` (its URL). Copies found damaged
+        before are read last. Wrap the result in ``io.BufferedReader`` for
+        line reading; close it to release the storage node connection.
         """
         key = _check_key(key)
         location = self._located(key, paths, size)
         if md5 is None and paths is None and self.verify_checksum:
             md5 = location.md5
+
+        def damaged(url: str) -> None:
+            self._found_damaged(key, url)
+            if on_damaged is not None:
+                on_damaged(url)
+
         return NodeReader(
             self.nodes,
-            location.paths,
+            self.damaged.last(location.paths),
             key=key,
             offset=offset,
             length=length,
             size=location.size,
             md5=md5,
             chunk_size=self.chunk_size,
+            on_damaged=damaged,
         )
+
+    def _found_damaged(self, key: str, url: str) -> None:
+        """Remember a damaged copy; the first time, log it for the operator."""
+        if self.damaged.add(url):
+            logger.error(
+                "damaged copy of key %r (fid %s) in domain %r at %s: its bytes differ from "
+                "the MD5 the tracker recorded; it is read last from now on. MogileFS's fsck "
+                "replaces it (mogadm fsck start)",
+                key,
+                path_fid(url),
+                self.domain,
+                url,
+            )
+
+    def damaged_copies(self, key: str) -> list[str]:
+        """The paths of ``key``'s copies whose bytes differ from the MD5 the tracker recorded.
+
+        Every copy the tracker lists is read whole and hashed (a copy of
+        another length counts as damaged without being read); each damaged
+        one is logged and read last from then on, as a read that finds it
+        would. A copy that cannot be read (its node down) is logged at
+        WARNING and not listed. ``[]`` for a file without a recorded MD5
+        (a class without a hash type): there is nothing to check against.
+        """
+        info = self.file_info(key)
+        if info.md5 is None:
+            return []
+        damaged = []
+        for url in self.get_paths(key, noverify=True, pathcount=max(info.devcount, 1)):
+            try:
+                intact = self._copy_matches(url, info)
+            except StorageNodeError as exc:
+                logger.warning("could not check the copy of key %r at %s: %s", key, url, exc)
+                continue
+            if not intact:
+                self._found_damaged(key, url)
+                damaged.append(url)
+        return damaged
+
+    def _copy_matches(self, url: str, info: FileInfo) -> bool:
+        """Whether the copy at ``url`` has the file's length and recorded MD5."""
+        body = self.nodes.open(url, 0, None)
+        digest, read = hashlib.md5(), 0
+        try:
+            if body.size is not None and body.size != info.length:
+                return False
+            while data := body.read(self.chunk_size):
+                digest.update(data)
+                read += len(data)
+        except (OSError, urllib3.exceptions.HTTPError) as exc:
+            raise StorageNodeError(f"read failed at byte {read}: {exc}", url=url) from exc
+        finally:
+            body.release()
+        return read == info.length and digest.hexdigest() == info.md5
 
     def get_file_data(self, key: str) -> bytes:
         """The whole file as bytes."""
@@ -398,10 +588,11 @@ class Client:
         """
         key = _check_key(key)
         paths, size, _ = self._located(key, paths, size)
+        paths = self.nodes.order(paths)
         attempts: list[tuple[str, str]] = []
-        for url in paths:
+        for index, url in enumerate(paths):
             try:
-                found = self.nodes.head(url)
+                found = self.nodes.head(url, failover=index < len(paths) - 1)
             except StorageNodeError as exc:
                 attempts.append((url, str(exc)))
                 logger.warning("HEAD of key %r at %s failed: %s", key, url, exc)
@@ -418,7 +609,8 @@ class Client:
     def _located(self, key: str, paths: list[str] | None, size: int | None) -> _Found:
         """``paths`` and ``size``, else the tracker's location; NoPathsError without paths."""
         if paths is None:
-            found, reason = _Found(*self.locate(key)), "the tracker returned no paths"
+            paths, size, md5, *_ = self.locate(key)
+            found, reason = _Found(paths, size, md5), "the tracker returned no paths"
         else:
             found, reason = _Found(paths, size), "no paths were given"
         if not found.paths:
@@ -603,6 +795,11 @@ class Client:
         return self.trackers.call(command, {"domain": self.domain, **args}, settle=settle)
 
 
+def _fids_differ(paths: list[str], fid: int) -> bool:
+    """Whether a path names another fid than ``fid`` (the key was saved again meanwhile)."""
+    return any(found not in (None, fid) for found in map(path_fid, paths))
+
+
 def _destinations(reply: dict[str, str]) -> list[tuple[str, str]]:
     """``(devid, path)`` pairs of a create_open reply, multi_dest or not."""
     if "dev_count" in reply:
@@ -624,6 +821,19 @@ def _numbered(reply: dict[str, str], count: str, item: str, command: str) -> lis
 def _key_bytes(key: str) -> bytes:
     """A key as the tracker orders it: its bytes."""
     return key.encode(ENCODING, ERRORS)
+
+
+def _check_seconds(name: str, value: float, *, zero: bool = False) -> None:
+    """ValueError unless ``value`` is a finite number of seconds above 0 (or 0 with ``zero``)."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not math.isfinite(value)
+        or value < 0
+        or (value == 0 and not zero)
+    ):
+        least = "0 or more" if zero else "more than 0"
+        raise ValueError(f"{name} must be a number of seconds, {least}, got {value!r}")
 
 
 def _check_name(what: str, value: str) -> str:

@@ -136,6 +136,20 @@ class ChecksumMismatchError(StorageNodeError):
         super().__init__(message, url=url)
 
 
+class UnrewindableSourceError(MogileFSError):
+    """A store must start over, but its source is not seekable and was read from.
+
+    A destination failed mid-upload, or vanished before the tracker could
+    commit the upload, and the bytes already read cannot be read again.
+    Nothing was stored under ``key`` (it keeps its previous content): the
+    store can be tried again with a new stream of the same bytes.
+    """
+
+    def __init__(self, message: str, *, key: str) -> None:
+        self.key = key
+        super().__init__(message)
+
+
 class NoPathsError(MogileFSError):
     """The key exists but no storage node could serve it (every path failed).
 

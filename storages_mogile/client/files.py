@@ -20,7 +20,12 @@ from typing import IO, Any
 
 from urllib3.exceptions import HTTPError
 
-from .errors import ChecksumMismatchError, NoPathsError, StorageNodeError
+from .errors import (
+    ChecksumMismatchError,
+    NoPathsError,
+    StorageNodeError,
+    UnrewindableSourceError,
+)
 from .nodes import NodeBody, StorageNodes
 
 logger = logging.getLogger(__name__)
@@ -60,7 +65,7 @@ class UploadSource:
         self.key = key
         self._file = fileobj
         self._chunk_size = chunk_size
-        self._checksum = checksum
+        self.checksum = checksum
         self._start = _start_position(fileobj)
         self.length: int | None = None
         if self._start is not None:
@@ -75,14 +80,18 @@ class UploadSource:
             and _is_regular_file(fileobj)
         )
 
-    def send_to(self, nodes: StorageNodes, url: str) -> None:
+    def send_to(self, nodes: StorageNodes, url: str, *, failover: bool = False) -> None:
         """PUT the bytes to ``url``: by ``sendfile`` from a regular file to an
-        ``http://`` node (TLS needs the bytes in Python), else in chunks."""
+        ``http://`` node (TLS needs the bytes in Python), else in chunks.
+
+        ``failover``: another destination is left, so a silent node is given
+        up after the nodes' progress timeout.
+        """
         if not (self._sendfile and url.startswith("http://")):
-            nodes.put(url, self.chunks(), self.length)
+            nodes.put(url, self.chunks(), self.length, failover=failover)
             return
         assert self._start is not None and self.length is not None
-        self.consumed = nodes.put_file(url, self._file, self._start, self.length)
+        self.consumed = nodes.put_file(url, self._file, self._start, self.length, failover=failover)
         if self.consumed < self.length:
             raise InputReadError(
                 EOFError(
@@ -100,19 +109,24 @@ class UploadSource:
             raise RuntimeError("UploadSource was made without checksum=True")
         return self._md5.hexdigest()
 
-    def restart(self, failed_url: str) -> None:
-        """Go back to the start before uploading to another destination."""
+    def restart(self, failure: str) -> None:
+        """Go back to the start before uploading again (``failure`` says why).
+
+        UnrewindableSourceError when bytes were read from a non-seekable
+        file: nothing was stored, and sending the rest would store a wrong file.
+        """
         if self.consumed and self._start is None:
-            raise StorageNodeError(
-                f"upload of key {self.key!r} to {failed_url} failed after {self.consumed} "
-                f"bytes were read from a non-seekable file, which cannot be rewound to try "
-                f"the next destination; pass a seekable file (or use new_file(), which spools)",
-                url=failed_url,
+            raise UnrewindableSourceError(
+                f"storing key {self.key!r} failed after {self.consumed} bytes were read from "
+                f"a non-seekable file, which cannot be rewound to try again ({failure}); "
+                f"nothing was stored: store it again from a new stream, or pass a seekable "
+                f"file (new_file() spools)",
+                key=self.key,
             )
         if self.consumed:
             self._file.seek(self._start or 0)
         self.consumed = 0
-        self._md5 = hashlib.md5() if self._checksum else None
+        self._md5 = hashlib.md5() if self.checksum else None
 
     def chunks(self) -> Iterator[bytes]:
         """The bytes, chunk by chunk; a failing read raises InputReadError."""
@@ -202,9 +216,12 @@ def _start_position(fileobj: IO[bytes]) -> int | None:
 class NodeReader(io.RawIOBase):
     """A stored file, streamed from the first replica that answers.
 
-    Replicas are tried in the given order; one that refuses (connection
-    error, non-2xx answer) or breaks mid-stream is dropped and reading goes
-    on from the current position at the next one, with a Range request.
+    Replicas are tried in the given order, those on nodes that failed a
+    moment ago last (:meth:`StorageNodes.order`); one that refuses
+    (connection error, non-2xx answer), breaks mid-stream or stays silent
+    for the nodes' progress timeout while another is left is dropped, and
+    reading goes on from the current position at the next one, with a
+    Range request.
     ``offset``/``length`` select a part of the file. Seeking is supported (it
     reopens at the new position). ``size`` is the file's length when known
     (the tracker's): a replica holding another length is skipped, and one
@@ -213,11 +230,13 @@ class NodeReader(io.RawIOBase):
     when not given), ``last_modified``.
 
     With ``md5`` (the hex digest the tracker recorded), a read of the whole
-    file from its start is checked before its last bytes are returned:
-    bytes that do not match raise ChecksumMismatchError instead, so a
-    damaged copy is never delivered whole, and that replica is dropped.
-    :meth:`readall` then reads the file again from the next replica, so a
-    damaged copy is skipped as a short one is.
+    file from its start is checked before its last bytes are returned, and
+    a replica whose bytes do not match is dropped and reported to
+    ``on_damaged`` (with its URL). When nothing of the file was handed out
+    yet (a file read in one call: one chunk of the stream view), the read
+    starts again at the next replica; :meth:`readall` does the same for any
+    length. Otherwise ChecksumMismatchError is raised instead of the last
+    bytes, so a damaged copy is never delivered whole.
     """
 
     def __init__(
@@ -231,6 +250,7 @@ class NodeReader(io.RawIOBase):
         size: int | None = None,
         md5: str | None = None,
         chunk_size: int = 1 << 20,
+        on_damaged: Callable[[str], None] | None = None,
     ) -> None:
         super().__init__()
         if offset < 0:
@@ -242,7 +262,7 @@ class NodeReader(io.RawIOBase):
         self.size = size
         self.last_modified: datetime | None = None
         self._nodes = nodes
-        self._candidates = list(paths)
+        self._candidates = nodes.order(paths)
         self._attempts: list[tuple[str, str]] = []
         self._offset = offset
         self._length = length
@@ -253,6 +273,7 @@ class NodeReader(io.RawIOBase):
         self._md5 = md5.lower() if md5 and offset == 0 and length is None else None
         self._hasher: Any = None
         self._hashed = 0
+        self._on_damaged = on_damaged
         self._restart_digest()
         self._open()
 
@@ -283,6 +304,7 @@ class NodeReader(io.RawIOBase):
         """Up to ``size`` bytes from the current position, from the first working replica."""
         if self.closed:
             raise ValueError("I/O operation on closed file")
+        handed_out = self._position > 0
         while size:
             remaining = self._remaining()
             if remaining == 0:
@@ -295,18 +317,25 @@ class NodeReader(io.RawIOBase):
             try:
                 data = self._body.read(want)
             except (HTTPError, OSError) as exc:
-                self._fail(f"read failed at byte {self._offset + self._position}: {exc}")
+                self._fail_node(f"read failed at byte {self._offset + self._position}: {exc}")
                 continue
             if not data:
                 if remaining is None:
                     self._verify()
                     return b""
-                self._fail(f"body ended {remaining} bytes early")
+                self._fail_node(f"body ended {remaining} bytes early")
                 continue
             self._digest(data)
             self._position += len(data)
             if remaining == len(data):
-                self._verify()  # before the last bytes are handed out
+                try:
+                    self._verify()  # before the last bytes are handed out
+                except ChecksumMismatchError:
+                    if handed_out or not self._candidates:
+                        raise
+                    self._position = 0  # none of it was handed out: read the next replica
+                    self._restart_digest()
+                    continue
             return data
         return b""
 
@@ -379,6 +408,8 @@ class NodeReader(io.RawIOBase):
             return
         url = self.url or ""
         self._fail(f"its bytes have MD5 {actual}, the tracker recorded {self._md5}")
+        if self._on_damaged is not None:
+            self._on_damaged(url)
         raise ChecksumMismatchError(
             f"key {self.key!r} as read from {url} has MD5 {actual}, not the {self._md5} the "
             f"tracker recorded: that copy is damaged and the bytes read are not the file's",
@@ -412,7 +443,7 @@ class NodeReader(io.RawIOBase):
         while self._candidates:
             url = self._candidates[0]
             try:
-                body = self._nodes.open(url, start, end)
+                body = self._nodes.open(url, start, end, failover=len(self._candidates) > 1)
             except StorageNodeError as exc:
                 self._drop_candidate(str(exc))
                 continue
@@ -436,6 +467,12 @@ class NodeReader(io.RawIOBase):
         """The current replica broke: drop it and reopen elsewhere on the next read."""
         self._release()
         self._drop_candidate(reason)
+
+    def _fail_node(self, reason: str) -> None:
+        """The current replica's node stopped sending: rest that node, then :meth:`_fail`."""
+        if self.url is not None:
+            self._nodes.rest(self.url)
+        self._fail(reason)
 
     def _drop_candidate(self, reason: str) -> None:
         url = self._candidates.pop(0)

@@ -2,7 +2,13 @@
 
 Every request goes through one shared :class:`urllib3.PoolManager`, without
 urllib3's own retries: the client decides where to go next (another
-destination for an upload, another replica for a read). The pool belongs to
+destination for an upload, another replica for a read). A node that moves
+no byte for ``progress_timeout`` seconds is given up when the caller has
+somewhere else to go (``failover=True``); only for the last destination or
+copy is it waited for up to ``http_timeout``. A node that failed without an
+answer (refused, reset, silent) is tried after the others for ``backoff``
+seconds (:meth:`StorageNodes.order`), so one hung node costs the first
+request that meets it, not every request. The pool belongs to
 the process that made it: a forked child gets a new one, so parent and
 child never read each other's responses from a shared keep-alive socket.
 """
@@ -14,6 +20,7 @@ import logging
 import os
 import re
 import threading
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -86,13 +93,31 @@ class NodeBody:
 
 
 class StorageNodes:
-    """GET, HEAD and PUT against storage node URLs."""
+    """GET, HEAD and PUT against storage node URLs.
 
-    def __init__(self, http: urllib3.PoolManager, timeout: urllib3.Timeout) -> None:
+    ``connect_timeout`` bounds a connect; ``progress_timeout`` the silence
+    (no byte sent or received) a node is allowed when the caller can fail
+    over to another one, ``http_timeout`` when it cannot. A node that failed
+    without an answer is put last by :meth:`order` for ``backoff`` seconds.
+    """
+
+    def __init__(
+        self,
+        http: urllib3.PoolManager,
+        *,
+        connect_timeout: float,
+        http_timeout: float,
+        progress_timeout: float,
+        backoff: float,
+    ) -> None:
         self._http = http
         self._pid = os.getpid()
         self._lock = threading.Lock()
-        self.timeout = timeout
+        self.connect_timeout = connect_timeout
+        self.http_timeout = http_timeout
+        self.progress_timeout = progress_timeout
+        self.backoff = backoff
+        self._resting_until: dict[str, float] = {}
 
     @property
     def http(self) -> urllib3.PoolManager:
@@ -116,14 +141,44 @@ class StorageNodes:
         """Close this process's pooled connections."""
         self.http.clear()
 
-    def put(self, url: str, body: Iterable[bytes], length: int | None) -> None:
+    def timeout(self, *, failover: bool) -> urllib3.Timeout:
+        """The timeouts of one request: a short wait for silence when another
+        destination or copy is left (``failover``), the long one otherwise."""
+        silence = self.progress_timeout if failover else self.http_timeout
+        return urllib3.Timeout(connect=self.connect_timeout, read=silence)
+
+    def order(self, urls: Iterable[str]) -> list[str]:
+        """``urls`` with those of nodes that failed in the last ``backoff`` seconds moved last.
+
+        The order among the others (the tracker's, weighted by free space)
+        is kept.
+        """
+        urls = list(urls)
+        now = time.monotonic()
+        with self._lock:
+            resting = {node for node, until in self._resting_until.items() if until > now}
+        if not resting:
+            return urls
+        return sorted(urls, key=lambda url: _node(url) in resting)
+
+    def rest(self, url: str) -> None:
+        """The node of ``url`` failed without an answer: try it last for a while."""
+        with self._lock:
+            self._resting_until[_node(url)] = time.monotonic() + self.backoff
+
+    def put(
+        self, url: str, body: Iterable[bytes], length: int | None, *, failover: bool = False
+    ) -> None:
         """Stream ``body`` to ``url``; any 2xx answer is success.
 
         With a known ``length`` the request carries a Content-Length, without
-        one it is sent chunked (mogstored accepts both).
+        one it is sent chunked (mogstored accepts both). ``failover``: the
+        caller has another destination (see :meth:`timeout`).
         """
         headers = {"Content-Length": str(length)} if length is not None else {}
-        response = self._request("PUT", url, body=body, headers=headers, preload_content=True)
+        response = self._request(
+            "PUT", url, failover, body=body, headers=headers, preload_content=True
+        )
         if not 200 <= response.status < 300:
             raise StorageNodeError(
                 f"PUT {url} answered HTTP {response.status}: {_excerpt(response.data)}",
@@ -131,7 +186,9 @@ class StorageNodes:
                 status=response.status,
             )
 
-    def put_file(self, url: str, file: IO[bytes], offset: int, count: int) -> int:
+    def put_file(
+        self, url: str, file: IO[bytes], offset: int, count: int, *, failover: bool = False
+    ) -> int:
         """PUT ``count`` bytes of a regular file from ``offset`` to an ``http://`` URL
         with the kernel's sendfile.
 
@@ -141,11 +198,8 @@ class StorageNodes:
         waiting for an answer.
         """
         parts = urlsplit(url)
-        connect_timeout = self.timeout.connect_timeout
         connection = http.client.HTTPConnection(
-            parts.hostname or "",
-            parts.port or 80,
-            timeout=connect_timeout if isinstance(connect_timeout, (int, float)) else None,
+            parts.hostname or "", parts.port or 80, timeout=self.connect_timeout
         )
         try:
             target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
@@ -153,7 +207,7 @@ class StorageNodes:
             connection.putheader("Content-Length", str(count))
             connection.endheaders()
             assert connection.sock is not None
-            connection.sock.settimeout(self.timeout.read_timeout)
+            connection.sock.settimeout(self.timeout(failover=failover).read_timeout)
             sent = connection.sock.sendfile(file, offset, count) if count else 0
             if sent == count:
                 response = connection.getresponse()
@@ -166,13 +220,14 @@ class StorageNodes:
                     )
             return sent
         except (OSError, http.client.HTTPException) as exc:
+            self.rest(url)
             raise StorageNodeError(f"PUT {url} failed: {exc}", url=url) from exc
         finally:
             connection.close()
 
-    def head(self, url: str) -> NodeStat:
+    def head(self, url: str, *, failover: bool = False) -> NodeStat:
         """Length and modification time of the file at ``url``."""
-        response = self._request("HEAD", url, preload_content=True)
+        response = self._request("HEAD", url, failover, preload_content=True)
         if not 200 <= response.status < 300:
             raise StorageNodeError(
                 f"HEAD {url} answered HTTP {response.status}", url=url, status=response.status
@@ -182,22 +237,24 @@ class StorageNodes:
             raise StorageNodeError(f"HEAD {url} gave no usable Content-Length", url=url)
         return NodeStat(url, int(length), _last_modified(response))
 
-    def open(self, url: str, start: int, end: int | None) -> NodeBody:
+    def open(self, url: str, start: int, end: int | None, *, failover: bool = False) -> NodeBody:
         """GET bytes ``start``..``end`` (inclusive; ``None``: to the end) of ``url``.
 
         A node that ignores the Range header and sends the whole file is
-        handled by skipping to ``start``.
+        handled by skipping to ``start``. The body's reads wait as long as
+        ``failover`` says (see :meth:`timeout`).
         """
         headers = {}
         if start or end is not None:
             headers["Range"] = f"bytes={start}-{'' if end is None else end}"
-        response = self._request("GET", url, headers=headers, preload_content=False)
+        response = self._request("GET", url, failover, headers=headers, preload_content=False)
         try:
             return self._body(url, response, start)
         except BaseException as exc:
             response.close()
             response.release_conn()
             if isinstance(exc, (HTTPError, OSError)):
+                self.rest(url)
                 raise StorageNodeError(f"GET {url} failed: {exc}", url=url) from exc
             raise
 
@@ -234,6 +291,7 @@ class StorageNodes:
         self,
         method: str,
         url: str,
+        failover: bool,
         *,
         preload_content: bool,
         body: Iterable[bytes] | None = None,
@@ -248,10 +306,17 @@ class StorageNodes:
                 preload_content=preload_content,
                 retries=_NO_RETRIES,
                 redirect=False,
-                timeout=self.timeout,
+                timeout=self.timeout(failover=failover),
             )
         except (HTTPError, OSError) as exc:
+            self.rest(url)
             raise StorageNodeError(f"{method} {url} failed: {exc}", url=url) from exc
+
+
+def _node(url: str) -> str:
+    """The node a URL is on: scheme, host and port."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
 
 
 def _skip(response: urllib3.BaseHTTPResponse, count: int, url: str) -> None:

@@ -24,6 +24,13 @@ rules it follows when something breaks:
   expected reply line, or was left waiting for a reply (an exception from a
   signal handler interrupted the call) is closed and never reused, so a late
   reply can never be read as the answer to a later command.
+* An ``ERR db`` or ``ERR failure`` reply (:data:`TRANSIENT`: mogilefsd's
+  answers to a failed database query or a command that died, which under
+  load pass) is treated as a lost reply whose request ended: the request is
+  settled or sent again in the same way, to the next tracker, after a pause
+  that doubles from :data:`TRANSIENT_PAUSE`, at most
+  :data:`MAX_TRANSIENT_ERRORS` times; then the error is raised. A command
+  that is neither resendable nor settleable gets the error at once.
 * A failed tracker rests for ``backoff`` seconds: it is tried only after all
   others, and only if they fail too.
 """
@@ -41,6 +48,7 @@ from collections.abc import Callable, Iterable, Mapping
 
 from urllib3.util import wait_for_read
 
+from . import guard
 from .errors import TrackerUnavailableError, tracker_error
 from .protocol import ProtocolError, Reply, decode_reply, encode_request
 
@@ -75,6 +83,16 @@ IDEMPOTENT = frozenset(
 # connections); timeouts are limited further, to one per tracker (two for a
 # lone tracker).
 MAX_LOST_REPLIES = 8
+
+#: Error codes of a tracker that failed, not of a request that is wrong:
+#: ``db`` (a query failed: a lock timeout, a deadlock, a lost database
+#: connection) and ``failure`` (the command died on such an error).
+TRANSIENT = frozenset({"db", "failure"})
+
+#: How often one request may be answered with a TRANSIENT error before the
+#: error is raised, and the first pause (seconds, doubling) before the next try.
+MAX_TRANSIENT_ERRORS = 4
+TRANSIENT_PAUSE = 0.05
 
 # Not idempotent, but safe to send again: the tracker reaps an unused fid.
 RESENDABLE = IDEMPOTENT | {"create_open"}
@@ -147,6 +165,7 @@ class TrackerConnection:
     """One socket to one tracker, exchanging one line for one line."""
 
     def __init__(self, address: str, *, connect_timeout: float, timeout: float) -> None:
+        guard.check_tracker(address)
         self.address = address
         self.pid = os.getpid()
         self._timeout = timeout
@@ -249,10 +268,12 @@ class TrackerPool:
         sent again. Raises the TrackerError subclass matching an ``ERR``
         reply, or TrackerUnavailableError when no tracker answered.
         """
+        guard.check_trackers(self.trackers)  # all of them: a refusal is never left to chance
         line = encode_request(command, dict(args))
         attempts: list[tuple[str, str]] = []
         pending = self._order()
         sends = timeouts = 0  # requests that went out and lost their reply; by timing out
+        errors = 0  # TRANSIENT error replies
         while pending:
             address = pending.pop(0)
             try:
@@ -270,12 +291,34 @@ class TrackerPool:
                     break
                 pending.append(address)  # after the others, on a new connection
                 continue
-            if not reply.ok and sends and self._done_before(command, args, reply, settle, attempts):
+            if self._transient(command, reply, settle, errors):
+                self._fail(address, attempts, f"ERR {reply.code} {reply.message}")
+                if self._took_effect(command, args, settle, attempts):
+                    return {}
+                time.sleep(TRANSIENT_PAUSE * 2**errors)
+                errors += 1
+                pending.append(address)
+                continue
+            if (
+                not reply.ok
+                and (sends or errors)
+                and self._done_before(command, args, reply, settle, attempts, waiting=sends > 0)
+            ):
                 return {}
             return self._answer(command, args, address, reply)
         tried = "; ".join(f"{address}: {reason}" for address, reason in attempts)
         raise TrackerUnavailableError(
             f"{command}{_describe(args)}: no tracker answered (tried {tried})", attempts
+        )
+
+    @staticmethod
+    def _transient(command: str, reply: Reply, settle: Settle | None, errors: int) -> bool:
+        """Whether ``reply`` is a TRANSIENT error to try the request again after."""
+        return (
+            not reply.ok
+            and reply.code in TRANSIENT
+            and errors < MAX_TRANSIENT_ERRORS
+            and (command in RESENDABLE or settle is not None)
         )
 
     def _took_effect(
@@ -296,9 +339,10 @@ class TrackerPool:
             raise self._unknown_outcome(command, args, attempts, "it is not idempotent")
         done = self._ask(command, args, settle, attempts)
         logger.info(
-            "%s%s lost its reply and %s",
+            "%s%s got no answer (%s) and %s",
             command,
             _describe(args),
+            attempts[-1][1],
             "had taken effect" if done else "had not taken effect: sending it again",
         )
         return done
@@ -310,13 +354,16 @@ class TrackerPool:
         reply: Reply,
         settle: Settle | None,
         attempts: list[tuple[str, str]],
+        *,
+        waiting: bool,
     ) -> bool:
-        """Whether a resent command was refused because the lost attempt did the work.
+        """Whether a resent command was refused because an earlier attempt did the work.
 
-        The lost attempt may still be running on its tracker (mogilefsd's
+        A lost attempt may still be running on its tracker (mogilefsd's
         killed worker finishes the request it has; a stopping tracker too),
-        so ``settle`` is asked until it says yes or as long as the reply to
-        that attempt would have been waited for.
+        so with ``waiting`` ``settle`` is asked until it says yes or as long
+        as the reply to that attempt would have been waited for; an attempt
+        answered with an error has ended, and ``settle`` is asked once.
         """
         if reply.code in DONE_ON_RESEND.get(command, ()):
             logger.info(
@@ -325,7 +372,7 @@ class TrackerPool:
             return True
         if settle is None:
             return False
-        deadline = time.monotonic() + self.timeout
+        deadline = time.monotonic() + (self.timeout if waiting else 0)
         pause = 0.02
         while not self._ask(command, args, settle, attempts):
             remaining = deadline - time.monotonic()
@@ -451,7 +498,7 @@ class TrackerPool:
     ) -> TrackerUnavailableError:
         address, reason = attempts[-1]
         return TrackerUnavailableError(
-            f"{command}{_describe(args)} was sent to tracker {address} but got no reply "
+            f"{command}{_describe(args)} was sent to tracker {address} but got no answer "
             f"({reason}); it may or may not have taken effect, and it is not sent again "
             f"because {why}",
             attempts,

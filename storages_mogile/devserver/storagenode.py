@@ -25,11 +25,13 @@ import re
 import shutil
 import socketserver
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import BinaryIO
 from urllib.parse import unquote, urlsplit
 
 from .servers import ListeningService, TrackedServerMixin
@@ -110,8 +112,9 @@ def usage_report(directory: Path) -> bytes:
 
 
 class _NodeServer(TrackedServerMixin, ThreadingHTTPServer):
-    def __init__(self, address: tuple[str, int], root: Path) -> None:
+    def __init__(self, address: tuple[str, int], root: Path, running: threading.Event) -> None:
         self.root = root
+        self.running = running  # cleared while the node hangs
         super().__init__(address, _NodeHandler)
 
 
@@ -146,6 +149,7 @@ class _NodeHandler(BaseHTTPRequestHandler):
             return
         if not self.parse_request():
             return
+        self.pause()
         self.served += 1
         methods = {
             "GET": self.serve_file,
@@ -159,6 +163,12 @@ class _NodeHandler(BaseHTTPRequestHandler):
         except OSError as exc:  # the client went away mid-transfer
             logger.debug("connection from %s dropped: %s", self.client_address, exc)
             self.close_connection = True
+
+    def pause(self) -> None:
+        """Wait while the node hangs (:meth:`StorageNode.hang`); end if it stops meanwhile."""
+        self.server.running.wait()
+        if self.server.stopping.is_set():
+            raise ConnectionAbortedError("the storage node stopped")
 
     def log_message(self, format: str, *args: object) -> None:
         logger.debug("%s %s", self.address_string(), format % args)
@@ -283,8 +293,19 @@ class _NodeHandler(BaseHTTPRequestHandler):
                 first, count = wanted[0], wanted[1] - wanted[0] + 1
                 headers.append(("Content-Range", f"bytes {wanted[0]}-{wanted[1]}/{size}"))
                 self.begin(206, "Partial Content", headers + [("Content-Length", str(count))])
-            if self.command == "GET" and count:
-                self.connection.sendfile(handle, offset=first, count=count)
+            if self.command == "GET":
+                self.send_blocks(handle, first, count)
+
+    def send_blocks(self, handle: BinaryIO, first: int, count: int) -> None:
+        """Send ``count`` bytes of a file from ``first``, a block at a time
+        (so that a node told to hang stops between blocks)."""
+        while count:
+            self.pause()
+            sent = self.connection.sendfile(handle, offset=first, count=min(count, BLOCK))
+            if not sent:
+                raise ConnectionError(f"{handle.name} ended before byte {first + count}")
+            first += sent
+            count -= sent
 
     def send_content(self, body: bytes, modified_at: float) -> None:
         """Send generated text the way a file is sent (the usage report)."""
@@ -348,6 +369,7 @@ class _NodeHandler(BaseHTTPRequestHandler):
 
     def exact_blocks(self, remaining: int) -> Iterator[bytes]:
         while remaining:
+            self.pause()
             block = self.rfile.read(min(remaining, BLOCK))
             if not block:
                 raise ConnectionError("client closed the connection before the body was complete")
@@ -421,6 +443,35 @@ class StorageNode(ListeningService):
         super().__init__(host, port)
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
+        self._running = threading.Event()
+        self._running.set()
+
+    @property
+    def hung(self) -> bool:
+        """Whether the node hangs (:meth:`hang`)."""
+        return not self._running.is_set()
+
+    def hang(self) -> None:
+        """Stop moving bytes, as a mogstored stopped with SIGSTOP does.
+
+        Connections are still accepted (the kernel's backlog does that for
+        a stopped process), requests are left unanswered, and transfers
+        under way stall after the block being sent or received, until
+        :meth:`resume` (or :meth:`stop`).
+        """
+        self._running.clear()
+
+    def resume(self) -> None:
+        """Serve again after :meth:`hang`: the held requests go on."""
+        self._running.set()
+
+    def stop(self) -> None:
+        """Stop listening and drop every connection (held ones of a hung node too)."""
+        server = self._server
+        if server is not None:
+            server.stopping.set()  # type: ignore[attr-defined]  # held requests end
+        self._running.set()
+        super().stop()
 
     @property
     def url(self) -> str:
@@ -440,8 +491,8 @@ class StorageNode(ListeningService):
         (self.root / f"dev{devid}").mkdir(exist_ok=True)
 
     def make_server(self, address: tuple[str, int]) -> socketserver.BaseServer:
-        return _NodeServer(address, self.root)
+        return _NodeServer(address, self.root, self._running)
 
     def __repr__(self) -> str:
-        state = "running" if self.running else "stopped"
+        state = ("hung" if self.hung else "running") if self.running else "stopped"
         return f"<StorageNode {self.url} devids={self.devids} {state}>"

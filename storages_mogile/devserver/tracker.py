@@ -14,7 +14,8 @@ connection instead of a reply line, as mogilefsd does when it kills the
 query worker that served it. The tracker does that for the request that
 follows an ``ERR key_exists`` of ``rename`` (mogilefsd 2.73's stray second
 reply, see :meth:`Tracker.answer`), and for the faults a test asks for with
-:meth:`Tracker.drop_reply`.
+:meth:`Tracker.drop_reply`; :meth:`Tracker.fail_reply` answers with an
+error reply instead (mogilefsd's transient ``db`` and ``failure``).
 """
 
 from __future__ import annotations
@@ -74,12 +75,13 @@ DROPPED: Final = _Dropped()
 
 
 @dataclass
-class _Drop:
-    """A request to answer by closing its connection (``command`` None: any)."""
+class _Fault:
+    """A request to answer with ``reply`` instead of its own (``command`` None: any)."""
 
     command: str | None
     act: bool
     count: int
+    reply: bytes | _Dropped
 
 
 class Tracker:
@@ -112,8 +114,8 @@ class Tracker:
         self._queries = 0
         self._processing = 0
         self._count_lock = threading.Lock()
-        self._drops: list[_Drop] = []
-        self._drop_lock = threading.Lock()
+        self._faults: list[_Fault] = []
+        self._fault_lock = threading.Lock()
 
     def answer(self, line: bytes) -> bytes | _Dropped | None:
         """The reply to one request line: ``None`` for an empty line, DROPPED
@@ -132,9 +134,9 @@ class Tracker:
         request = decode_request(line)
         if request is None:
             return None
-        drop = self._take_drop(request.command)
-        if drop is not None and not drop.act:
-            return DROPPED
+        fault = self._take_fault(request.command)
+        if fault is not None and not fault.act:
+            return fault.reply
         reply = self.run(request.command, request.args)
         if (
             self.stray_rename_reply
@@ -142,7 +144,7 @@ class Tracker:
             and reply.startswith(b"ERR key_exists ")
         ):
             self.drop_reply()
-        return DROPPED if drop is not None else reply
+        return fault.reply if fault is not None else reply
 
     def drop_reply(self, command: str | None = None, *, act: bool = True, count: int = 1) -> None:
         """Close the connection of the next ``count`` requests of ``command``
@@ -151,25 +153,48 @@ class Tracker:
         With ``act`` the request is carried out first (its reply is lost),
         without it the request is discarded unread. For fault tests.
         """
-        if count < 1:
-            raise ValueError(f"count must be at least 1, not {count}")
-        with self._drop_lock:
-            self._drops.append(_Drop(command, act, count))
+        self._add_fault(_Fault(command, act, count, DROPPED))
 
-    def cancel_drops(self) -> None:
-        """Forget every pending :meth:`drop_reply`."""
-        with self._drop_lock:
-            self._drops.clear()
+    def fail_reply(
+        self, command: str | None = None, code: str = "db", *, act: bool = False, count: int = 1
+    ) -> None:
+        """Answer the next ``count`` requests of ``command`` (of any command
+        when None) with ``ERR <code>`` and mogilefsd's text for it.
 
-    def _take_drop(self, command: str) -> _Drop | None:
-        """The first pending drop that applies to ``command``, used up once."""
-        with self._drop_lock:
-            for drop in self._drops:
-                if drop.command in (None, command):
-                    drop.count -= 1
-                    if drop.count == 0:
-                        self._drops.remove(drop)
-                    return drop
+        mogilefsd answers ``ERR db Database error`` when a query fails on
+        its database, and ``ERR failure Operation failed`` when a command
+        dies (a lost database connection, a deadlock under load). With
+        ``act`` the request is carried out first, as when a command fails
+        after its work. For fault tests.
+        """
+        error = CommandError(code)
+        self._add_fault(_Fault(command, act, count, encode_err(error.code, error.text)))
+
+    def pending_faults(self) -> int:
+        """How many requests the pending :meth:`drop_reply` and :meth:`fail_reply` still apply to."""
+        with self._fault_lock:
+            return sum(fault.count for fault in self._faults)
+
+    def cancel_faults(self) -> None:
+        """Forget every pending :meth:`drop_reply` and :meth:`fail_reply`."""
+        with self._fault_lock:
+            self._faults.clear()
+
+    def _add_fault(self, fault: _Fault) -> None:
+        if fault.count < 1:
+            raise ValueError(f"count must be at least 1, not {fault.count}")
+        with self._fault_lock:
+            self._faults.append(fault)
+
+    def _take_fault(self, command: str) -> _Fault | None:
+        """The first pending fault that applies to ``command``, used up once."""
+        with self._fault_lock:
+            for fault in self._faults:
+                if fault.command in (None, command):
+                    fault.count -= 1
+                    if fault.count == 0:
+                        self._faults.remove(fault)
+                    return fault
         return None
 
     def run(self, command: str, args: dict[str, str]) -> bytes:

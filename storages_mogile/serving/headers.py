@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import hashlib
 import mimetypes
 import posixpath
-import re
 from datetime import datetime
 
+from django.utils.crypto import salted_hmac
 from django.utils.http import content_disposition_header, http_date
 
 from storages_mogile.serving.files import ServedFile
@@ -22,9 +21,6 @@ _ENCODED_TYPES = {
     "gzip": "application/gzip",
     "xz": "application/x-xz",
 }
-
-# mogstored's path of a file ends in its fid, zero-padded to ten digits.
-_FID = re.compile(r"/(\d+)\.fid\Z")
 
 
 def content_type_for(name: str) -> str:
@@ -48,23 +44,24 @@ def content_headers(file: ServedFile, options: ServeOptions) -> dict[str, str]:
     return headers
 
 
-def etag_for(file: ServedFile) -> str | None:
+def etag_for(file: ServedFile, modified: datetime | None) -> str | None:
     """A strong ETag for the stored version of ``file``, or None.
 
     The MD5 the tracker recorded, for classes with a hash type: the same
-    bytes stored again keep their ETag. Otherwise the fid: MogileFS never
-    changes a stored file (saving a key again makes a new fid), so the fid,
-    read from a mogstored path, identifies the content; it is hashed to keep
-    the fid counter private. Paths of another shape give None.
+    bytes stored again keep their ETag. Otherwise the fid, length and
+    ``modified`` (the storage node's Last-Modified) together: MogileFS never
+    changes a stored file (saving a key again makes a new fid), and another
+    cluster, or this one rebuilt after a reset, that hands out the same fid
+    again writes it at another time or with another length. They are
+    hashed with SECRET_KEY (the fid counter stays private). None without a
+    fid or a date: nothing would tell such versions apart.
     """
     if file.md5 is not None:
         return f'"{file.md5}"'
-    match = _FID.search(file.paths[0])
-    if match is None:
+    if file.fid is None or modified is None:
         return None
-    fid = int(match.group(1))
-    digest = hashlib.sha256(f"{file.storage.domain}\0{fid}".encode()).hexdigest()
-    return f'"{digest[:24]}"'
+    version = f"{file.storage.domain}\0{file.fid}\0{file.size}\0{int(modified.timestamp())}"
+    return f'"{salted_hmac("storages_mogile.etag", version, algorithm="sha256").hexdigest()[:32]}"'
 
 
 def last_modified_header(modified: datetime | None) -> dict[str, str]:

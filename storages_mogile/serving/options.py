@@ -57,8 +57,9 @@ class ServeOptions:
     extra response headers. ``attachment``: send ``Content-Disposition:
     attachment``. ``access``: ``access(request, name) -> bool`` deciding per
     request. ``nginx_location``: the internal location ``X-Accel-Redirect``
-    names. ``reproxy_cache_for``: seconds Perlbal may cache the
-    answer. ``trust_proxy``: believe the proxy-capabilities header (``auto``).
+    names. ``reproxy_cache_for``: seconds Perlbal may cache the answer
+    (never with an access hook: check E017). ``trust_proxy``: believe the
+    proxy-capabilities header (``auto``).
     """
 
     mode: str
@@ -122,13 +123,6 @@ class ServeOptions:
         if self.reproxy_cache_for <= 0:
             raise ImproperlyConfigured(
                 f"MOGILEFS_SERVE_REPROXY_CACHE_FOR must be positive, got {self.reproxy_cache_for}."
-            )
-        if self.access is not None:
-            # Perlbal answers cached URLs without asking Django again, so it
-            # would hand a private file to whoever asks next.
-            raise ImproperlyConfigured(
-                "MOGILEFS_SERVE_REPROXY_CACHE_FOR cannot be used with MOGILEFS_SERVE_ACCESS: "
-                "Perlbal would serve cached answers without the access check."
             )
 
     def get_storage(self) -> MogileFSStorage:

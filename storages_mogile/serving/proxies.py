@@ -12,6 +12,7 @@ from collections.abc import Mapping
 
 from django.http import HttpRequest, HttpResponse
 
+from storages_mogile.backends.mogile import parse_expires
 from storages_mogile.serving.files import ServedFile
 from storages_mogile.serving.options import ServeOptions
 
@@ -38,12 +39,16 @@ def perlbal_response(
 
 
 def _cache_seconds(request: HttpRequest, options: ServeOptions) -> int | None:
-    """How long Perlbal may cache the answer: never past a signed URL's expiry."""
+    """How long Perlbal may cache the answer: never past a signed URL's expiry,
+    and not at all behind an access hook (Perlbal would answer from its cache
+    without asking the hook; check E017 reports the combination)."""
     seconds = options.reproxy_cache_for
-    expires = request.GET.get("expires", "")
-    if seconds is not None and expires.isdigit():
-        seconds = min(seconds, int(expires) - int(time.time()))
-    return seconds if seconds is not None and seconds > 0 else None
+    if seconds is None or options.access is not None:
+        return None
+    expires = parse_expires(request.GET.get("expires"))
+    if expires is not None:
+        seconds = min(seconds, expires - int(time.time()))
+    return seconds if seconds > 0 else None
 
 
 def nginx_response(

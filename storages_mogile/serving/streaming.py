@@ -1,9 +1,12 @@
 """Django sending a stored file itself, in constant memory.
 
 The bytes come from the client's reader, which falls through to the next
-path when a storage node fails, also in the middle of the file. Validators
-(ETag from the MD5 or the fid, Last-Modified from the storage node) answer conditional
-requests with 304 or 412, a single ``Range`` with 206 or 416.
+path when a storage node fails, also in the middle of the file. The first
+chunk is read before the response is returned, so a file that no copy can
+serve (or whose every copy is damaged) is still answered by the view (503),
+never by a server error. Validators (ETag from the MD5, or from the fid,
+length and Last-Modified; Last-Modified from the storage node) answer
+conditional requests with 304 or 412, a single ``Range`` with 206 or 416.
 """
 
 from __future__ import annotations
@@ -31,14 +34,19 @@ logger = logging.getLogger(__name__)
 
 # Request headers that cannot be answered without the file's size or date.
 _NEED_STAT = ("HTTP_RANGE", "HTTP_IF_UNMODIFIED_SINCE")
+# Request headers that need the ETag, which is made from the date when the
+# tracker has no MD5 of the file.
+_NEED_ETAG = ("HTTP_IF_NONE_MATCH", "HTTP_IF_MATCH")
 
 
 class _Chunks:
-    """The bytes of an open reader, ``chunk_size`` at a time; closing closes the reader."""
+    """The bytes of an open reader, ``chunk_size`` at a time, after the ``first``
+    chunk read already; closing closes the reader."""
 
-    def __init__(self, reader: Any, chunk_size: int) -> None:
+    def __init__(self, reader: Any, chunk_size: int, first: bytes) -> None:
         self._reader = reader
         self._chunk_size = chunk_size
+        self._first = first
 
     def close(self) -> None:
         self._reader.close()
@@ -48,6 +56,8 @@ class ReaderChunks(_Chunks):
     """Chunks for WSGI, read in the server's thread."""
 
     def __iter__(self) -> Iterator[bytes]:
+        if self._first:
+            yield self._first
         while chunk := self._reader.read(self._chunk_size):
             yield chunk
 
@@ -62,6 +72,8 @@ class AsyncReaderChunks(_Chunks):
     """
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
+        if self._first:
+            yield self._first
         read = sync_to_async(self._reader.read, thread_sensitive=False)
         while chunk := await read(self._chunk_size):
             yield chunk
@@ -70,11 +82,22 @@ class AsyncReaderChunks(_Chunks):
 def stream_response(
     request: HttpRequest, file: ServedFile, headers: Mapping[str, str], options: ServeOptions
 ) -> HttpResponseBase:
-    """The file, part of it, or a 304/412/416, for a GET or HEAD."""
+    """The file, part of it, or a 304/412/416, for a GET or HEAD.
+
+    The storage node is asked for the file's size and date (a HEAD) only
+    when the answer depends on them before the body: a HEAD, a range, a
+    date condition, or an ETag condition for a file without a recorded MD5
+    (its ETag is made from the date). A plain GET takes the date from the
+    response the body comes in.
+    """
     client = file.storage.client
-    etag = etag_for(file)
-    stat = client.stat(file.key, paths=file.paths, size=file.size) if _needs_stat(request) else None
+    stat = (
+        client.stat(file.key, paths=file.paths, size=file.size)
+        if _needs_stat(request, file)
+        else None
+    )
     modified = stat.last_modified if stat is not None else None
+    etag = etag_for(file, modified) if stat is not None or file.md5 is not None else None
     validators = {"Accept-Ranges": "bytes", **last_modified_header(modified)}
     if etag is not None:
         validators["ETag"] = etag
@@ -106,10 +129,12 @@ def stream_response(
     return _body_response(request, file, headers, byte_range)
 
 
-def _needs_stat(request: HttpRequest) -> bool:
+def _needs_stat(request: HttpRequest, file: ServedFile) -> bool:
     """Whether answering needs the size or date before the body is opened."""
     meta = request.META
     if request.method == "HEAD" or any(name in meta for name in _NEED_STAT):
+        return True
+    if file.md5 is None and any(name in meta for name in _NEED_ETAG):
         return True
     # If-None-Match overrides If-Modified-Since, and needs only the ETag.
     return "HTTP_IF_MODIFIED_SINCE" in meta and "HTTP_IF_NONE_MATCH" not in meta
@@ -128,26 +153,30 @@ def _body_response(
     byte_range: ByteRange | None,
 ) -> StreamingHttpResponse:
     """A 200 with the whole file, or a 206 with ``byte_range`` of it."""
-    client = file.storage.client
+    storage = file.storage
     if byte_range is None:
-        md5 = file.md5 if file.storage.verify_checksum else None
-        reader = client.read_file(file.key, paths=file.paths, size=file.size, md5=md5)
+        reader = storage.open_reader(file.key, file.location)
         status = 200
         if reader.size is not None:
             headers["Content-Length"] = str(reader.size)
-        if "Last-Modified" not in headers:
-            headers.update(last_modified_header(reader.last_modified))
     else:
-        reader = client.read_file(
-            file.key,
-            offset=byte_range.start,
-            length=byte_range.length,
-            paths=file.paths,
-            size=file.size,
+        reader = storage.open_reader(
+            file.key, file.location, offset=byte_range.start, length=byte_range.length
         )
         status = 206
         headers["Content-Length"] = str(byte_range.length)
         headers["Content-Range"] = byte_range.content_range
+    try:
+        first = reader.read(storage.chunk_size)
+    except BaseException:
+        reader.close()
+        raise
+    if "Last-Modified" not in headers:
+        # A plain GET: the validators of the copy the body comes from.
+        headers.update(last_modified_header(reader.last_modified))
+        etag = etag_for(file, reader.last_modified)
+        if etag is not None:
+            headers["ETag"] = etag
     chunks_class = AsyncReaderChunks if isinstance(request, ASGIRequest) else ReaderChunks
-    chunks = chunks_class(reader, file.storage.chunk_size)
+    chunks = chunks_class(reader, storage.chunk_size, first)
     return StreamingHttpResponse(chunks, status=status, headers=headers)

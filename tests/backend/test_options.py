@@ -232,3 +232,93 @@ def test_with_several_mogilefs_entries_a_field_names_its_own(settings):
     assert chosen.deconstruct()[2] == {"mogile_class": "thumb", "storages_alias": "media"}
     with pytest.raises(ImproperlyConfigured, match=r"several MogileFS entries \(default, media\)"):
         _ = mogile_storage(klass="thumb").client
+
+
+TIMEOUTS = [
+    "connect_timeout",
+    "timeout",
+    "http_timeout",
+    "node_progress_timeout",
+    "min_copies_timeout",
+    "path_cache_timeout",
+]
+FLAGS = ["file_overwrite", "noverify", "verify_checksum", "signed_urls"]
+BAD_VALUES = [
+    *[
+        (name, value, "a number of seconds above 0")
+        for name in TIMEOUTS
+        for value in ("30", None, -1, 0, True, float("nan"), float("inf"))
+    ],
+    *[(name, value, "True or False") for name in FLAGS for value in ("yes", "False", 1, None)],
+    *[
+        (name, value, "a number of bytes of at least 1")
+        for name in ("chunk_size", "max_memory_size")
+        for value in (0, -1, 1.5, "1024", True, None)
+    ],
+    *[
+        (name, value, "at least 1 (an int), or None")
+        for name in ("pathcount", "min_copies")
+        for value in (0, "2", True, 2.0)
+    ],
+    ("domain", "", "a domain name"),
+    ("domain", 7, "a domain name"),
+    ("trackers", 7001, "a list of 'host:port' strs"),
+    ("trackers", [7001], "a list of 'host:port' strs"),
+    ("mogile_class", "", "a MogileFS class name"),
+    ("base_url", 5, "a URL"),
+    ("key_prefix", None, "a str"),
+    ("path_cache", "", "the alias of a CACHES entry"),
+    ("min_copies_action", "ignore", "'raise' or 'log'"),
+]
+
+
+@pytest.mark.parametrize(("name", "value", "form"), BAD_VALUES)
+def test_a_bad_value_is_refused_naming_the_option_and_its_form(name, value, form):
+    with pytest.raises(ImproperlyConfigured) as caught:
+        MogileFSStorage(**{name: value})
+    message = str(caught.value)
+    assert f"option {name!r} must be " in message
+    assert form in message and repr(value) in message
+
+
+@pytest.mark.parametrize("value", ["30", None, -1])
+def test_a_bad_setting_is_refused_before_anything_is_stored(settings, value):
+    """The issue's case: the save stored the file, then failed on the value."""
+    settings.MOGILEFS_MIN_COPIES = 2
+    storage = mogile_storage(klass="avatar")  # as a model field's, made before the setting
+    with pytest.raises(ImproperlyConfigured, match="'min_copies_timeout' must be"):
+        settings.MOGILEFS_MIN_COPIES_TIMEOUT = value  # the storage resolves its options again
+    assert storage.min_copies_timeout == 30.0  # the setting was not taken
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {name: value for name in TIMEOUTS}
+        for value in (1, 0.25)  # an int or a float
+    ]
+    + [{name: flag for name in FLAGS} for flag in (True, False)]
+    + [
+        {"chunk_size": 1, "max_memory_size": 1, "pathcount": None, "min_copies": None},
+        {"pathcount": 3, "min_copies": 2, "min_copies_action": "log", "path_cache": "default"},
+        {"domain": None, "mogile_class": None, "base_url": None, "key_prefix": ""},
+    ],
+)
+def test_good_values_are_accepted(options):
+    storage = MogileFSStorage(**options)
+    assert all(getattr(storage, name) == value for name, value in options.items())
+
+
+def test_every_option_is_checked():
+    from storages_mogile.backends.mogile import OPTION_CHECKS
+
+    # url_expire is checked with the signing of URLs.
+    assert set(MogileFSStorage().get_default_settings()) - {"url_expire"} == set(OPTION_CHECKS)
+
+
+def test_the_progress_timeout_reaches_the_client(settings):
+    settings.MOGILEFS_NODE_PROGRESS_TIMEOUT = 1.5
+    where = {"domain": "d", "trackers": "127.0.0.1:1"}
+    assert MogileFSStorage(**where).client.nodes.progress_timeout == 1.5
+    storage = MogileFSStorage(**where, node_progress_timeout=2)
+    assert storage.client.nodes.progress_timeout == 2

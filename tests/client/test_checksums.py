@@ -8,11 +8,13 @@ creates the hash-typed class the lab lacks).
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 
 import pytest
 
 from storages_mogile.client import ChecksumMismatchError, Client
+from storages_mogile.client.damaged import DamagedCopies
 from tests.conftest import Target
 
 from .conftest import Keys
@@ -131,3 +133,74 @@ def test_partial_and_seeking_reads_are_not_verified(
         assert stream.read() == DATA[10:]
     with client.read_file(keys("ranged"), paths=[bad], offset=1, md5=MD5) as stream:
         assert stream.read() == DATA[1:]
+
+
+def test_a_one_chunk_read_falls_through_a_damaged_copy_before_any_byte(
+    client: Client, keys: Keys, md5_class: str
+) -> None:
+    """Read in one call (one chunk of the stream view), nothing of the damaged copy
+    is handed out, so the read goes on at the next copy instead of failing."""
+    bad, good = with_a_damaged_copy(client, keys("one-chunk"), md5_class)
+    stream = client.read_file(keys("one-chunk"), paths=[bad, good], size=len(DATA), md5=MD5)
+    with stream:
+        assert stream.read(len(DATA) + 1) == DATA
+        assert stream.url == good
+        assert stream.read(1) == b""
+
+
+def test_a_damaged_copy_is_logged_once_and_read_last_afterwards(
+    client: Client, keys: Keys, md5_class: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    key = keys("logged")
+    bad, good = with_a_damaged_copy(client, key, md5_class)
+    fid = client.file_info(key).fid
+    found: list[str] = []
+    with caplog.at_level(logging.ERROR, logger="storages_mogile.client"):
+        for _ in range(3):
+            reader = client.read_file(
+                key, paths=[bad, good], size=len(DATA), md5=MD5, on_damaged=found.append
+            )
+            with reader:
+                assert reader.readall() == DATA
+    assert found == [bad]  # the later reads went to the intact copy first
+    errors = [record for record in caplog.records if record.levelno == logging.ERROR]
+    assert len(errors) == 1
+    message = errors[0].getMessage()
+    assert repr(key) in message and f"fid {fid}" in message and bad in message
+    assert client.locate(key).paths[-1] == bad
+
+
+def test_damaged_copies_lists_the_copies_that_differ_from_the_md5(
+    client: Client, keys: Keys, md5_class: str
+) -> None:
+    bad, _ = with_a_damaged_copy(client, keys("audited"), md5_class)
+    assert client.damaged_copies(keys("audited")) == [bad]
+    client.store_content(keys("intact"), DATA, md5_class)
+    two_copies(client, keys("intact"))
+    assert client.damaged_copies(keys("intact")) == []
+    client.store_content(keys("unsummed"), DATA, "avatar")  # nothing recorded to check
+    assert client.damaged_copies(keys("unsummed")) == []
+
+
+def test_damaged_copies_counts_a_copy_of_another_length(
+    client: Client, keys: Keys, md5_class: str
+) -> None:
+    client.store_content(keys("short"), DATA, md5_class)
+    bad, _ = two_copies(client, keys("short"))
+    damage(bad, DATA[:-1])
+    assert client.damaged_copies(keys("short")) == [bad]
+
+
+def test_the_damaged_copies_of_a_process_are_bounded_and_go_last(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(DamagedCopies, "limit", 2)
+    damaged = DamagedCopies()
+    assert damaged.add("http://n/1.fid") and not damaged.add("http://n/1.fid")
+    assert damaged.last(["http://n/1.fid", "http://n/2.fid"]) == [
+        "http://n/2.fid",
+        "http://n/1.fid",
+    ]
+    damaged.add("http://n/2.fid")
+    damaged.add("http://n/3.fid")  # the oldest is forgotten
+    assert "http://n/1.fid" not in damaged and "http://n/3.fid" in damaged

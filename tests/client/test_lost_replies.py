@@ -123,8 +123,9 @@ def test_create_close_reply_lost(dev_cluster: DevCluster, act: bool) -> None:
 
 
 def test_create_close_reply_lost_and_the_close_failed(dev_cluster: DevCluster) -> None:
-    """The lost close was refused (the node lost the upload): the caller is
-    told so, and the key keeps its previous content."""
+    """The lost close was refused (the node lost the upload): the store
+    starts over, finds no node either, and the caller is told that nothing
+    was committed; the key keeps its previous content."""
     # timeout: how long the refused resend waits for the lost attempt to finish
     client = Client("testdomain", dev_cluster.trackers, timeout=1)
     client.store_content("k", b"previous", "thumb")
@@ -141,7 +142,7 @@ def test_create_close_reply_lost_and_the_close_failed(dev_cluster: DevCluster) -
         client.store_content("k", b"never committed", "thumb")
     for node in dev_cluster.nodes:
         node.start()
-    assert "previous content" in str(caught.value)
+    assert "nothing was committed" in str(caught.value)
     assert client.get_file_data("k") == b"previous"
 
 
@@ -155,7 +156,7 @@ def test_create_close_outcome_unknowable(dev_cluster: DevCluster) -> None:
     message = str(caught.value)
     assert "create_close" in message and "'k'" in message
     assert "may or may not" in message
-    tracker.cancel_drops()
+    tracker.cancel_faults()
     assert client.get_file_data("k") == b"unknowable"  # it did take effect
 
 

@@ -139,7 +139,9 @@ def test_a_failing_destination_passes_the_sendfile_upload_on(source: Path) -> No
 class RecordingNodes:
     """Stands in for StorageNodes (no TLS storage node exists here): records the PUT."""
 
-    def put(self, url: str, body: Iterator[bytes], length: int | None) -> None:
+    def put(
+        self, url: str, body: Iterator[bytes], length: int | None, *, failover: bool = False
+    ) -> None:
         self.sent = b"".join(body)
 
     def put_file(self, *args: object) -> int:

@@ -12,7 +12,13 @@ from collections.abc import Iterator
 
 import pytest
 
-from storages_mogile.client import Client, NoPathsError, StorageNodeError, TrackerError
+from storages_mogile.client import (
+    Client,
+    NoPathsError,
+    StorageNodeError,
+    TrackerError,
+    UnrewindableSourceError,
+)
 from storages_mogile.client.protocol import Request, encode_ok
 
 from .fakes import Answer, FakeNode, ScriptedTracker, closed_port
@@ -129,7 +135,7 @@ def test_non_seekable_file_cannot_be_rewound(nodes) -> None:
     nodes.extend([broken, good])
     tracker = upload_tracker([broken.url, good.url])
     client = Client("d", [tracker.address], chunk_size=1024)
-    with pytest.raises(StorageNodeError, match="non-seekable file, which cannot be rewound"):
+    with pytest.raises(UnrewindableSourceError, match="non-seekable file, which cannot be rewound"):
         client.store_file("k", NonSeekable(DATA))
     assert tracker.commands() == ["create_open", "get_domains"]  # never committed
     assert good.stored == {}

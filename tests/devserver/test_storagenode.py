@@ -251,6 +251,50 @@ def test_stop_refuses_and_drops_connections_start_reuses_the_port(node: StorageN
     assert http_request("GET", node.url + FILE)[2] == b"data"
 
 
+def test_a_hung_node_accepts_and_answers_nothing_until_resumed(node: StorageNode) -> None:
+    put(node, b"data")
+    node.hang()
+    assert node.hung
+    connection = http.client.HTTPConnection(node.host, node.port, timeout=0.5)
+    connection.request("GET", FILE)  # connected and sent: as to a stopped process
+    with pytest.raises(TimeoutError):
+        connection.getresponse()
+    connection.close()
+    held = http.client.HTTPConnection(node.host, node.port, timeout=10)
+    held.request("GET", FILE)
+    node.resume()
+    assert held.getresponse().read() == b"data"  # the held request goes on
+    held.close()
+
+
+def test_a_hung_node_stalls_a_transfer_under_way(node: StorageNode) -> None:
+    data = bytes(64 << 20)  # far more than the sockets' buffers hold
+    put(node, data)
+    connection = http.client.HTTPConnection(node.host, node.port, timeout=0.5)
+    connection.request("GET", FILE)
+    response = connection.getresponse()
+    received = len(response.read(1 << 20))
+    node.hang()
+    with pytest.raises(TimeoutError):
+        while chunk := response.read(1 << 20):
+            received += len(chunk)
+    assert received < len(data)
+    connection.close()
+
+
+def test_stopping_a_hung_node_ends_its_held_requests(node: StorageNode) -> None:
+    node.hang()
+    connection = http.client.HTTPConnection(node.host, node.port, timeout=10)
+    connection.request("GET", FILE)
+    node.stop()  # returns: the held handler ends instead of serving
+    with pytest.raises((ConnectionError, http.client.HTTPException)):
+        connection.getresponse()
+    connection.close()
+    node.start()
+    assert not node.hung
+    assert http_request("GET", node.url + FILE)[0] == 404
+
+
 def test_devids_follow_device_directories(tmp_path: Path) -> None:
     node = StorageNode(tmp_path)
     node.add_device(3)

@@ -6,6 +6,7 @@ import logging
 import os
 import socketserver
 import threading
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -14,6 +15,7 @@ from django.core.files.storage import storages
 
 from storages_mogile.client.protocol import encode_ok
 from storages_mogile.devserver import DevCluster
+from storages_mogile.pathcache import PathCache
 from tests.serving.conftest import ALIAS, mogile_storages, wait_for_paths
 
 pytestmark = pytest.mark.usefixtures("serving_settings")
@@ -112,3 +114,44 @@ def test_a_file_without_any_copy_is_a_503(client, settings, no_copy_tracker, pre
     assert storages[ALIAS].get_paths("serving/lost.bin") == []
     response = client.get(f"/{prefix}/serving/lost.bin")
     assert response.status_code == 503
+
+
+def one_copy_then_two(storage, cluster: DevCluster, client, data: bytes) -> str:
+    """Save with the second node stopped, serve (caching the one path), then let
+    the second copy be made; the name."""
+    cluster.nodes[1].stop()
+    name = storage.save("serving/late-copy.bin", ContentFile(data))
+    assert client.get(f"/mogilefs/{name}").status_code == 200
+    assert len(storage.get_key_location(storage.key_for(name)).paths) == 1
+    cluster.nodes[1].start()
+    key = storage.key_for(name)
+    deadline = time.monotonic() + 30
+    while storage.client.file_info(key).devcount < 2:
+        assert time.monotonic() < deadline, "not replicated"
+        time.sleep(0.05)
+    return name
+
+
+def test_when_every_cached_path_fails_the_tracker_is_asked_again(
+    client, fault_storage, fault_cluster, monkeypatch
+):
+    monkeypatch.setattr(PathCache, "incomplete_timeout", 300)  # only asking again can help
+    data = os.urandom(100_000)
+    name = one_copy_then_two(fault_storage, fault_cluster, client, data)
+    fault_cluster.nodes[0].stop()  # the cached path's node
+    response = client.get(f"/mogilefs/{name}")
+    assert response.status_code == 200
+    assert b"".join(response.streaming_content) == data
+    assert client.head(f"/mogilefs/{name}").status_code == 200
+    assert len(fault_storage.get_key_location(fault_storage.key_for(name)).paths) == 2
+
+
+def test_a_location_awaiting_its_copies_is_cached_briefly(
+    client, fault_storage, fault_cluster, monkeypatch
+):
+    monkeypatch.setattr(PathCache, "incomplete_timeout", 0.5)
+    name = one_copy_then_two(fault_storage, fault_cluster, client, os.urandom(1000))
+    key = fault_storage.key_for(name)
+    time.sleep(0.6)
+    assert len(fault_storage.get_key_location(key).paths) == 2
+    assert fault_storage._path_cache.get(key) is not None  # kept: complete now

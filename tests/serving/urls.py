@@ -10,7 +10,11 @@ urlpatterns = [
     *serve_patterns(prefix="/perlbal/", mode="perlbal"),
     *serve_patterns(prefix="/nginx/", mode="nginx", nginx_location="/internal/mogilefs/"),
     *serve_patterns(prefix="/download/", attachment=True, headers={"Cache-Control": "private"}),
-    *serve_patterns(prefix="/private/", access="tests.serving.doc_examples.can_read"),
+    # Storages whose keys nest in the others' when a test configures them.
+    *serve_patterns(prefix="/signed/", storage="signed"),
+    *serve_patterns(
+        prefix="/private/", storage="private", access="tests.serving.doc_examples.can_read"
+    ),
     # The seed's pattern, as projects written for it have it.
     re_path(r"^seed/(?P<key>.*)", serve_mogilefs_file),
 ]

@@ -24,14 +24,27 @@ STORAGES = {
             "path_cache": "paths",
         },
     },
+    # Inside the default storage's key space on purpose (check E016 would
+    # refuse the site): the default storage's routes must not serve their files.
     "signed": {  # every URL signed; checksums verified on streamed reads
         "BACKEND": "storages_mogile.backends.mogile.MogileFSStorage",
         "OPTIONS": {
             "domain": os.environ["MOGILEFS_E2E_DOMAIN"],
-            "trackers": os.environ["MOGILEFS_E2E_TRACKERS"],
+            # The same cluster spelled otherwise: its last tracker alone.
+            "trackers": os.environ["MOGILEFS_E2E_TRACKERS"].split(",")[-1:],
+            "key_prefix": "signed/",
             "base_url": "/signed/",
             "signed_urls": True,
             "verify_checksum": True,
+        },
+    },
+    "private": {  # served at /private/ with the access hook of docs/serving.md
+        "BACKEND": "storages_mogile.backends.mogile.MogileFSStorage",
+        "OPTIONS": {
+            "domain": os.environ["MOGILEFS_E2E_DOMAIN"],
+            "trackers": os.environ["MOGILEFS_E2E_TRACKERS"],
+            "key_prefix": "private/",
+            "base_url": "/private/",
         },
     },
 }

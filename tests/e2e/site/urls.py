@@ -29,5 +29,6 @@ urlpatterns = [
     *serve_patterns(
         prefix="/signed-cached/", storage="signed", mode="perlbal", reproxy_cache_for=60
     ),
+    *serve_patterns(storage="private", access="tests.serving.doc_examples.can_read"),
     path("bare/", bare),
 ]

@@ -1,0 +1,136 @@
+"""Faults that a second try gets past: the application never sees them.
+
+mogilefsd answers ``ERR db Database error`` when a query fails on its
+database and ``ERR failure Operation failed`` when a command dies (both seen
+under load); a storage node that goes away between the PUT and
+``create_close`` makes the tracker refuse the close with
+``size_verify_error ... (cantreach)``. Nothing was stored either way, and
+another tracker or destination would succeed. The dev tracker answers with
+those errors on demand (``Tracker.fail_reply``); a node is stopped right
+after the PUT.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+import pytest
+
+from storages_mogile.client import Client, TrackerError, UnrewindableSourceError
+from storages_mogile.client.trackers import MAX_TRANSIENT_ERRORS
+from storages_mogile.devserver import DevCluster
+
+from .test_transfers import NonSeekable
+
+
+@pytest.mark.parametrize("code", ["db", "failure"])
+@pytest.mark.parametrize("command", ["create_open", "get_paths", "file_info", "list_keys"])
+def test_a_transient_error_is_tried_again_on_the_other_tracker(
+    dev_cluster: DevCluster, command: str, code: str
+) -> None:
+    trackers = [dev_cluster.tracker_servers[0].tracker, dev_cluster.add_tracker().tracker]
+    client = Client("testdomain", dev_cluster.trackers)
+    client.store_content("t/key", b"stored")
+    for tracker in trackers:
+        tracker.fail_reply(command, code)
+    client.store_content("t/key", b"stored again")
+    assert client.get_paths("t/key")
+    assert client.file_info("t/key").length == len(b"stored again")
+    assert client.list_keys("t/") == ["t/key"]
+    # Both failed once: the second try went to the other tracker, the third succeeded.
+    assert [tracker.pending_faults() for tracker in trackers] == [0, 0]
+    assert client.get_file_data("t/key") == b"stored again"
+
+
+def test_a_lone_tracker_is_tried_again_after_a_pause(dev_cluster: DevCluster) -> None:
+    client = Client("testdomain", dev_cluster.trackers)
+    tracker = dev_cluster.tracker_servers[0].tracker
+    tracker.fail_reply("create_open", "db", count=MAX_TRANSIENT_ERRORS)
+    client.store_content("t/key", b"stored")
+    assert client.get_file_data("t/key") == b"stored"
+
+
+def test_a_lasting_failure_reaches_the_caller_after_a_bounded_number_of_tries(
+    dev_cluster: DevCluster,
+) -> None:
+    client = Client("testdomain", dev_cluster.trackers)
+    tracker = dev_cluster.tracker_servers[0].tracker
+    tracker.fail_reply("file_info", "db", count=100)
+    with pytest.raises(TrackerError) as caught:
+        client.file_info("t/key")
+    assert caught.value.code == "db"
+    assert "Database error" in str(caught.value)
+    assert tracker.pending_faults() == 100 - (MAX_TRANSIENT_ERRORS + 1)
+
+
+@pytest.mark.parametrize("act", [False, True], ids=["failed-before-acting", "failed-after-acting"])
+def test_create_close_failing_transiently_is_settled(dev_cluster: DevCluster, act: bool) -> None:
+    """A close that failed after its work took effect is not done twice; one
+    that failed before is sent again."""
+    client = Client("testdomain", dev_cluster.trackers)
+    client.store_content("t/key", b"previous")
+    dev_cluster.tracker_servers[0].tracker.fail_reply("create_close", "failure", act=act)
+    client.store_content("t/key", b"new content")
+    assert client.get_file_data("t/key") == b"new content"
+
+
+def test_delete_failing_after_acting_is_done(dev_cluster: DevCluster) -> None:
+    client = Client("testdomain", dev_cluster.trackers)
+    client.store_content("t/key", b"doomed")
+    dev_cluster.tracker_servers[0].tracker.fail_reply("delete", "failure", act=True)
+    client.delete("t/key")  # sent again, answered unknown_key: done already
+    assert client.list_keys("t/") == []
+
+
+def lose_the_node_after_the_first_put(client: Client, dev_cluster: DevCluster) -> list[str]:
+    """Stop the node of the first PUT right after it: the tracker cannot check
+    that upload at create_close. Returns the URLs PUT to."""
+    put, put_file = client.nodes.put, client.nodes.put_file
+    urls: list[str] = []
+
+    def after(send: Callable[..., object]) -> Callable[..., object]:
+        def sent(url: str, *args: object, **kwargs: object) -> object:
+            result = send(url, *args, **kwargs)
+            urls.append(url)
+            if len(urls) == 1:
+                (node,) = (node for node in dev_cluster.nodes if url.startswith(node.url + "/"))
+                node.stop()
+            return result
+
+        return sent
+
+    client.nodes.put = after(put)  # type: ignore[method-assign]
+    client.nodes.put_file = after(put_file)  # type: ignore[method-assign]
+    return urls
+
+
+def test_a_destination_lost_before_create_close_is_stored_again_elsewhere(
+    dev_cluster: DevCluster, caplog: pytest.LogCaptureFixture
+) -> None:
+    client = Client("testdomain", dev_cluster.trackers)
+    client.store_content("t/key", b"previous", "thumb")
+    urls = lose_the_node_after_the_first_put(client, dev_cluster)
+    with caplog.at_level(logging.WARNING, logger="storages_mogile.client"):
+        assert client.store_content("t/key", b"new content", "thumb") == len(b"new content")
+    assert "size_verify_error" in caplog.text and "cantreach" in caplog.text
+    lost, stored = urls[0], urls[-1]
+    assert lost.split("/dev")[0] != stored.split("/dev")[0]  # on the other node
+    assert client.get_paths("t/key", noverify=True) == [stored]
+    assert client.get_file_data("t/key") == b"new content"
+
+
+def test_a_non_seekable_source_cannot_start_over(dev_cluster: DevCluster) -> None:
+    """The bytes read are gone: a clear error that says to store again, not a
+    store of what is left of the stream."""
+    client = Client("testdomain", dev_cluster.trackers)
+    client.store_content("t/key", b"previous", "thumb")
+    lose_the_node_after_the_first_put(client, dev_cluster)
+    with pytest.raises(UnrewindableSourceError) as caught:
+        client.store_file("t/key", NonSeekable(b"streamed once"), "thumb")
+    assert caught.value.key == "t/key"
+    assert "size_verify_error" in str(caught.value)
+    assert "nothing was stored" in str(caught.value)
+    for node in dev_cluster.nodes:
+        node.start()
+    assert client.get_file_data("t/key") == b"previous"
