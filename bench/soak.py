@@ -231,6 +231,8 @@ class Gunicorn(Server):
             "--access-logfile", str(workdir / "access.log"),
             "--access-logformat", "%(t)s pid=%(p)s %(m)s %(U)s %(s)s %(L)ss",
         ]  # fmt: skip
+        if args.worker_connections:
+            command += ["--worker-connections", str(args.worker_connections)]
         super().__init__("gunicorn", command, port, workdir / "gunicorn.log", env)
         self.expected_workers = args.workers
 
@@ -610,6 +612,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--clients", type=int, default=12, help="client threads")
     parser.add_argument("--workers", type=int, default=3, help="gunicorn workers")
     parser.add_argument("--worker-threads", type=int, default=4, help="threads per worker")
+    parser.add_argument(
+        "--worker-connections",
+        type=int,
+        help="connections a worker takes at once (gunicorn's default: 1000, whatever its "
+        "threads are doing)",
+    )
     parser.add_argument("--upload-share", type=float, default=0.35, help="of the requests")
     parser.add_argument("--max-kib", type=int, default=64, help="uploads are 1 B .. this")
     parser.add_argument("--mogile-class", default="avatar", help="a class with 2 copies")
@@ -667,7 +675,8 @@ def main() -> None:
     setup = {
         "MogileFS": f"the lab in {lab.root} ({trackers}, domain {domain}, "
         f"class {args.mogile_class})",
-        "site": f"gunicorn gthread, {args.workers} workers x {args.worker_threads} threads, "
+        "site": f"gunicorn gthread, {args.workers} workers x {args.worker_threads} threads "
+        f"({args.worker_connections or 'default'} worker connections), "
         f"FileBasedCache path cache; {args.clients} clients, {args.upload_share:.0%} uploads "
         f"of 1 B..{args.max_kib} KiB",
     }
