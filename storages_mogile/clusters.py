@@ -20,7 +20,7 @@ from django.apps import apps
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.core.files.storage import storages
-from django.db.models import FileField
+from django.db.models import FileField, Model
 
 from storages_mogile.backends.mogile import MogileFSStorage, mogilefs_aliases
 from storages_mogile.client.trackers import split_address
@@ -45,12 +45,23 @@ def mogilefs_storages() -> Iterator[tuple[str, MogileFSStorage]]:
         storage = storages[alias]
         if isinstance(storage, MogileFSStorage):
             yield f"STORAGES[{alias!r}]", storage
+    for model, model_field in mogilefs_fields():
+        yield field_label(model, model_field), model_field.storage
+
+
+def mogilefs_fields() -> Iterator[tuple[type[Model], FileField]]:
+    """Every model FileField (and ImageField) whose storage is a MogileFS storage."""
     for model in apps.get_models():
         for model_field in model._meta.get_fields():
             if isinstance(model_field, FileField) and isinstance(
                 model_field.storage, MogileFSStorage
             ):
-                yield f"{model._meta.label}.{model_field.name}", model_field.storage
+                yield model, model_field
+
+
+def field_label(model: type[Model], model_field: FileField) -> str:
+    """``app_label.Model.field``."""
+    return f"{model._meta.label}.{model_field.name}"
 
 
 def project_clusters() -> list[Cluster]:
@@ -197,26 +208,3 @@ def _declared(name: str, value: Any) -> DeclaredClass:
             f"{' or '.join(map(repr, HASH_TYPES))}."
         )
     return DeclaredClass(copies, hashtype)
-
-
-def referenced_names() -> dict[MogileFSStorage, tuple[list[str], set[str]]]:
-    """The names the database refers to, per MogileFS namespace.
-
-    Fields whose storages share trackers, domain and key prefix share one
-    namespace, so their names are gathered together (one storage stands for
-    them): ``{storage: (["app.Model.field", ...], {name, ...})}``.
-    """
-    namespaces: dict[tuple[tuple[str, ...], str, str], MogileFSStorage] = {}
-    found: dict[MogileFSStorage, tuple[list[str], set[str]]] = {}
-    for model in apps.get_models():
-        for model_field in model._meta.get_fields():
-            storage = getattr(model_field, "storage", None)
-            if not isinstance(model_field, FileField) or not isinstance(storage, MogileFSStorage):
-                continue
-            key = (storage._trackers, storage.domain or "", storage.key_prefix)
-            storage = namespaces.setdefault(key, storage)
-            fields, names = found.setdefault(storage, ([], set()))
-            fields.append(f"{model._meta.label}.{model_field.name}")
-            values = model._default_manager.values_list(model_field.attname, flat=True)
-            names.update(value for value in values.iterator() if value)
-    return found

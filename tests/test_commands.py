@@ -6,17 +6,12 @@ import io
 import json
 import time
 import uuid
-from collections.abc import Iterator
 
 import pytest
-from django.core.files.base import ContentFile
-from django.core.files.storage import storages
 from django.core.management import CommandError, call_command
 
-from storages_mogile.backends.mogile import MogileFSStorage
 from storages_mogile.client import Admin
 from storages_mogile.devserver import DevCluster
-from storages_mogile.testing.models import stored_on
 from tests.conftest import Target
 from tests.test_checks import use_mogilefs
 
@@ -142,143 +137,3 @@ def test_status_with_a_node_stopped_and_a_tracker_down(settings, dev_cluster: De
     assert states == {1: "writeable", 2: "unreachable"}
     assert "dev2 on node2 unreachable" in str(caught.value)
     assert down.address in str(caught.value)
-
-
-@pytest.fixture
-def audited(mogile_target: Target) -> Iterator[tuple[MogileFSStorage, type]]:
-    """ContractDocument's fields on a MogileFS storage with a key prefix of its own."""
-    storage = MogileFSStorage(
-        domain=mogile_target.domain,
-        trackers=mogile_target.trackers,
-        key_prefix=f"audit-{uuid.uuid4().hex[:10]}/",
-    )
-    with stored_on(storage) as model:
-        yield storage, model
-    for key in list(storage.client.iter_keys(storage.key_prefix)):
-        storage.client.delete(key)
-
-
-def delete_orphans(*args: str, error: str = "row.* refer to files that are not stored") -> None:
-    """``mogilefs_audit --delete-orphans``, which fails (exit 1) on the missing row or a refusal."""
-    with pytest.raises(CommandError, match=error):
-        call_command(
-            "mogilefs_audit",
-            "--delete-orphans",
-            *args,
-            stdout=io.StringIO(),
-            stderr=io.StringIO(),
-        )
-
-
-@pytest.mark.django_db
-def test_audit_finds_orphans_and_missing_files_and_deletes_only_old_orphans(audited) -> None:
-    storage, model = audited
-    for index in range(3):
-        model.objects.create(attachment=ContentFile(b"kept", name=f"kept-{index}.txt"))
-    gone = model.objects.create(attachment=ContentFile(b"gone", name="gone.txt"))
-    storage.client.delete(storage.key_for(gone.attachment.name))
-    orphans = [storage.save(f"orphan-{index}.txt", ContentFile(b"o")) for index in range(2)]
-    staged = storage.key_prefix + f".storages-mogile-staging/{int(time.time()) - 7200}-killed"
-    storage.client.store_content(staged, b"left by a killed save")
-
-    out = io.StringIO()
-    with pytest.raises(CommandError, match="1 row"):
-        call_command("mogilefs_audit", "--list", stdout=out, stderr=io.StringIO())
-    report = out.getvalue()
-    assert "3 orphans" not in report and "2 orphans, 1 missing, 1 staging uploads" in report
-    assert all(name in report for name in orphans) and gone.attachment.name in report
-
-    # Just written: younger than the grace period, so kept even with --no-input.
-    delete_orphans("--no-input", "--grace", "3600")
-    assert all(storage.exists(name) for name in orphans)
-    assert storage.client.file_info(staged)  # its node file is new too: kept
-
-    delete_orphans("--no-input", "--grace", "0")
-    assert not any(storage.exists(name) for name in orphans)
-    assert [key for key in storage.client.iter_keys(storage.key_prefix) if "staging" in key] == []
-    assert all(storage.exists(f"kept-{index}.txt") for index in range(3))
-
-
-@pytest.mark.django_db
-def test_audit_deletes_nothing_without_confirmation(audited, monkeypatch) -> None:
-    storage, model = audited
-    model.objects.create(attachment=ContentFile(b"kept", name="kept.txt"))
-    orphan = storage.save("orphan.txt", ContentFile(b"o"))
-    monkeypatch.setattr("builtins.input", lambda prompt: "no")
-    delete_orphans("--grace", "0", error="nothing was deleted")
-    assert storage.exists(orphan)
-
-
-@pytest.fixture
-def legacy(settings, tmp_path, audited):
-    """300 documents whose files are on a FileSystemStorage, the STORAGES alias 'legacy'."""
-    storage, model = audited
-    settings.STORAGES = {
-        **settings.STORAGES,
-        "legacy": {
-            "BACKEND": "django.core.files.storage.FileSystemStorage",
-            "OPTIONS": {"location": str(tmp_path / "media")},
-        },
-    }
-    source = storages["legacy"]
-    for index in range(300):
-        name = source.save(f"docs/{index:03d}.txt", ContentFile(b"document %d " % index * 20))
-        model.objects.create(attachment=name)
-    return storage, source
-
-
-FIELD = "storages_mogile_testing.ContractDocument.attachment"
-
-
-def read(storage, name: str) -> bytes:
-    with storage.open(name, "rb") as stream:
-        return stream.read()
-
-
-def import_(*args: str) -> tuple[str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    call_command("mogilefs_import", *args, stdout=out, stderr=err)
-    return out.getvalue(), err.getvalue()
-
-
-@pytest.mark.django_db
-def test_import_copies_resumes_and_verifies(legacy) -> None:
-    storage, source = legacy
-    planned, _ = import_(FIELD, "--source", "legacy", "--dry-run")
-    assert "300 file(s) to copy or check" in planned
-    assert not storage.exists("docs/000.txt")
-
-    # An interrupted earlier run: 150 files copied, one cut short.
-    for index in range(150):
-        with source.open(f"docs/{index:03d}.txt") as stream:
-            storage._store(storage.key_for(f"docs/{index:03d}.txt"), stream)
-    storage.client.store_content(storage.key_for("docs/150.txt"), b"cut")
-
-    summary, progress = import_(FIELD, "--source", "legacy", "--jobs", "4")
-    assert "copied 150 file(s)" in summary and "skipped 150 already there" in summary
-    assert "importing" in progress  # the progress bar, on stderr
-    for index in (0, 150, 299):
-        name = f"docs/{index:03d}.txt"
-        assert read(storage, name) == read(source, name)
-    assert storage.client.file_info(storage.key_for("docs/007.txt")).cls == "default"
-
-    # Same size, other bytes: only --verify notices.
-    storage.client.store_content(
-        storage.key_for("docs/042.txt"), b"X" * source.size("docs/042.txt")
-    )
-    assert "copied 0 file(s)" in import_(FIELD, "--source", "legacy")[0]
-    assert "copied 1 file(s)" in import_(FIELD, "--source", "legacy", "--verify")[0]
-    assert read(storage, "docs/042.txt") == read(source, "docs/042.txt")
-    assert source.exists("docs/042.txt")  # the source is never touched
-
-
-@pytest.mark.django_db
-def test_import_lists_every_failure_and_exits_1(legacy) -> None:
-    _, source = legacy
-    source.delete("docs/010.txt")
-    source.delete("docs/020.txt")
-    out, err = io.StringIO(), io.StringIO()
-    with pytest.raises(CommandError, match="2 file"):
-        call_command("mogilefs_import", FIELD, "--source", "legacy", stdout=out, stderr=err)
-    assert "copied 298 file(s)" in out.getvalue()
-    assert "docs/010.txt" in err.getvalue() and "docs/020.txt" in err.getvalue()

@@ -64,6 +64,14 @@ MAX_KEY_BYTES = 255
 #: process is named ``<unix time>-<random>`` so that it can be found by age.
 STAGING_DIR = ".storages-mogile-staging"
 
+#: The directory (at the root of the domain) where ``mogilefs_audit`` moves
+#: orphans: ``<unix time>/<original key>``, kept until ``mogilefs_quarantine
+#: purge``. Names in it are refused and listdir() leaves it out.
+QUARANTINE_DIR = ".storages-mogile-quarantine"
+
+# The directories of a key space that are no one's files.
+_RESERVED_DIRS = frozenset({STAGING_DIR, QUARANTINE_DIR})
+
 #: What a save does when ``min_copies`` is not reached in ``min_copies_timeout``.
 DURABILITY_ACTIONS = ("raise", "log")
 
@@ -434,7 +442,7 @@ class MogileFSStorage(BaseStorage):
         _refuse_nul(name)
         validate_file_name(name, allow_relative_path=True)
         name = clean_name(name)
-        _refuse_staging(name)
+        _refuse_reserved(name)
         return f"{self.key_prefix}{name}"
 
     def get_available_name(self, name: str, max_length: int | None = None) -> str:
@@ -644,7 +652,7 @@ class MogileFSStorage(BaseStorage):
 
     def listdir(self, path: str) -> tuple[list[str], list[str]]:
         _refuse_nul(path)
-        _refuse_staging(clean_name(path).strip("/"))
+        _refuse_reserved(clean_name(path).strip("/"))
         prefix = clean_name(path).strip("/")
         prefix = f"{self.key_prefix}{prefix}/" if prefix else self.key_prefix
         directories: set[str] = set()
@@ -656,7 +664,7 @@ class MogileFSStorage(BaseStorage):
             else:
                 files.append(head)
         if prefix == self.key_prefix:
-            directories.discard(STAGING_DIR)  # uploads in progress are no one's files
+            directories -= _RESERVED_DIRS  # uploads in progress and quarantined orphans
         return sorted(directories), files
 
     def get_modified_time(self, name: str) -> datetime:
@@ -716,12 +724,14 @@ def _key_bytes(key: str) -> int:
     return len(key.encode(ENCODING, ERRORS))
 
 
-def _refuse_staging(name: str) -> None:
-    """SuspiciousFileOperation for a (clean) name in the staging directory."""
-    if name.partition("/")[0] == STAGING_DIR:
+def _refuse_reserved(name: str) -> None:
+    """SuspiciousFileOperation for a (clean) name in the staging or quarantine directory."""
+    top = name.partition("/")[0]
+    if top in _RESERVED_DIRS:
+        purpose = "stages uploads" if top == STAGING_DIR else "keeps quarantined orphans"
         raise SuspiciousFileOperation(
-            f"The name {name!r} is in {STAGING_DIR!r}, where MogileFSStorage stages "
-            "uploads; choose a name outside it."
+            f"The name {name!r} is in {top!r}, where storages-mogile {purpose}; "
+            "choose a name outside it."
         )
 
 

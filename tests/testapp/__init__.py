@@ -1,1 +1,1 @@
-"""The suite's own Django app (listed in ``tests/settings.py``); it has no models yet."""
+"""The suite's own Django app (listed in ``tests/settings.py``)."""

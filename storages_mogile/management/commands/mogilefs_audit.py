@@ -3,150 +3,226 @@
 from __future__ import annotations
 
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from functools import partial
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from tqdm import tqdm
 
-from storages_mogile.backends.mogile import STAGING_DIR, MogileFSStorage
-from storages_mogile.client import MogileFSError, UnknownKeyError
-from storages_mogile.clusters import referenced_names
+from storages_mogile.audit import ClusterAudit, Kind, project_audits
+from storages_mogile.client import Client, MogileFSError, UnknownKeyError
+from storages_mogile.quarantine import PREFIX, NotMovedError, Quarantine, StrandedError
 
 SAMPLE = 10
 DEFAULT_GRACE = 24 * 3600
+LISTED = (Kind.ORPHAN, Kind.STAGING, Kind.KEPT)
+MISSING_LOOKS = 4  # looks at a key the listing did not meet, MISSING_PAUSE s apart
+MISSING_PAUSE = 0.2
 
 
 @dataclass
-class Audit:
-    """One storage namespace (trackers, domain, key prefix) compared with the database."""
+class Survey:
+    """What one listing of a cluster's keys found."""
 
-    storage: MogileFSStorage
-    fields: list[str]
-    referenced: set[str]
-    stored: set[str] = field(default_factory=set)
-    staging: list[str] = field(default_factory=list)
-
-    @property
-    def orphans(self) -> list[str]:
-        return sorted(self.stored - self.referenced)
-
-    @property
-    def missing(self) -> list[str]:
-        return sorted(self.referenced - self.stored)
+    counts: Counter[Kind] = field(default_factory=Counter)
+    #: referenced keys found stored (the rest are missing)
+    seen: set[str] = field(default_factory=set)
 
 
 class Command(BaseCommand):
     help = (
-        "Compare the keys stored under each MogileFS storage's key prefix with the "
-        "FileField values in the database: orphans (stored, referred to by no row) and "
-        "missing files (a row refers to a key that is not stored). Prints counts and a "
-        "sample; --list prints all. --delete-orphans deletes orphans and uploads that a "
-        "killed save left in the staging directory, once they are older than --grace "
-        "seconds (so an upload in progress is never removed), after confirmation. Exits 1 "
-        "when a row refers to a missing file."
+        "Compare the keys stored in each MogileFS cluster the model FileFields use with "
+        "the names their rows hold (all rows, also those a default manager hides): "
+        "orphans (stored under a field's key prefix, referred to by no row) and missing "
+        "files (a row refers to a key that is not stored). Keys in the key space of a "
+        "storage no model field uses are kept, never orphans. --delete-orphans moves "
+        "orphans, and uploads a killed save left in a staging directory, into the "
+        f"quarantine ({PREFIX}; see mogilefs_quarantine) once they are older than "
+        "--grace seconds, after confirmation; each key is checked again just before it "
+        "moves. --verify-checksums reads every copy of each referred-to file of a "
+        "hash-typed class and lists those that differ from the recorded MD5. Exits 1 when "
+        "a row refers to a missing file or a copy is damaged."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
-            "--list", action="store_true", help="list every orphan and missing file"
+            "--list", action="store_true", help="list every orphan, kept and missing key"
         )
         parser.add_argument(
             "--delete-orphans",
             action="store_true",
-            help="delete orphans (and stale staging uploads) older than --grace",
+            help="move orphans (and stale staging uploads) older than --grace to the quarantine",
         )
         parser.add_argument(
             "--grace",
             type=int,
             default=DEFAULT_GRACE,
-            help=f"seconds a key must be old to be deleted (default {DEFAULT_GRACE})",
+            help=f"seconds a key must be old to be moved (default {DEFAULT_GRACE})",
+        )
+        parser.add_argument(
+            "--verify-checksums",
+            action="store_true",
+            help="read every copy of each referred-to file of a hash-typed class and list "
+            "the copies that differ from the recorded MD5",
         )
         parser.add_argument(
             "--no-input",
             "--noinput",
             action="store_false",
             dest="interactive",
-            help="delete without asking for confirmation",
+            help="move without asking for confirmation",
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        audits = referenced_names()
+        if options["grace"] < 0:
+            raise CommandError(f"--grace must be 0 or more seconds, not {options['grace']}.")
+        audits = project_audits()
         if not audits:
             raise CommandError("No model FileField stores in MogileFS: nothing to audit.")
-        missing = 0
-        for storage, (fields, referenced) in audits.items():
-            audit = Audit(storage, fields, referenced)
-            self._list_keys(audit)
-            self._report(audit, options["list"])
-            missing += len(audit.missing)
-            if options["delete_orphans"]:
-                self._delete(audit, options["grace"], options["interactive"])
+        missing = stranded = damaged = 0
+        for audit in audits:
+            audit.read_rows()
+            self.stdout.write(self.style.MIGRATE_HEADING(audit.describe()))
+            survey = self._survey(audit, options["list"])
+            missing += self._report_missing(audit, survey, options["list"])
+            if options["verify_checksums"]:
+                damaged += self._report_damaged(audit.client, survey.seen)
+            movable = survey.counts[Kind.ORPHAN] + survey.counts[Kind.STAGING]
+            if options["delete_orphans"] and movable:
+                stranded += self._quarantine(audit, options["grace"], options["interactive"])
+        problems = []
         if missing:
-            raise CommandError(f"{missing} row(s) refer to files that are not stored.")
+            problems.append(f"{missing} row(s) refer to files that are not stored")
+        if damaged:
+            problems.append(f"{damaged} damaged copies (`mogadm fsck start` replaces them)")
+        if stranded:
+            problems.append(
+                f"{stranded} file(s) moved by mistake could not be put back (restore them "
+                "with mogilefs_quarantine restore)"
+            )
+        if problems:
+            raise CommandError("; ".join(problems) + "; listed above.")
 
-    def _list_keys(self, audit: Audit) -> None:
-        prefix = audit.storage.key_prefix
-        staging = f"{prefix}{STAGING_DIR}/"
-        keys = audit.storage.client.iter_keys(prefix or None)
-        for key in tqdm(
-            keys, desc=f"keys in {audit.storage.domain}", unit=" keys", file=self.stderr
-        ):
-            if key.startswith(staging):
-                audit.staging.append(key)
-            else:
-                audit.stored.add(key[len(prefix) :])
-
-    def _report(self, audit: Audit, everything: bool) -> None:
-        storage = audit.storage
-        where = f"domain {storage.domain}, key prefix {storage.key_prefix!r}"
-        self.stdout.write(self.style.MIGRATE_HEADING(f"{where} ({', '.join(audit.fields)})"))
+    def _survey(self, audit: ClusterAudit, everything: bool) -> Survey:
+        """List the cluster's keys once, printing orphans and kept keys as they are found."""
+        survey = Survey()
+        keys = tqdm(audit.keys(), desc="keys", unit=" keys", file=self.stderr)
+        for key in keys:
+            kind, where = audit.classify(key)
+            survey.counts[kind] += 1
+            if kind is Kind.REFERENCED:
+                survey.seen.add(key)
+            elif kind in LISTED and (everything or survey.counts[kind] <= SAMPLE):
+                because = f" ({where})" if where else ""
+                self.stdout.write(f"  {kind.name.lower()}: {key}{because}")
+        counts = survey.counts
         self.stdout.write(
-            f"  {len(audit.stored)} stored, {len(audit.referenced)} referred to, "
-            f"{len(audit.orphans)} orphans, {len(audit.missing)} missing, "
-            f"{len(audit.staging)} staging uploads"
+            f"  {counts.total()} stored: "
+            + ", ".join(f"{counts[kind]} {kind.value}" for kind in Kind)
         )
-        for title, names in (("orphans", audit.orphans), ("missing", audit.missing)):
-            shown = names if everything else names[:SAMPLE]
-            if shown:
-                more = "" if len(shown) == len(names) else f" (first {len(shown)}; --list for all)"
-                self.stdout.write(f"  {title}{more}:")
-                for name in shown:
-                    self.stdout.write(f"    {name}")
+        if not everything and any(counts[kind] > SAMPLE for kind in LISTED):
+            self.stdout.write(f"  (at most {SAMPLE} of each listed; --list for all)")
+        return survey
 
-    def _delete(self, audit: Audit, grace: int, interactive: bool) -> None:
-        storage = audit.storage
-        candidates = [storage.key_prefix + name for name in audit.orphans]
-        candidates += [key for key in audit.staging if _staged_before(key, time.time() - grace)]
-        old = [key for key in candidates if self._older_than(storage, key, grace)]
-        if not old:
-            self.stdout.write(f"  nothing older than {grace} s to delete")
-            return
-        if interactive:
-            answer = input(f"Delete {len(old)} key(s) from domain {storage.domain}? [yes/no] ")
-            if answer.strip().lower() != "yes":
-                raise CommandError("Deletion cancelled: nothing was deleted.")
-        deleted = 0
-        for key in tqdm(old, desc="deleting", unit=" keys", file=self.stderr):
+    def _report_missing(self, audit: ClusterAudit, survey: Survey, everything: bool) -> int:
+        """Print the rows whose key is not stored (or whose name is refused); their count."""
+        unseen = [key for key in audit.referenced if key not in survey.seen]
+        lines = [
+            f"  missing: {key} ({audit.referenced[key]})" for key in _gone(audit.client, unseen)
+        ]
+        lines += [f"  refused name: {name!r} ({label})" for label, name in audit.refused]
+        self.stdout.write(f"  {len(lines)} missing")
+        for line in lines if everything else lines[:SAMPLE]:
+            self.stdout.write(line)
+        return len(lines)
+
+    def _report_damaged(self, client: Client, keys: set[str]) -> int:
+        """Print the copies of ``keys`` that differ from their recorded MD5; their count."""
+        damaged = 0
+        for key in tqdm(sorted(keys), desc="checksums", unit=" files", file=self.stderr):
             try:
-                storage.client.delete(key)
-                deleted += 1
+                urls = client.damaged_copies(key)
             except UnknownKeyError:
-                pass  # gone meanwhile
-        self.stdout.write(f"  deleted {deleted} key(s)")
+                continue  # deleted meanwhile
+            for url in urls:
+                self.stdout.write(f"  damaged copy: {key} at {url}")
+            damaged += len(urls)
+        self.stdout.write(f"  {damaged} damaged copies")
+        return damaged
 
-    def _older_than(self, storage: MogileFSStorage, key: str, grace: int) -> bool:
-        """Whether the stored file was last written more than ``grace`` seconds ago."""
+    def _quarantine(self, audit: ClusterAudit, grace: int, interactive: bool) -> int:
+        """Move the orphans and stale staging uploads older than ``grace``; the stranded."""
+        if interactive:
+            answer = input(
+                f"Move the orphans and staging uploads older than {grace} s into the "
+                f"quarantine ({PREFIX})? [yes/no] "
+            )
+            if answer.strip().lower() != "yes":
+                raise CommandError("Cancelled: nothing was moved.")
+        quarantine = Quarantine(audit.client)
+        moved = kept = stranded = 0
+        for key in tqdm(audit.keys(), desc="moving", unit=" keys", file=self.stderr):
+            kind, _ = audit.classify(key)
+            if kind not in (Kind.ORPHAN, Kind.STAGING):
+                continue
+            if kind is Kind.STAGING and not _staged_before(key, time.time() - grace):
+                continue
+            fid = self._old_fid(audit.client, key, grace)
+            if fid is None:
+                continue
+            try:
+                quarantine.move(key, fid, partial(audit.refers_to, key))
+                moved += 1
+            except StrandedError as exc:
+                self.stderr.write(self.style.ERROR(f"  {exc}"))
+                stranded += 1
+            except NotMovedError as exc:
+                self.stderr.write(f"  {exc}")
+                kept += 1
+        self.stdout.write(f"  moved {moved} key(s) into the quarantine; {kept} kept")
+        return stranded
+
+    def _old_fid(self, client: Client, key: str, grace: int) -> int | None:
+        """The fid under ``key`` if it was last written more than ``grace`` seconds ago."""
         try:
-            modified = storage.client.stat(key).last_modified
+            fid = client.file_info(key).fid
+            modified = client.stat(key).last_modified
+        except UnknownKeyError:
+            return None  # gone meanwhile
         except MogileFSError as exc:
             self.stderr.write(f"  {key}: age unknown ({exc}); kept")
-            return False
+            return None
         if modified is None:
-            return False
+            return None
         age = datetime.now(timezone.utc) - modified
-        return age.total_seconds() > grace
+        return fid if age.total_seconds() > grace else None
+
+
+def _gone(client: Client, keys: list[str]) -> list[str]:
+    """The keys that stay unknown when asked for again, a few times.
+
+    A real tracker deletes a key's file before it records the new one when
+    a file is saved again under its key (about 10 ms in which the key is
+    unknown), so a listing, or one look, can miss a key being saved.
+    """
+    for look in range(MISSING_LOOKS):
+        if look:
+            time.sleep(MISSING_PAUSE)
+        keys = [key for key in keys if not _stored(client, key)]
+        if not keys:
+            break
+    return keys
+
+
+def _stored(client: Client, key: str) -> bool:
+    try:
+        client.file_info(key)
+    except UnknownKeyError:
+        return False
+    return True
 
 
 def _staged_before(key: str, moment: float) -> bool:

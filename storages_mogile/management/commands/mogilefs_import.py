@@ -17,7 +17,7 @@ from django.db.models import FileField, Model
 from tqdm import tqdm
 
 from storages_mogile.backends.mogile import MogileFSStorage
-from storages_mogile.client import UnknownKeyError
+from storages_mogile.client import KeyExistsError, UnknownKeyError
 
 CHUNK = 1 << 20
 
@@ -30,6 +30,18 @@ class Copy:
     destination: MogileFSStorage
 
 
+class ConflictError(Exception):
+    """The destination key holds other content than the source's file."""
+
+
+@dataclass(frozen=True)
+class Rule:
+    """When a file already there counts as copied, and whether other content is replaced."""
+
+    verify: bool  # compare the content of same-size files (else the size decides)
+    overwrite: bool  # replace other content instead of reporting a conflict
+
+
 @dataclass
 class Tally:
     """What the copies came to, counted from several threads."""
@@ -37,6 +49,7 @@ class Tally:
     copied: int = 0
     copied_bytes: int = 0
     skipped: int = 0
+    conflicts: list[str] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -49,7 +62,9 @@ class Command(BaseCommand):
         "names, in the field's replication class. With --path, copy everything under that "
         "path of --source into the default MogileFS storage instead. Streams every file; "
         "never deletes the source. Resumable: a file already in MogileFS with the same size "
-        "is skipped (--verify compares the content too). Exits 1 if any file failed."
+        "is skipped (--verify compares the content too). A key that holds other content "
+        "(another size, or other bytes with --verify) is a conflict: listed and left "
+        "alone, unless --overwrite. Exits 1 if any file failed or conflicted."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -59,6 +74,11 @@ class Command(BaseCommand):
         parser.add_argument("--jobs", type=int, default=4, help="files copied at once (default 4)")
         parser.add_argument(
             "--verify", action="store_true", help="compare the content of files already there"
+        )
+        parser.add_argument(
+            "--overwrite",
+            action="store_true",
+            help="replace keys that hold other content (conflicts) with the source's file",
         )
         parser.add_argument("--dry-run", action="store_true", help="list what would be copied")
 
@@ -78,23 +98,33 @@ class Command(BaseCommand):
                 self.stdout.write(f"would copy {copy.name} to {copy.destination.domain}")
             self.stdout.write(f"{len(copies)} file(s) to copy or check")
             return
-        tally = self._copy_all(source, copies, options["jobs"], options["verify"])
+        rule = Rule(options["verify"], options["overwrite"])
+        tally = self._copy_all(source, copies, options["jobs"], rule)
         self.stdout.write(
             f"copied {tally.copied} file(s), {tally.copied_bytes} bytes; skipped "
-            f"{tally.skipped} already there; {len(tally.failures)} failed"
+            f"{tally.skipped} already there; {len(tally.conflicts)} conflicts; "
+            f"{len(tally.failures)} failed"
         )
+        for conflict in tally.conflicts:
+            self.stderr.write(f"  conflict: {conflict}")
         for failure in tally.failures:
             self.stderr.write(f"  failed: {failure}")
-        if tally.failures:
-            raise CommandError(f"{len(tally.failures)} file(s) could not be copied (listed above).")
+        if tally.conflicts or tally.failures:
+            raise CommandError(
+                f"{len(tally.conflicts)} conflict(s) left alone (--overwrite replaces them) "
+                f"and {len(tally.failures)} failure(s), listed above."
+            )
 
-    def _copy_all(self, source: Storage, copies: list[Copy], jobs: int, verify: bool) -> Tally:
+    def _copy_all(self, source: Storage, copies: list[Copy], jobs: int, rule: Rule) -> Tally:
         tally = Tally()
         progress = tqdm(total=len(copies), unit=" files", file=self.stderr, desc="importing")
 
         def one(copy: Copy) -> None:
             try:
-                copied = _copy(source, copy, verify)
+                copied = _copy(source, copy, rule)
+            except ConflictError as exc:
+                with tally.lock:
+                    tally.conflicts.append(f"{copy.name}: {exc}")
             except Exception as exc:  # noqa: BLE001  any storage's error: listed, the rest go on
                 with tally.lock:
                     tally.failures.append(f"{copy.name}: {exc}")
@@ -115,16 +145,34 @@ class Command(BaseCommand):
         return tally
 
 
-def _copy(source: Storage, copy: Copy, verify: bool) -> int | None:
-    """Copy one file; the bytes copied, or None when it was there already."""
+def _copy(source: Storage, copy: Copy, rule: Rule) -> int | None:
+    """Copy one file; the bytes copied, or None when it was there already.
+
+    ConflictError when the key holds other content and ``rule`` does not
+    overwrite. A key that was free is only ever created, never replaced: a
+    save that takes it during the copy is a conflict too.
+    """
     destination, name = copy.destination, copy.name
     size = source.size(name)
     key = destination.key_for(name)
-    there = _stored_size(destination, key) == size
-    if there and (not verify or _same_content(source, destination, name)):
-        return None
+    stored = _stored_size(destination, key)
+    if stored is not None:
+        if stored == size and (not rule.verify or _same_content(source, destination, name)):
+            return None
+        if not rule.overwrite:
+            other = "other bytes" if stored == size else f"{stored} bytes, not {size}"
+            raise ConflictError(f"{key} holds other content ({other})")
     with source.open(name, "rb") as stream:
-        destination._store(key, stream)
+        if stored is not None:  # a conflict, and the operator asked to replace it
+            destination._store(key, stream)
+            return size
+        try:
+            destination.client.store_new_file(
+                [key], stream, cls=destination.mogile_class, staging_key=destination._staging_key()
+            )
+        except KeyExistsError as exc:
+            raise ConflictError(f"{key} was saved by someone else during the copy") from exc
+    destination._stored(key)
     return size
 
 
@@ -190,7 +238,7 @@ def _of_fields(labels: list[str]) -> Iterator[Copy]:
         destination = file_field.storage
         if not isinstance(destination, MogileFSStorage):
             destination = _default_mogilefs()
-        values = model._default_manager.values_list(file_field.attname, flat=True).distinct()
+        values = model._base_manager.values_list(file_field.attname, flat=True).distinct()
         for name in values.iterator():
             if name and (id(destination), name) not in seen:
                 seen.add((id(destination), name))
