@@ -9,7 +9,7 @@ byte. The run goes through windows, each with its fault:
 
   warm-up, calm, a storage node hung (SIGSTOP, SIGCONT at the end of the
   window), calm, a storage node killed (SIGKILL, restarted halfway by the
-  lab's start script), a tracker killed (the same), a gunicorn worker killed
+  lab's start), a tracker killed (the same), a gunicorn worker killed
   (gunicorn starts another), calm.
 
 Per window, over the requests whose answer ended in it (a request held by a
@@ -23,14 +23,14 @@ acknowledged upload, no 503 for a file that had a live copy, and the
 hung-node window at half the calm window's throughput or more. Timings are
 reported, never asserted.
 
-It needs the mogilefs-lab (its daemons are what it stops and kills), and
+It needs a real MogileFS lab (tests/reallab: its daemons are what it stops and kills), and
 gunicorn in the virtualenv (a bench-only dependency). The dev MogileFS is
 not supported: its trackers and nodes are threads of one process, so none
 can be hung or killed on its own. All traffic is on loopback. It stops by
 itself, restarts whatever it stopped, and deletes the files it stored
 (``--keep`` keeps them).
 
-    /work/shared/mogilefs-lab/start /tmp/lab
+    .venv/bin/python -m tests.reallab start /tmp/lab
     .venv/bin/pip install gunicorn
     .venv/bin/python bench/soak.py --lab /tmp/lab            # about 6 minutes
     .venv/bin/python bench/soak.py --lab /tmp/lab --quick    # about 2 minutes
@@ -72,7 +72,6 @@ from tests.e2e.servers import Server, free_port
 
 logger = logging.getLogger("soak")
 
-LAB_START = Path("/work/shared/mogilefs-lab/start")
 BENCH = Path(__file__).resolve().parent
 REQUEST_TIMEOUT = 90.0  # seconds; longer than anything the site may wait for
 LIVE_CHECK_DELAY = 2.0  # seconds after a 503 its live-copy check may start
@@ -86,16 +85,18 @@ CHAINED = ("During handling", "The above exception")
 
 
 class Lab:
-    """A running mogilefs-lab: its settings, its daemons' pids, its start script."""
+    """A running lab (tests/reallab): its settings, its daemons' pids, its start command."""
 
     EXPECTED: ClassVar[dict[str, str]] = {"node": "mogstored", "tracker": "mogilefsd"}
 
-    def __init__(self, root: Path, start_script: Path) -> None:
+    def __init__(self, root: Path) -> None:
         self.root = root.resolve()
-        self.start_script = start_script
+        self.start_command = [sys.executable, "-m", "tests.reallab", "start", str(self.root)]
         env_file = self.root / "env"
         if not env_file.is_file():
-            raise SystemExit(f"{env_file} is missing: start the lab first ({start_script} {root})")
+            raise SystemExit(
+                f"{env_file} is missing: start the lab first ({' '.join(self.start_command)})"
+            )
         lines = env_file.read_text().splitlines()
         self.settings = dict(line.split("=", 1) for line in lines if "=" in line)
 
@@ -110,17 +111,14 @@ class Lab:
         return pid
 
     def restart(self, log: Path) -> float:
-        """Run the start script, which restarts whatever daemon is down; its seconds."""
+        """Run the lab's start, which restarts whatever daemon is down; its seconds."""
         began = time.monotonic()
         with log.open("ab") as out:
             done = subprocess.run(
-                [str(self.start_script), str(self.root)],
-                stdout=subprocess.DEVNULL,
-                stderr=out,
-                check=False,
+                self.start_command, stdout=subprocess.DEVNULL, stderr=out, cwd=REPO, check=False
             )
         if done.returncode:
-            raise SystemExit(f"{self.start_script} {self.root} failed: see {log}")
+            raise SystemExit(f"{' '.join(self.start_command)} failed: see {log}")
         return time.monotonic() - began
 
 
@@ -162,7 +160,7 @@ class HangNode(Fault):
 
 
 class KillDaemon(Fault):
-    """A lab daemon killed, restarted halfway through the window by the lab's start script."""
+    """A lab daemon killed, restarted halfway through the window by the lab's start."""
 
     repair_at = 0.5
 
@@ -179,7 +177,7 @@ class KillDaemon(Fault):
     def repair(self) -> str:
         seconds = self.lab.restart(self.log)
         self.dead = False
-        return f"{self.daemon} restarted by the lab's start script in {seconds:.1f} s"
+        return f"{self.daemon} restarted by the lab's start in {seconds:.1f} s"
 
     def undo(self) -> None:
         if self.dead:
@@ -605,8 +603,7 @@ def goals(windows: list[Window], ledger: Ledger, checked: Counter[str],
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--lab", type=Path, required=True, help="the mogilefs-lab directory")
-    parser.add_argument("--lab-start", type=Path, default=LAB_START, help="its start script")
+    parser.add_argument("--lab", type=Path, required=True, help="the lab's directory")
     parser.add_argument("--seconds", type=float, default=290.0, help="load time of all windows")
     parser.add_argument("--quick", action="store_true", help="about 70 s of load")
     parser.add_argument("--clients", type=int, default=12, help="client threads")
@@ -646,7 +643,7 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     if importlib.util.find_spec("gunicorn") is None:
         raise SystemExit(f"gunicorn is not installed: {sys.executable} -m pip install gunicorn")
-    lab = Lab(args.lab, args.lab_start)
+    lab = Lab(args.lab)
     trackers, domain = cluster(lab)
     workdir = Path(tempfile.mkdtemp(prefix="soak-"))
     prefix = f"soak/{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}/"
