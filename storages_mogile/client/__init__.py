@@ -5,6 +5,7 @@ from .client import Client, FileInfo, Location
 from .errors import (
     ChecksumMismatchError,
     KeyExistsError,
+    ListingStalledError,
     MogileFSError,
     NoDevicesError,
     NoPathsError,
@@ -29,6 +30,7 @@ __all__ = [
     "FileInfo",
     "ForeignTrackerError",
     "KeyExistsError",
+    "ListingStalledError",
     "Location",
     "MogileFSError",
     "NewFile",

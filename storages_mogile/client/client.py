@@ -23,6 +23,7 @@ import urllib3
 from .damaged import DamagedCopies
 from .errors import (
     KeyExistsError,
+    ListingStalledError,
     MogileFSError,
     NoPathsError,
     NotDurableError,
@@ -184,6 +185,7 @@ class Client:
         self.verify_checksum = verify_checksum
         self.damaged = DamagedCopies()
         self._classes: tuple[float, dict[str, dict[str, str]]] | None = None
+        self._folds_keys: bool | None = None
 
     @property
     def http(self) -> urllib3.PoolManager:
@@ -641,11 +643,16 @@ class Client:
     def list_keys(
         self, prefix: str | None = None, after: str | None = None, limit: int | None = None
     ) -> list[str]:
-        """One page of keys (at most 1000), in byte order; ``[]`` past the end."""
-        return self._list_page(prefix, after, limit)[0]
+        """One page of keys (at most 1000), in the tracker's order; ``[]`` past the end."""
+        return self._list_page(prefix, after, limit)
 
     def iter_keys(self, prefix: str | None = None, page_size: int = 1000) -> Iterator[str]:
-        """Every key starting with ``prefix``, fetched ``page_size`` at a time."""
+        """Every key starting with exactly ``prefix``, each once, in the tracker's order.
+
+        The tracker's order is its database's: byte order on SQLite and
+        PostgreSQL, the column's collation on MariaDB/MySQL. A page that
+        makes no progress raises ListingStalledError.
+        """
         if not prefix:
             yield from self._pages(None, page_size)
         elif _REGEX_SPECIAL.intersection(prefix):
@@ -656,23 +663,64 @@ class Client:
     def _pages(self, prefix: str | None, page_size: int) -> Iterator[str]:
         """The keys of list_keys pages by ``prefix``, as the tracker matches it.
 
-        A tracker on SQLite matches the prefix case-insensitively (``CASE/x``
-        for ``case/``) but refuses an ``after`` that does not match it
-        case-sensitively (``after_mismatch``). When a page ends on such a
-        key, the next page starts right before the prefix itself if that is
-        still ahead (in byte order every key with the prefix follows it),
-        and the listing ends if it is behind.
+        Each page goes on after the last key of the one before (not after
+        the tracker's ``next_after``, which is the page's byte-wise greatest
+        key, also where the database orders by a collation). Trackers on
+        SQLite and MariaDB match the prefix case-insensitively but refuse an
+        ``after`` that does not start with it exactly (``after_mismatch``):
+        a page ending on such a key goes on by _after_variant.
         """
-        keys, after = self._list_page(prefix, None, page_size)
+        keys = self._list_page(prefix, None, page_size)
+        previous: str | None = None
         while keys:
+            after: str | None = keys[-1]
+            if after == previous:
+                self._stalled(prefix, after)
             yield from keys
-            if prefix and after is not None and not after.startswith(prefix):
-                if _key_bytes(after) > _key_bytes(prefix):
+            previous = after
+            if prefix and not after.startswith(prefix):
+                after = self._after_variant(prefix, after)
+                if after is None:
                     return
-                if self._fid_or_none(prefix) is not None:
+                if after == prefix and self._fid_or_none(prefix) is not None:
                     yield prefix  # "after" = prefix would skip the key equal to it
-                after = prefix
-            keys, after = self._list_page(prefix, after, page_size)
+            keys = self._list_page(prefix, after, page_size)
+
+    def _after_variant(self, prefix: str, last: str) -> str | None:
+        """Where a listing by ``prefix`` goes on after ``last``, a key the
+        tracker matched to the prefix that does not start with it exactly;
+        ``None`` when it ends.
+
+        On a tracker whose keys fold case and accents (MariaDB), ``last``
+        spelt with the prefix's own letters is the same key: the listing
+        goes on after it. On a byte-comparing one (SQLite) the keys are in
+        byte order, where every key starting with the prefix follows the
+        prefix: the listing goes on right after the prefix if that is still
+        ahead, and has ended if it is behind.
+        """
+        respelt = prefix + last[len(prefix) :]
+        if self.folds_keys(respelt, last):
+            return respelt
+        if _key_bytes(last) > _key_bytes(prefix):
+            return None
+        return prefix
+
+    def folds_keys(self, key: str, other: str) -> bool:
+        """Whether the tracker takes ``key`` and ``other``, two spellings of a
+        stored key, for one key (a database collation folding case or
+        accents, like MariaDB's ``utf8mb4_general_ci``).
+
+        Found out once per client, from the first two such spellings: the
+        tracker folds when both name the same fid.
+        """
+        if self._folds_keys is None:
+            fid = self._fid_or_none(other)
+            self._folds_keys = fid is not None and self._fid_or_none(key) == fid
+            logger.info(
+                "the tracker takes %r and %r for %s", key, other,
+                "one key" if self._folds_keys else "two keys",
+            )  # fmt: skip
+        return self._folds_keys
 
     def _scan_keys(self, prefix: str, page_size: int) -> Iterator[str]:
         """iter_keys for a prefix the tracker would misread as a regex.
@@ -681,31 +729,40 @@ class Client:
         asked for by ``after`` alone and filtered here, stopping at the first
         key past the prefix's range.
         """
-        keys, after = self._list_page(prefix, None, page_size)
+        keys = self._list_page(prefix, None, page_size)
         yield from (key for key in keys if key.startswith(prefix))
         bound = _key_bytes(prefix)
         while keys:
-            keys, after = self._list_page(None, after, page_size)
+            after = keys[-1]
+            keys = self._list_page(None, after, page_size)
+            if keys and keys[-1] == after:
+                self._stalled(None, after)
             for key in keys:
                 if key.startswith(prefix):
                     yield key
                 elif _key_bytes(key) > bound:
                     return
 
-    def _list_page(
-        self, prefix: str | None, after: str | None, limit: int | None
-    ) -> tuple[list[str], str | None]:
-        """Keys of one list_keys page and its ``next_after``."""
+    def _stalled(self, prefix: str | None, after: str | None) -> None:
+        raise ListingStalledError(
+            f"list_keys with prefix {prefix!r} after {after!r} answered a page that does not "
+            "go past the one before: the listing would never end. The tracker's database "
+            "compares keys in a way the client cannot page through (docs/operating.md).",
+            prefix=prefix,
+            after=after,
+        )
+
+    def _list_page(self, prefix: str | None, after: str | None, limit: int | None) -> list[str]:
+        """The keys of one list_keys page, in the tracker's order."""
         if limit is not None and limit < 1:
             raise ValueError(f"limit must be at least 1, got {limit}")
         try:
             reply = self._call("list_keys", prefix=prefix, after=after, limit=limit)
         except TrackerError as exc:
             if exc.code == "none_match":  # the tracker's way of saying "no more keys"
-                return [], None
+                return []
             raise
-        keys = _numbered(reply, "key_count", "key_{}", "list_keys")
-        return keys, reply.get("next_after") or (keys[-1] if keys else None)
+        return _numbered(reply, "key_count", "key_{}", "list_keys")
 
     # Changing
 

@@ -177,3 +177,15 @@ class NotDurableError(MogileFSError):
         self.copies = copies
         self.wanted = wanted
         super().__init__(message)
+
+
+class ListingStalledError(MogileFSError):
+    """A list_keys page made no progress: the listing would never end.
+
+    ``prefix`` and ``after`` are what the stalled page was asked for.
+    """
+
+    def __init__(self, message: str, *, prefix: str | None, after: str | None) -> None:
+        self.prefix = prefix
+        self.after = after
+        super().__init__(message)
