@@ -673,13 +673,14 @@ class Client:
         keys = self._list_page(prefix, None, page_size)
         previous: str | None = None
         while keys:
-            after: str | None = keys[-1]
-            if after == previous:
-                self._stalled(prefix, after)
+            last = keys[-1]
+            if last == previous:
+                self._stalled(prefix, last)
             yield from keys
-            previous = after
-            if prefix and not after.startswith(prefix):
-                after = self._after_variant(prefix, after)
+            previous = last
+            after: str | None = last
+            if prefix and not last.startswith(prefix):
+                after = self._after_variant(prefix, last)
                 if after is None:
                     return
                 if after == prefix and self._fid_or_none(prefix) is not None:
