@@ -27,6 +27,7 @@ from .errors import (
     MogileFSError,
     NoPathsError,
     NotDurableError,
+    SpellingTakenError,
     StorageNodeError,
     TrackerError,
     UnknownKeyError,
@@ -667,8 +668,13 @@ class Client:
         the tracker's ``next_after``, which is the page's byte-wise greatest
         key, also where the database orders by a collation). Trackers on
         SQLite and MariaDB match the prefix case-insensitively but refuse an
-        ``after`` that does not start with it exactly (``after_mismatch``):
-        a page ending on such a key goes on by _after_variant.
+        ``after`` that does not start with it exactly (``after_mismatch``).
+        A page ending on such a key goes on, on a tracker that folds keys
+        (MariaDB), after that key spelt with the prefix's letters: the same
+        key to it. On a byte-comparing one (SQLite) the keys are in byte
+        order, where every key starting with the prefix follows the prefix:
+        the listing goes on right before the prefix if that is still ahead,
+        and has ended if it is behind.
         """
         keys = self._list_page(prefix, None, page_size)
         previous: str | None = None
@@ -680,48 +686,98 @@ class Client:
             previous = last
             after: str | None = last
             if prefix and not last.startswith(prefix):
-                after = self._after_variant(prefix, last)
-                if after is None:
+                respelt = prefix + last[len(prefix) :]
+                if self.folds_keys(respelt, last):
+                    after = respelt  # the same key to the tracker
+                elif _key_bytes(last) > _key_bytes(prefix):
                     return
-                if after == prefix and self._fid_or_none(prefix) is not None:
-                    yield prefix  # "after" = prefix would skip the key equal to it
+                else:
+                    if self._fid_or_none(prefix) is not None:
+                        yield prefix  # "after" = prefix would skip the key equal to it
+                    after = prefix
             keys = self._list_page(prefix, after, page_size)
-
-    def _after_variant(self, prefix: str, last: str) -> str | None:
-        """Where a listing by ``prefix`` goes on after ``last``, a key the
-        tracker matched to the prefix that does not start with it exactly;
-        ``None`` when it ends.
-
-        On a tracker whose keys fold case and accents (MariaDB), ``last``
-        spelt with the prefix's own letters is the same key: the listing
-        goes on after it. On a byte-comparing one (SQLite) the keys are in
-        byte order, where every key starting with the prefix follows the
-        prefix: the listing goes on right after the prefix if that is still
-        ahead, and has ended if it is behind.
-        """
-        respelt = prefix + last[len(prefix) :]
-        if self.folds_keys(respelt, last):
-            return respelt
-        if _key_bytes(last) > _key_bytes(prefix):
-            return None
-        return prefix
 
     def folds_keys(self, key: str, other: str) -> bool:
         """Whether the tracker takes ``key`` and ``other``, two spellings of a
-        stored key, for one key (a database collation folding case or
-        accents, like MariaDB's ``utf8mb4_general_ci``).
+        stored key, for one key (a database collation folding case, accents
+        or trailing spaces, like MariaDB's ``utf8mb4_general_ci``).
 
-        Found out once per client, from the first two such spellings: the
-        tracker folds when both name the same fid.
+        Found out once per client: the tracker folds when both name the
+        same fid.
         """
         if self._folds_keys is None:
             fid = self._fid_or_none(other)
-            self._folds_keys = fid is not None and self._fid_or_none(key) == fid
-            logger.info(
-                "the tracker takes %r and %r for %s", key, other,
-                "one key" if self._folds_keys else "two keys",
-            )  # fmt: skip
-        return self._folds_keys
+            self._learn_folding(fid, [key], settled=True)
+        return bool(self._folds_keys)
+
+    @property
+    def compares_bytes(self) -> bool:
+        """Whether the tracker is known to compare keys byte for byte (SQLite,
+        PostgreSQL): then no key is spelt otherwise, and nothing is asked."""
+        return self._folds_keys is False
+
+    def spelt_otherwise(self, key: str, fid: int) -> bool:
+        """Whether the file ``fid``, which the tracker found for ``key``, is
+        stored under another spelling that the tracker takes for ``key``.
+
+        The first time, ``key`` with a trailing space and in swapped case
+        tell whether the tracker folds keys (both found as ``fid``); the
+        answer is kept for the client once a case could be tried. On a
+        folding tracker the stored spellings are listed with ``key`` as the
+        prefix (the keys starting with exactly ``key``).
+        """
+        variants = [key + " ", key.swapcase()]
+        if self._folds_keys is None and not self._learn_folding(
+            fid, variants, settled=variants[1] != key
+        ):
+            return False
+        if self._folds_keys is False:
+            return False
+        return not any(found == key for found in self.iter_keys(key))
+
+    def _learn_folding(self, fid: int | None, variants: list[str], *, settled: bool) -> bool:
+        """Whether one of ``variants`` names the file ``fid`` too; kept if ``settled``."""
+        folds = fid is not None and any(
+            self._fid_or_none(variant) == fid for variant in variants if variant
+        )
+        if folds or settled:
+            self._folds_keys = folds
+            logger.info("the tracker %s keys", "folds" if folds else "compares the bytes of")
+        return folds
+
+    def exact_file_info(self, key: str) -> FileInfo:
+        """file_info of exactly ``key``: UnknownKeyError also when the tracker
+        finds the file under another spelling (spelt_otherwise)."""
+        info = self.file_info(key)
+        self.require_exact(key, info.fid)
+        return info
+
+    def require_exact(self, key: str, fid: int) -> None:
+        """UnknownKeyError when the file ``fid``, found for ``key``, is stored
+        under another spelling: it is not ``key``'s file."""
+        if self.spelt_otherwise(key, fid):
+            raise tracker_error(
+                "unknown_key",
+                f"the tracker holds key {key!r} only under another spelling that its "
+                "database calls equal (letter case, accents, trailing spaces)",
+                command="file_info",
+                key=key,
+                domain=self.domain,
+            )
+
+    def refuse_other_spelling(self, key: str) -> None:
+        """SpellingTakenError when the tracker holds ``key`` under another
+        spelling: storing ``key`` would replace that file."""
+        if self.compares_bytes:
+            return
+        fid = self._fid_or_none(key)
+        if fid is not None and self.spelt_otherwise(key, fid):
+            raise SpellingTakenError(
+                f"the tracker holds key {key!r} under another spelling (its database calls "
+                "keys that differ in case, accents or trailing spaces equal): storing it "
+                "would replace that file. Save under another name (docs/operating.md).",
+                key=key,
+            )
 
     def _scan_keys(self, prefix: str, page_size: int) -> Iterator[str]:
         """iter_keys for a prefix the tracker would misread as a regex.

@@ -189,3 +189,14 @@ class ListingStalledError(MogileFSError):
         self.prefix = prefix
         self.after = after
         super().__init__(message)
+
+
+class SpellingTakenError(MogileFSError, FileExistsError):
+    """The tracker holds ``key`` under another spelling (its database calls
+    the two equal, like MariaDB's ``utf8mb4_general_ci`` for ``Q.txt`` and
+    ``q.txt``): storing ``key`` would replace that other file.
+    """
+
+    def __init__(self, message: str, *, key: str) -> None:
+        self.key = key
+        super().__init__(message)
