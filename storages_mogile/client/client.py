@@ -16,7 +16,7 @@ import re
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import IO, TYPE_CHECKING, NamedTuple
+from typing import IO, TYPE_CHECKING, NamedTuple, NoReturn
 
 import urllib3
 
@@ -800,7 +800,8 @@ class Client:
                 elif _key_bytes(key) > bound:
                     return
 
-    def _stalled(self, prefix: str | None, after: str | None) -> None:
+    def _stalled(self, prefix: str | None, after: str | None) -> NoReturn:
+        """A listing whose next page (by ``prefix``, after ``after``) made no progress."""
         raise ListingStalledError(
             f"list_keys with prefix {prefix!r} after {after!r} answered a page that does not "
             "go past the one before: the listing would never end. The tracker's database "

@@ -8,13 +8,16 @@ and orders by bytes. Listings must end either way, with each key once.
 
 from __future__ import annotations
 
+import socketserver
+import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from itertools import islice
 
 import pytest
 
-from storages_mogile.client import Client, UnknownKeyError
+from storages_mogile.client import Client, ListingStalledError, UnknownKeyError
+from storages_mogile.client.protocol import encode_ok
 
 from .conftest import Keys
 
@@ -52,3 +55,33 @@ def test_iter_keys_lists_each_key_of_the_exact_prefix_once(
     assert listed == lower_keys
     listed = list(islice(client.iter_keys(upper, page_size=page_size), COUNT + 1))
     assert listed == upper_keys
+
+
+class SamePageTracker(socketserver.StreamRequestHandler):
+    """A tracker whose list_keys answers the same page whatever ``after`` is:
+    no real tracker's page can be made to stall the client's paging now."""
+
+    def handle(self) -> None:
+        while self.rfile.readline():
+            self.wfile.write(encode_ok({"key_count": 2, "key_1": "a/1", "key_2": "a/2"}))
+
+
+@pytest.fixture
+def same_page_tracker() -> Iterator[str]:
+    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), SamePageTracker)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield "{}:{}".format(*server.server_address)
+    server.shutdown()
+    server.server_close()
+    thread.join()
+
+
+@pytest.mark.parametrize("prefix", [None, "a/", "a/(1)"])
+def test_a_page_that_makes_no_progress_is_an_error(same_page_tracker: str, prefix) -> None:
+    with Client("testdomain", [same_page_tracker]) as client:
+        listing = client.iter_keys(prefix, page_size=2)
+        with pytest.raises(ListingStalledError, match="would never end") as raised:
+            list(islice(listing, 10))
+    assert raised.value.after == "a/2"
