@@ -81,6 +81,9 @@ EXPIRES_DIGITS = 12
 # Django passes max_length to save() but not to _save(), where a name taken
 # meanwhile needs an alternative of the same limit.
 _max_length: ContextVar[int | None] = ContextVar("_max_length", default=None)
+# Set while get_available_name looks for a free name: there a name is taken
+# when the tracker finds a file for it under any spelling it takes for it.
+_any_spelling: ContextVar[bool] = ContextVar("_any_spelling", default=False)
 
 # Settings that change what a storage resolves its options to.
 _WATCHED_SETTINGS = frozenset({"MEDIA_URL", "STORAGES", "FILE_UPLOAD_TEMP_DIR"})
@@ -458,11 +461,20 @@ class MogileFSStorage(BaseStorage):
             if self.file_overwrite:
                 candidate = get_available_overwrite_name(name, limit)
             else:
-                candidate = super().get_available_name(name, limit)
+                candidate = self._free_name(name, limit)
             excess = _key_bytes(self._unchecked_key(candidate)) - MAX_KEY_BYTES
             if excess <= 0:
                 return candidate
             limit = len(candidate) - excess
+
+    def _free_name(self, name: str, max_length: int | None) -> str:
+        """Django's free name, where a name the tracker holds under another
+        spelling (``photo.jpg`` for ``Photo.JPG`` on MariaDB) is taken too."""
+        token = _any_spelling.set(True)
+        try:
+            return super().get_available_name(name, max_length)
+        finally:
+            _any_spelling.reset(token)
 
     # The Storage API
 
@@ -514,7 +526,9 @@ class MogileFSStorage(BaseStorage):
     def _save_stream(self, name: str, stream: IO[bytes]) -> str:
         """Store ``stream`` as ``name``, or without overwrite as a name still free; the name."""
         if self.file_overwrite:
-            self._store(self.key_for(name), stream)
+            key = self.key_for(name)
+            self.client.refuse_other_spelling(key)
+            self._store(key, stream)
             return name
         key = self.client.store_new_file(
             self._free_keys(name), stream, cls=self.mogile_class, staging_key=self._staging_key()
@@ -577,6 +591,8 @@ class MogileFSStorage(BaseStorage):
             raise ValueError("The name must be given to delete().")
         key = self.key_for(name)
         try:
+            if not self.client.compares_bytes:
+                self.client.exact_file_info(key)  # not another spelling's file
             self.client.delete(key)
         except UnknownKeyError:
             logger.debug("delete of missing MogileFS key %r ignored", key)
@@ -589,13 +605,13 @@ class MogileFSStorage(BaseStorage):
         if _key_bytes(key) > MAX_KEY_BYTES:
             return False  # no tracker can hold it; get_available_name asks before truncating
         try:
-            self.client.file_info(key)
+            info = self.client.file_info(key)
         except UnknownKeyError:
             return False
-        return True
+        return _any_spelling.get() or not self.client.spelt_otherwise(key, info.fid)
 
     def size(self, name: str) -> int:
-        return self.client.file_info(self.key_for(name)).length
+        return self.client.exact_file_info(self.key_for(name)).length
 
     def url(self, name: str, expire: int | None = None) -> str:
         """``base_url`` plus the percent-encoded name; signed when asked.
@@ -716,6 +732,8 @@ class MogileFSStorage(BaseStorage):
     def _fresh_location(self, key: str) -> Location:
         """The key's location from the tracker, kept in the path cache."""
         location = self.client.locate(key, noverify=self.noverify, pathcount=self.pathcount)
+        if location.fid is not None:
+            self.client.require_exact(key, location.fid)
         return self._path_cache.set(key, location)
 
 

@@ -16,7 +16,7 @@ import re
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import IO, TYPE_CHECKING, NamedTuple
+from typing import IO, TYPE_CHECKING, NamedTuple, NoReturn
 
 import urllib3
 
@@ -24,9 +24,11 @@ from .damaged import DamagedCopies
 from .errors import (
     CloseOutcomeUnknownError,
     KeyExistsError,
+    ListingStalledError,
     MogileFSError,
     NoPathsError,
     NotDurableError,
+    SpellingTakenError,
     StorageNodeError,
     TrackerError,
     UnknownKeyError,
@@ -186,6 +188,7 @@ class Client:
         self.verify_checksum = verify_checksum
         self.damaged = DamagedCopies()
         self._classes: tuple[float, dict[str, dict[str, str]]] | None = None
+        self._folds_keys: bool | None = None
 
     @property
     def http(self) -> urllib3.PoolManager:
@@ -655,11 +658,16 @@ class Client:
     def list_keys(
         self, prefix: str | None = None, after: str | None = None, limit: int | None = None
     ) -> list[str]:
-        """One page of keys (at most 1000), in byte order; ``[]`` past the end."""
-        return self._list_page(prefix, after, limit)[0]
+        """One page of keys (at most 1000), in the tracker's order; ``[]`` past the end."""
+        return self._list_page(prefix, after, limit)
 
     def iter_keys(self, prefix: str | None = None, page_size: int = 1000) -> Iterator[str]:
-        """Every key starting with ``prefix``, fetched ``page_size`` at a time."""
+        """Every key starting with exactly ``prefix``, each once, in the tracker's order.
+
+        The tracker's order is its database's: byte order on SQLite and
+        PostgreSQL, the column's collation on MariaDB/MySQL. A page that
+        makes no progress raises ListingStalledError.
+        """
         if not prefix:
             yield from self._pages(None, page_size)
         elif _REGEX_SPECIAL.intersection(prefix):
@@ -670,23 +678,120 @@ class Client:
     def _pages(self, prefix: str | None, page_size: int) -> Iterator[str]:
         """The keys of list_keys pages by ``prefix``, as the tracker matches it.
 
-        A tracker on SQLite matches the prefix case-insensitively (``CASE/x``
-        for ``case/``) but refuses an ``after`` that does not match it
-        case-sensitively (``after_mismatch``). When a page ends on such a
-        key, the next page starts right before the prefix itself if that is
-        still ahead (in byte order every key with the prefix follows it),
-        and the listing ends if it is behind.
+        Each page goes on after the last key of the one before (not after
+        the tracker's ``next_after``, which is the page's byte-wise greatest
+        key, also where the database orders by a collation). Trackers on
+        SQLite and MariaDB match the prefix case-insensitively but refuse an
+        ``after`` that does not start with it exactly (``after_mismatch``).
+        A page ending on such a key goes on, on a tracker that folds keys
+        (MariaDB), after that key spelt with the prefix's letters: the same
+        key to it. On a byte-comparing one (SQLite) the keys are in byte
+        order, where every key starting with the prefix follows the prefix:
+        the listing goes on right before the prefix if that is still ahead,
+        and has ended if it is behind.
         """
-        keys, after = self._list_page(prefix, None, page_size)
+        keys = self._list_page(prefix, None, page_size)
+        previous: str | None = None
         while keys:
+            last = keys[-1]
+            if last == previous:
+                self._stalled(prefix, last)
             yield from keys
-            if prefix and after is not None and not after.startswith(prefix):
-                if _key_bytes(after) > _key_bytes(prefix):
+            previous = last
+            after: str | None = last
+            if prefix and not last.startswith(prefix):
+                respelt = prefix + last[len(prefix) :]
+                if self.folds_keys(respelt, last):
+                    after = respelt  # the same key to the tracker
+                elif _key_bytes(last) > _key_bytes(prefix):
                     return
-                if self._fid_or_none(prefix) is not None:
-                    yield prefix  # "after" = prefix would skip the key equal to it
-                after = prefix
-            keys, after = self._list_page(prefix, after, page_size)
+                else:
+                    if self._fid_or_none(prefix) is not None:
+                        yield prefix  # "after" = prefix would skip the key equal to it
+                    after = prefix
+            keys = self._list_page(prefix, after, page_size)
+
+    def folds_keys(self, key: str, other: str) -> bool:
+        """Whether the tracker takes ``key`` and ``other``, two spellings of a
+        stored key, for one key (a database collation folding case, accents
+        or trailing spaces, like MariaDB's ``utf8mb4_general_ci``).
+
+        Found out once per client: the tracker folds when both name the
+        same fid.
+        """
+        if self._folds_keys is None:
+            fid = self._fid_or_none(other)
+            self._learn_folding(fid, [key], settled=True)
+        return bool(self._folds_keys)
+
+    @property
+    def compares_bytes(self) -> bool:
+        """Whether the tracker is known to compare keys byte for byte (SQLite,
+        PostgreSQL): then no key is spelt otherwise, and nothing is asked."""
+        return self._folds_keys is False
+
+    def spelt_otherwise(self, key: str, fid: int) -> bool:
+        """Whether the file ``fid``, which the tracker found for ``key``, is
+        stored under another spelling that the tracker takes for ``key``.
+
+        The first time, ``key`` with a trailing space and in swapped case
+        tell whether the tracker folds keys (both found as ``fid``); the
+        answer is kept for the client once a case could be tried. On a
+        folding tracker the stored spellings are listed with ``key`` as the
+        prefix (the keys starting with exactly ``key``).
+        """
+        variants = [key + " ", key.swapcase()]
+        if self._folds_keys is None and not self._learn_folding(
+            fid, variants, settled=variants[1] != key
+        ):
+            return False
+        if self._folds_keys is False:
+            return False
+        return not any(found == key for found in self.iter_keys(key))
+
+    def _learn_folding(self, fid: int | None, variants: list[str], *, settled: bool) -> bool:
+        """Whether one of ``variants`` names the file ``fid`` too; kept if ``settled``."""
+        folds = fid is not None and any(
+            self._fid_or_none(variant) == fid for variant in variants if variant
+        )
+        if folds or settled:
+            self._folds_keys = folds
+            logger.info("the tracker %s keys", "folds" if folds else "compares the bytes of")
+        return folds
+
+    def exact_file_info(self, key: str) -> FileInfo:
+        """file_info of exactly ``key``: UnknownKeyError also when the tracker
+        finds the file under another spelling (spelt_otherwise)."""
+        info = self.file_info(key)
+        self.require_exact(key, info.fid)
+        return info
+
+    def require_exact(self, key: str, fid: int) -> None:
+        """UnknownKeyError when the file ``fid``, found for ``key``, is stored
+        under another spelling: it is not ``key``'s file."""
+        if self.spelt_otherwise(key, fid):
+            raise tracker_error(
+                "unknown_key",
+                f"the tracker holds key {key!r} only under another spelling that its "
+                "database calls equal (letter case, accents, trailing spaces)",
+                command="file_info",
+                key=key,
+                domain=self.domain,
+            )
+
+    def refuse_other_spelling(self, key: str) -> None:
+        """SpellingTakenError when the tracker holds ``key`` under another
+        spelling: storing ``key`` would replace that file."""
+        if self.compares_bytes:
+            return
+        fid = self._fid_or_none(key)
+        if fid is not None and self.spelt_otherwise(key, fid):
+            raise SpellingTakenError(
+                f"the tracker holds key {key!r} under another spelling (its database calls "
+                "keys that differ in case, accents or trailing spaces equal): storing it "
+                "would replace that file. Save under another name (docs/operating.md).",
+                key=key,
+            )
 
     def _scan_keys(self, prefix: str, page_size: int) -> Iterator[str]:
         """iter_keys for a prefix the tracker would misread as a regex.
@@ -695,31 +800,41 @@ class Client:
         asked for by ``after`` alone and filtered here, stopping at the first
         key past the prefix's range.
         """
-        keys, after = self._list_page(prefix, None, page_size)
+        keys = self._list_page(prefix, None, page_size)
         yield from (key for key in keys if key.startswith(prefix))
         bound = _key_bytes(prefix)
         while keys:
-            keys, after = self._list_page(None, after, page_size)
+            after = keys[-1]
+            keys = self._list_page(None, after, page_size)
+            if keys and keys[-1] == after:
+                self._stalled(None, after)
             for key in keys:
                 if key.startswith(prefix):
                     yield key
                 elif _key_bytes(key) > bound:
                     return
 
-    def _list_page(
-        self, prefix: str | None, after: str | None, limit: int | None
-    ) -> tuple[list[str], str | None]:
-        """Keys of one list_keys page and its ``next_after``."""
+    def _stalled(self, prefix: str | None, after: str | None) -> NoReturn:
+        """A listing whose next page (by ``prefix``, after ``after``) made no progress."""
+        raise ListingStalledError(
+            f"list_keys with prefix {prefix!r} after {after!r} answered a page that does not "
+            "go past the one before: the listing would never end. The tracker's database "
+            "compares keys in a way the client cannot page through (docs/operating.md).",
+            prefix=prefix,
+            after=after,
+        )
+
+    def _list_page(self, prefix: str | None, after: str | None, limit: int | None) -> list[str]:
+        """The keys of one list_keys page, in the tracker's order."""
         if limit is not None and limit < 1:
             raise ValueError(f"limit must be at least 1, got {limit}")
         try:
             reply = self._call("list_keys", prefix=prefix, after=after, limit=limit)
         except TrackerError as exc:
             if exc.code == "none_match":  # the tracker's way of saying "no more keys"
-                return [], None
+                return []
             raise
-        keys = _numbered(reply, "key_count", "key_{}", "list_keys")
-        return keys, reply.get("next_after") or (keys[-1] if keys else None)
+        return _numbered(reply, "key_count", "key_{}", "list_keys")
 
     # Changing
 

@@ -189,3 +189,26 @@ class NotDurableError(MogileFSError):
         self.copies = copies
         self.wanted = wanted
         super().__init__(message)
+
+
+class ListingStalledError(MogileFSError):
+    """A list_keys page made no progress: the listing would never end.
+
+    ``prefix`` and ``after`` are what the stalled page was asked for.
+    """
+
+    def __init__(self, message: str, *, prefix: str | None, after: str | None) -> None:
+        self.prefix = prefix
+        self.after = after
+        super().__init__(message)
+
+
+class SpellingTakenError(MogileFSError, FileExistsError):
+    """The tracker holds ``key`` under another spelling (its database calls
+    the two equal, like MariaDB's ``utf8mb4_general_ci`` for ``Q.txt`` and
+    ``q.txt``): storing ``key`` would replace that other file.
+    """
+
+    def __init__(self, message: str, *, key: str) -> None:
+        self.key = key
+        super().__init__(message)

@@ -8,6 +8,7 @@ import socketserver
 import threading
 import time
 from collections.abc import Iterator
+from urllib.parse import parse_qs
 
 import pytest
 from django.core.files.base import ContentFile
@@ -82,7 +83,8 @@ FILE_INFO = {"fid": "7", "class": "default", "length": "5", "devcount": "0"}
 
 
 class NoCopyTracker(socketserver.StreamRequestHandler):
-    """A tracker whose every file has no copy: ``get_paths`` answers ``paths=0``.
+    """A tracker holding one file, ``serving/lost.bin``, that has no copy:
+    ``get_paths`` answers ``paths=0``. It compares keys byte for byte.
 
     The dev tracker always offers some copy, as mogilefsd does while a file
     has any; a real tracker answers ``paths=0`` once a file has none left.
@@ -90,7 +92,11 @@ class NoCopyTracker(socketserver.StreamRequestHandler):
 
     def handle(self) -> None:
         while line := self.rfile.readline():
-            command = line.split(b" ", 1)[0].strip()
+            command, _, query = line.strip().partition(b" ")
+            key = parse_qs(query.decode()).get("key", [None])[0]
+            if command == b"file_info" and key != "serving/lost.bin":
+                self.wfile.write(b"ERR unknown_key unknown_key\r\n")
+                continue
             replies = {b"get_paths": {"paths": "0"}, b"file_info": FILE_INFO}
             reply = replies.get(command, {})
             self.wfile.write(encode_ok(reply))

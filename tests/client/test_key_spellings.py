@@ -1,0 +1,87 @@
+"""Keys that differ only in letter case, on any tracker (dev, SQLite, MariaDB).
+
+A tracker on MariaDB (``utf8mb4_general_ci``) matches list_keys prefixes
+case-insensitively and orders pages by the collation, but its ``next_after``
+is the page's byte-wise greatest key; one on SQLite matches case-insensitively
+and orders by bytes. Listings must end either way, with each key once.
+"""
+
+from __future__ import annotations
+
+import socketserver
+import threading
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from itertools import islice
+
+import pytest
+
+from storages_mogile.client import Client, ListingStalledError, UnknownKeyError
+from storages_mogile.client.protocol import encode_ok
+
+from .conftest import Keys
+
+COUNT = 1200  # more than a tracker's page of 1000
+
+
+@pytest.fixture
+def spellings(client: Client, keys: Keys) -> Iterator[tuple[list[str], list[str]]]:
+    """COUNT keys alternating between the test's prefix and its upper-case spelling."""
+    upper = keys.prefix.upper()
+    lower_keys = [keys(f"{index:04d}") for index in range(0, COUNT, 2)]
+    upper_keys = [f"{upper}{index:04d}" for index in range(1, COUNT, 2)]
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda key: client.store_content(key, b"."), lower_keys + upper_keys))
+    yield lower_keys, upper_keys
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda key: _delete(client, key), upper_keys))
+
+
+def _delete(client: Client, key: str) -> None:
+    try:
+        client.delete(key)
+    except UnknownKeyError:
+        pass
+
+
+@pytest.mark.parametrize("page_size", [1000, 100, 7])
+def test_iter_keys_lists_each_key_of_the_exact_prefix_once(
+    client: Client, spellings: tuple[list[str], list[str]], page_size: int
+) -> None:
+    lower_keys, upper_keys = spellings
+    prefix, upper = lower_keys[0][:-4], upper_keys[0][:-4]
+    # islice: a listing that repeats keys must fail here, not run forever.
+    listed = list(islice(client.iter_keys(prefix, page_size=page_size), COUNT + 1))
+    assert listed == lower_keys
+    listed = list(islice(client.iter_keys(upper, page_size=page_size), COUNT + 1))
+    assert listed == upper_keys
+
+
+class SamePageTracker(socketserver.StreamRequestHandler):
+    """A tracker whose list_keys answers the same page whatever ``after`` is:
+    no real tracker's page can be made to stall the client's paging now."""
+
+    def handle(self) -> None:
+        while self.rfile.readline():
+            self.wfile.write(encode_ok({"key_count": 2, "key_1": "a/1", "key_2": "a/2"}))
+
+
+@pytest.fixture
+def same_page_tracker() -> Iterator[str]:
+    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), SamePageTracker)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield "{}:{}".format(*server.server_address)
+    server.shutdown()
+    server.server_close()
+    thread.join()
+
+
+@pytest.mark.parametrize("prefix", [None, "a/", "a/(1)"])
+def test_a_page_that_makes_no_progress_is_an_error(same_page_tracker: str, prefix) -> None:
+    with Client("testdomain", [same_page_tracker]) as client:
+        listing = client.iter_keys(prefix, page_size=2)
+        with pytest.raises(ListingStalledError, match="would never end") as raised:
+            list(islice(listing, 10))
+    assert raised.value.after == "a/2"
