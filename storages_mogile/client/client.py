@@ -390,22 +390,21 @@ class Client:
         try:
             self._call("create_close", settle=lambda: self._fid_or_none(key) == fid, **close_args)
         except TrackerError as exc:
-            if exc.code == "no_temp_file":
-                raise CloseOutcomeUnknownError(
-                    exc.code,
-                    f"create_close of key {key!r} (fid {fid}) lost its reply, and the close sent "
-                    f"again was refused ({exc.message}): the first attempt holds the upload and "
-                    f"had not committed it after waiting; it may still do so, and then the key "
-                    f"holds this file. Check the key before storing it again",
-                    command=exc.command,
-                    tracker=exc.tracker,
-                    key=key,
-                    domain=self.domain,
-                ) from exc
-            raise tracker_error(
+            # no_temp_file: the close sent again found the upload taken by the
+            # first attempt, which may still commit it.
+            lost = exc.code == "no_temp_file"
+            error = CloseOutcomeUnknownError if lost else tracker_error
+            outcome = (
+                f"the first attempt (fid {fid}) holds the upload and had not committed it "
+                f"after waiting; it may still do so, and then key {key!r} holds this file: "
+                f"check the key before storing it again"
+                if lost
+                else f"nothing was stored, key {key!r} keeps its previous content (if it had "
+                f"any): store the file again"
+            )
+            raise error(
                 exc.code,
-                f"{exc.message}; nothing was stored, key {key!r} keeps its previous content "
-                f"(if it had any): store the file again",
+                f"{exc.message}; {outcome}",
                 command=exc.command,
                 tracker=exc.tracker,
                 key=key,
