@@ -7,10 +7,12 @@ never, garbled, or with lines recorded from a real mogilefsd); a
 
 from __future__ import annotations
 
+import contextlib
 import socket
+import socketserver
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -134,6 +136,21 @@ class SilentTracker:
 
     def close(self) -> None:
         self._sock.close()
+
+
+@contextlib.contextmanager
+def serve_handler(handler: type[socketserver.BaseRequestHandler]) -> Iterator[str]:
+    """A loopback TCP server answering with ``handler`` (a fake tracker); its ``host:port``."""
+    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield "{}:{}".format(*server.server_address)
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
 
 
 def closed_port() -> str:

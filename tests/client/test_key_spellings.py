@@ -9,7 +9,6 @@ and orders by bytes. Listings must end either way, with each key once.
 from __future__ import annotations
 
 import socketserver
-import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from itertools import islice
@@ -20,6 +19,7 @@ from storages_mogile.client import Client, ListingStalledError, UnknownKeyError
 from storages_mogile.client.protocol import encode_ok
 
 from .conftest import Keys
+from .fakes import serve_handler
 
 COUNT = 1200  # more than a tracker's page of 1000
 
@@ -68,14 +68,8 @@ class SamePageTracker(socketserver.StreamRequestHandler):
 
 @pytest.fixture
 def same_page_tracker() -> Iterator[str]:
-    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), SamePageTracker)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield "{}:{}".format(*server.server_address)
-    server.shutdown()
-    server.server_close()
-    thread.join()
+    with serve_handler(SamePageTracker) as address:
+        yield address
 
 
 @pytest.mark.parametrize("prefix", [None, "a/", "a/(1)"])

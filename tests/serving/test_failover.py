@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import os
 import socketserver
-import threading
 import time
 from collections.abc import Iterator
 from urllib.parse import parse_qs
@@ -17,6 +16,7 @@ from django.core.files.storage import storages
 from storages_mogile.client.protocol import encode_ok
 from storages_mogile.devserver import DevCluster
 from storages_mogile.pathcache import PathCache
+from tests.client.fakes import serve_handler
 from tests.serving.conftest import ALIAS, mogile_storages, wait_for_paths
 
 pytestmark = pytest.mark.usefixtures("serving_settings")
@@ -104,14 +104,8 @@ class NoCopyTracker(socketserver.StreamRequestHandler):
 
 @pytest.fixture
 def no_copy_tracker() -> Iterator[str]:
-    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), NoCopyTracker)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield "{}:{}".format(*server.server_address)
-    server.shutdown()
-    server.server_close()
-    thread.join()
+    with serve_handler(NoCopyTracker) as address:
+        yield address
 
 
 @pytest.mark.parametrize("prefix", ["mogilefs", "perlbal", "nginx"])
