@@ -31,6 +31,7 @@ from urllib.parse import urlsplit
 import urllib3
 from urllib3.exceptions import HTTPError
 
+from ..digits import parse_digits
 from .errors import StorageNodeError
 from .health import NodeHealth
 
@@ -237,9 +238,10 @@ class StorageNodes:
                 f"HEAD {url} answered HTTP {response.status}", url=url, status=response.status
             )
         length = response.headers.get("Content-Length")
-        if length is None or not length.isdigit():
+        size = parse_digits(length)
+        if size is None:
             raise StorageNodeError(f"HEAD {url} gave no usable Content-Length", url=url)
-        return NodeStat(url, int(length), _last_modified(response))
+        return NodeStat(url, size, _last_modified(response))
 
     def open(self, url: str, start: int, end: int | None) -> NodeBody:
         """GET bytes ``start``..``end`` (inclusive; ``None``: to the end) of ``url``.
@@ -282,7 +284,7 @@ class StorageNodes:
             return NodeBody(url, None, size, modified)
         if response.status == 200:
             length = response.headers.get("Content-Length", "")
-            size = int(length) if length.isdigit() else None
+            size = parse_digits(length)
             if start:
                 logger.debug("%s ignored the Range header; skipping %d bytes", url, start)
                 _skip(response, start, url)
