@@ -253,6 +253,25 @@ def test_backoff_may_be_zero() -> None:
     assert Client("d", ["127.0.0.1:1"], backoff=0).nodes.backoff == 0
 
 
+def hang_after_the_first_put(
+    hangable: Hangable, client: Client
+) -> tuple[contextlib.ExitStack, list[str]]:
+    """Make ``client``'s first PUT hang its node once it is done (until the
+    returned stack closes); the URLs of its PUTs."""
+    put = client.nodes.put
+    held = contextlib.ExitStack()
+    put_urls: list[str] = []
+
+    def put_then_hang(url: str, *args: object, **kwargs: object) -> None:
+        put(url, *args, **kwargs)  # type: ignore[arg-type]
+        put_urls.append(url)
+        if len(put_urls) == 1:
+            held.enter_context(hangable.hang(url))
+
+    client.nodes.put = put_then_hang  # type: ignore[method-assign]
+    return held, put_urls
+
+
 def test_a_destination_hung_before_create_close_leaves_the_outcome_open(
     hangable: Hangable,
 ) -> None:
@@ -269,18 +288,7 @@ def test_a_destination_hung_before_create_close_leaves_the_outcome_open(
         pytest.skip("real MogileFS only: the dev version stops the node (test_transient_faults)")
     client = hangable.client()
     key = f"hung-close/{uuid.uuid4().hex}"
-    put = client.nodes.put
-    held = contextlib.ExitStack()
-
-    put_urls: list[str] = []
-
-    def put_then_hang(url: str, *args: object, **kwargs: object) -> None:
-        put(url, *args, **kwargs)  # type: ignore[arg-type]
-        put_urls.append(url)
-        if len(put_urls) == 1:
-            held.enter_context(hangable.hang(url))
-
-    client.nodes.put = put_then_hang  # type: ignore[method-assign]
+    held, put_urls = hang_after_the_first_put(hangable, client)
     with held, pytest.raises(CloseOutcomeUnknownError, match="may still do so"):
         client.store_content(key, b"stored once", "thumb")
     assert len(put_urls) == 1  # not started over
@@ -300,17 +308,7 @@ def test_a_staged_store_hung_before_create_close_starts_over_under_another_stagi
         pytest.skip("real MogileFS only: the dev version stops the node (test_transient_faults)")
     client = hangable.client(timeout=3)
     prefix = f"hung-staged/{uuid.uuid4().hex}/"
-    put = client.nodes.put
-    held = contextlib.ExitStack()
-    put_urls: list[str] = []
-
-    def put_then_hang(url: str, *args: object, **kwargs: object) -> None:
-        put(url, *args, **kwargs)  # type: ignore[arg-type]
-        put_urls.append(url)
-        if len(put_urls) == 1:
-            held.enter_context(hangable.hang(url))
-
-    client.nodes.put = put_then_hang  # type: ignore[method-assign]
+    held, put_urls = hang_after_the_first_put(hangable, client)
     with held:
         key = client.store_new_file(
             [prefix + "name"], io.BytesIO(b"saved once"), "thumb", staging_key=prefix + "stage"
