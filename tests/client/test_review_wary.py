@@ -15,7 +15,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from storages_mogile.client import Admin, Client
+from storages_mogile.client import Admin, Client, NoPathsError
 from storages_mogile.client.health import Admission, NodeHealth
 from storages_mogile.devserver import DevCluster
 
@@ -235,3 +235,37 @@ def test_node_health_is_usable_in_a_child_forked_while_a_thread_held_its_lock() 
     os.close(read_end)
     os.waitpid(pid, 0)
     assert said == b"ok"
+
+
+def test_a_node_slower_than_the_probe_but_within_the_progress_timeout_leaves_wary(
+    dev_cluster: DevCluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """docs/operating.md: "Keep node_progress_timeout above the longest pause a
+    busy node takes before its first byte." Once a node failed, every request
+    to it is a 1 s probe or skipped: a busy node that takes 1.5 s before its
+    first byte (well inside the 5 s progress timeout) fails every probe and
+    never leaves wary, so every read whose only copy is there fails for as
+    long as it stays that slow."""
+    from storages_mogile.devserver import storagenode
+
+    client = Client("testdomain", dev_cluster.trackers, node_progress_timeout=5.0)
+    key = f"review-slow-node/{uuid.uuid4().hex}"
+    url = _stored_on_one_node(client, key, b"only copy")
+    serve = storagenode._NodeHandler.serve_file
+
+    def slow_serve(self: storagenode._NodeHandler) -> None:
+        time.sleep(1.5)  # a busy node: its first byte after 1.5 s
+        serve(self)
+
+    monkeypatch.setattr(storagenode._NodeHandler, "serve_file", slow_serve)
+    with client.read_file(key, paths=[url]) as stream:  # not wary: the progress timeout
+        assert stream.read() == b"only copy"
+    client.nodes.rest(url)  # it failed once (a stall, a reset)
+    served = 0
+    for _ in range(3):
+        try:
+            with client.read_file(key, paths=[url]) as stream:
+                served += stream.read() == b"only copy"
+        except NoPathsError:
+            pass
+    assert served == 3  # main: 0, every probe times out after 1 s
