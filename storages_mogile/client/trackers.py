@@ -262,12 +262,15 @@ class TrackerPool:
         args: Mapping[str, str | int | None],
         *,
         settle: Settle | None = None,
+        patient: bool = True,
     ) -> dict[str, str]:
         """Send ``command`` and return the ``OK`` reply's arguments.
 
         ``settle`` finds out whether the request took effect when its reply
         is lost; commands that are not :data:`RESENDABLE` need one to be
-        sent again. Raises the TrackerError subclass matching an ``ERR``
+        sent again. A request sent again after a lost reply and refused
+        waits for the lost attempt (see :meth:`_done_before`) unless not
+        ``patient``: the refusal is then raised at once. Raises the TrackerError subclass matching an ``ERR``
         reply, or TrackerUnavailableError when no tracker answered.
         """
         guard.check_trackers(self.trackers)  # all of them: a refusal is never left to chance
@@ -304,7 +307,9 @@ class TrackerPool:
             if (
                 not reply.ok
                 and (sends or errors)
-                and self._done_before(command, args, reply, settle, attempts, waiting=sends > 0)
+                and self._done_before(
+                    command, args, reply, settle, attempts, waiting=patient and sends > 0
+                )
             ):
                 return {}
             return self._answer(command, args, address, reply)
