@@ -1,143 +1,115 @@
 """Which storage nodes failed a moment ago, and how a process treats them.
 
 A node that fails without an answer (refused, reset, silent) becomes
-*wary* until it answers again. While wary:
+*wary*: reads and uploads try it after the other copies and destinations.
+Meanwhile a background thread of the process *probes* the node: it asks it
+for the file that failed (a HEAD, with the usual timeouts) again and again,
+pausing :data:`PROBE_PAUSE` after a failure that came at once (refused),
+until the node answers. While a probe has been waiting longer than that
+pause, the node is *hanging*: no request is sent to it, and one whose only
+copy or destination is there fails at once (a read: 503) instead of
+holding its thread for the progress timeout. (A node that refuses costs a
+request nothing, so one whose last copy is there still tries it: the node
+may be back before the probe sees it.) Any answer, any HTTP status, ends
+the node's wariness. So a hung node costs only the requests under way when
+it stopped, and one that comes back is used again within moments.
 
-* it *rests*: reads and uploads try it after every other node. The first
-  rest lasts ``backoff`` seconds; each failed probe doubles it, up to
-  :data:`MAX_REST`.
-* it is *probed*: one request at a time goes to it (with the usual
-  timeouts). A request that reaches the node while the probe is under way
-  moves on at once when it has another copy or destination; when the node
-  is its last one it waits up to :data:`PROBE_WAIT` for the probe's outcome,
-  goes ahead if the node answered, and gives up otherwise. So a hung node
-  holds one request per process for the progress timeout and the others
-  that have nowhere else to go about a second, not every thread whose file
-  has a copy on it; and a node that comes back serves the requests waiting
-  for it.
-
-Any answer from the node ends all of that. Only a failure of the probe
-itself doubles the rest: requests sent before the node became wary fail
-one by one without counting. State is per process; a forked child keeps
-the parent's view with a lock of its own. ``backoff=0`` turns all of it
-off: every request then meets a hung node for the progress timeout.
+State is per process: a forked child starts with no wary node (it has no
+probe threads). ``backoff=0`` turns all of it off; every request then meets
+a hung node for the progress timeout.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
-from enum import Enum
 
-#: The longest a node rests, in seconds.
-MAX_REST = 60.0
-#: Seconds a request whose last copy or destination is on a wary node waits
-#: for the probe under way to end.
-PROBE_WAIT = 1.0
+logger = logging.getLogger(__name__)
 
+#: Seconds a probe thread pauses after a probe that failed at once.
+PROBE_PAUSE = 0.2
 
-class Admission(Enum):
-    """What a request to a node may do (:meth:`NodeHealth.admit`)."""
-
-    GO = "go"  # send it
-    SKIP = "skip"  # a wary node that did not answer the probe: do not send
-
-
-@dataclass
-class _Probe:
-    thread: int  # threading.get_ident() of the request probing
-    ends: float  # when it has had its time
-    done: threading.Event = field(default_factory=threading.Event)
-
-
-@dataclass
-class _Wary:
-    until: float  # the end of the rest
-    length: float  # of the rest
-    probe: _Probe | None = None
+#: Asks the node of a URL about that URL: whether it answered at all.
+Probe = Callable[[str], bool]
 
 
 class NodeHealth:
     """The wary nodes of one :class:`~.nodes.StorageNodes`.
 
-    ``backoff`` is the first rest (``0``: nodes never become wary);
-    ``probe_time`` the longest a probe is waited for before another may go.
+    ``probe`` asks a URL's node (blocking, with a timeout); ``backoff`` 0
+    turns wariness off.
     """
 
-    def __init__(self, *, backoff: float, probe_time: float) -> None:
+    def __init__(self, *, probe: Probe, backoff: float) -> None:
+        self.probe = probe
         self.backoff = backoff
-        self.probe_time = probe_time
-        self._wary: dict[str, _Wary] = {}
+        self._wary: set[str] = set()
+        self._probing: dict[str, float] = {}  # node: since when its probe waits
         self._lock = threading.Lock()
         self._pid = os.getpid()
 
-    def order(self, urls: Iterable[str], node: Callable[[str], str]) -> list[str]:
-        """``urls`` with those on nodes (``node(url)``) resting or being probed moved last.
+    def wary(self, node: str) -> bool:
+        """Whether ``node`` failed without an answer and has not answered a probe since."""
+        self._forget_the_parents()
+        return node in self._wary
 
-        The order among the others is kept.
-        """
+    def hanging(self, node: str) -> bool:
+        """Whether ``node`` is wary and its probe has been waiting for an answer a while."""
+        since = self._probing.get(node) if self.wary(node) else None
+        return since is not None and time.monotonic() - since > PROBE_PAUSE
+
+    def order(self, urls: Iterable[str], node: Callable[[str], str]) -> list[str]:
+        """``urls`` with those on wary nodes (``node(url)``) moved last; the order
+        among the others is kept."""
         urls = list(urls)
         if not self._wary:
             return urls
-        now = time.monotonic()
-        with self._locked():
-            resting = {
-                name
-                for name, wary in self._wary.items()
-                if wary.until > now or (wary.probe is not None and wary.probe.ends > now)
-            }
-        return sorted(urls, key=lambda url: node(url) in resting)
+        return sorted(urls, key=lambda url: self.wary(node(url)))
 
-    def admit(self, node: str, *, last: bool) -> Admission:
-        """Whether a request goes to ``node``; ``last``: it has nowhere else to go."""
-        if node not in self._wary:
-            return Admission.GO
-        with self._locked():
-            wary = self._wary.get(node)
-            if wary is None:
-                return Admission.GO
-            now = time.monotonic()
-            probe = wary.probe
-            if probe is None or probe.ends <= now:
-                wary.probe = _Probe(threading.get_ident(), now + self.probe_time)
-                return Admission.GO
-            if not last:
-                return Admission.SKIP
-        probe.done.wait(PROBE_WAIT)
-        return Admission.SKIP if node in self._wary else Admission.GO
-
-    def failed(self, node: str) -> None:
-        """``node`` failed without an answer: it becomes wary, or rests longer."""
+    def failed(self, node: str, url: str) -> None:
+        """``node`` failed without an answer to a request for ``url``: it becomes
+        wary, and a thread probes it with ``url`` until it answers."""
         if not self.backoff:
             return
-        now = time.monotonic()
-        with self._locked():
-            wary = self._wary.get(node)
-            if wary is None:
-                self._wary[node] = _Wary(now + self.backoff, self.backoff)
+        self._forget_the_parents()
+        with self._lock:
+            if node in self._wary:
                 return
-            probe = wary.probe
-            if probe is not None and probe.thread == threading.get_ident():
-                wary.probe = None
-                wary.length = min(wary.length * 2, max(MAX_REST, self.backoff))
-                probe.done.set()
-            wary.until = max(wary.until, now + wary.length)
+            self._wary.add(node)
+        logger.warning("storage node %s is not used until it answers a probe", node)
+        threading.Thread(
+            target=self._probe_until_answered,
+            args=(node, url),
+            name=f"storages-mogile probe {node}",
+            daemon=True,
+        ).start()
 
     def answered(self, node: str) -> None:
         """``node`` answered: it is no longer wary."""
         if node in self._wary:
-            with self._locked():
-                wary = self._wary.pop(node, None)
-            if wary is not None and wary.probe is not None:
-                wary.probe.done.set()
+            with self._lock:
+                self._wary.discard(node)
 
-    def _locked(self) -> threading.Lock:
+    def _probe_until_answered(self, node: str, url: str) -> None:
+        pid = os.getpid()
+        while node in self._wary and os.getpid() == pid:
+            began = self._probing[node] = time.monotonic()
+            answered = self.probe(url)
+            self._probing.pop(node, None)
+            if answered:
+                logger.warning("storage node %s answered a probe: used again", node)
+                self.answered(node)
+                return
+            time.sleep(max(0.0, PROBE_PAUSE - (time.monotonic() - began)))
+
+    def _forget_the_parents(self) -> None:
         if self._pid != os.getpid():
-            # A forked child: the parent's lock may have been held by a
-            # thread that does not exist here.
+            # A forked child: the parent's probe threads do not run here, and
+            # its lock may have been held by a thread that does not exist.
             self._lock = threading.Lock()
+            self._wary = set()
+            self._probing = {}
             self._pid = os.getpid()
-        return self._lock

@@ -7,9 +7,9 @@ node that moves no byte for ``progress_timeout`` seconds is given up; so is
 an upload when the caller has another destination (``failover=True``),
 while the last destination left is waited for up to ``http_timeout``. A
 node that failed without an answer (refused, reset, silent) becomes wary
-(:mod:`.health`) until it answers again: it is tried after the others, and
-by one request at a time, so a hung node holds one request per process for
-the progress timeout, not every request that meets it. The pool belongs to
+(:mod:`.health`) until it answers a probe: tried last, and not at all
+while the probe waits, so a hung node holds only the requests under way
+when it stopped. The pool belongs to
 the process that made it: a forked child gets a new one, so parent and
 child never read each other's responses from a shared keep-alive socket.
 """
@@ -33,7 +33,7 @@ from urllib3.exceptions import HTTPError
 
 from ..digits import parse_digits
 from .errors import StorageNodeError
-from .health import Admission, NodeHealth
+from .health import NodeHealth
 
 logger = logging.getLogger(__name__)
 
@@ -101,8 +101,9 @@ class StorageNodes:
     (no byte sent or received) a node is allowed on a read, and on an upload
     when the caller can fail over to another destination; ``http_timeout``
     on the upload to the last destination left.
-    A node that failed without an answer rests (:class:`.health.NodeHealth`,
-    first for ``backoff`` seconds): :meth:`order` puts it last.
+    A node that failed without an answer is wary (:class:`.health.NodeHealth`)
+    until it answers a probe: :meth:`order` puts it last, and no request goes
+    to it while it hangs.
     """
 
     def __init__(
@@ -120,7 +121,7 @@ class StorageNodes:
         self.connect_timeout = connect_timeout
         self.http_timeout = http_timeout
         self.progress_timeout = progress_timeout
-        self.health = NodeHealth(backoff=backoff, probe_time=connect_timeout + progress_timeout)
+        self.health = NodeHealth(probe=self._probe, backoff=backoff)
 
     @property
     def http(self) -> urllib3.PoolManager:
@@ -146,20 +147,24 @@ class StorageNodes:
 
     @property
     def backoff(self) -> float:
-        """The first rest of a node that failed, in seconds."""
+        """The client's ``backoff``: ``0`` turns wary nodes off (:mod:`.health`)."""
         return self.health.backoff
 
     def order(self, urls: Iterable[str]) -> list[str]:
-        """``urls`` with those of resting nodes moved last.
+        """``urls`` with those of wary nodes moved last.
 
         The order among the others (the tracker's, weighted by free space)
         is kept.
         """
         return self.health.order(urls, _node)
 
+    def wary(self, url: str) -> bool:
+        """Whether the node of ``url`` failed without an answer and has not answered since."""
+        return self.health.wary(_node(url))
+
     def rest(self, url: str) -> None:
-        """The node of ``url`` failed without an answer: try it last for a while."""
-        self.health.failed(_node(url))
+        """The node of ``url`` failed without an answer: not used until it answers a probe."""
+        self.health.failed(_node(url), url)
 
     def put(
         self, url: str, body: Iterable[bytes], length: int | None, *, failover: bool = False
@@ -319,21 +324,34 @@ class StorageNodes:
         return response
 
     def _admit(self, method: str, url: str, *, last: bool, read: bool = False) -> urllib3.Timeout:
-        """The timeouts of a request to ``url``, or StorageNodeError if it is not to be sent.
+        """The timeouts of a request to ``url``; StorageNodeError for a hanging node.
 
         A read gives a silent node up after ``progress_timeout``; so does an
         upload that has another destination, while the last one left
-        (``last``) is waited for up to ``http_timeout``. A wary node that is
-        being probed is not sent to (:mod:`.health`).
+        (``last``) is waited for up to ``http_timeout``.
         """
-        if self.health.admit(_node(url), last=last) is Admission.SKIP:
+        if self.health.hanging(_node(url)):
             raise StorageNodeError(
                 f"{method} {url} not sent: the node failed without an answer a moment ago "
-                f"and has not answered since (another request is probing it)",
+                f"and has not answered a probe since",
                 url=url,
             )
         silence = self.progress_timeout if read or not last else self.http_timeout
         return urllib3.Timeout(connect=self.connect_timeout, read=silence)
+
+    def _probe(self, url: str) -> bool:
+        """Whether the node of ``url`` answers a HEAD of it, whatever the status."""
+        try:
+            self.http.request(
+                "HEAD",
+                url,
+                retries=_NO_RETRIES,
+                redirect=False,
+                timeout=urllib3.Timeout(connect=self.connect_timeout, read=self.progress_timeout),
+            )
+        except (HTTPError, OSError):
+            return False
+        return True
 
 
 def _node(url: str) -> str:

@@ -27,6 +27,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from storages_mogile.client import Admin, Client, CloseOutcomeUnknownError, NoPathsError
+from storages_mogile.client.health import PROBE_PAUSE
 from storages_mogile.devserver import DevCluster
 from tests.conftest import TEST_DOMAIN, Target, real_mogilefs
 
@@ -345,13 +346,13 @@ def test_a_resting_node_holding_the_last_copy_left_gets_the_progress_timeout(
     client.delete(key)
 
 
-def test_a_hung_node_is_probed_by_one_request_when_its_rest_ends(
+def test_a_hung_node_is_met_by_one_request_until_it_answers_a_probe(
     hangable: Hangable, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """When a hung node's rest ends, one request tries it; the others keep it
-    last meanwhile, and its next rest is longer. Threads reading all along
-    meet it once per rest, not all at once each time."""
-    client = hangable.client(backoff=1)
+    """Once a read has given a hung node up, the node is wary: threads reading
+    all along go to the other copy, none meets the node again, and it is
+    used again once it answers the probe."""
+    client = hangable.client()
     key = f"hung-probe/{uuid.uuid4().hex}"
     hung_url, alive_url = two_copies(client, key, b"two copies")
     stop = threading.Event()
@@ -366,25 +367,28 @@ def test_a_hung_node_is_probed_by_one_request_when_its_rest_ends(
         hangable.hang(hung_url),
     ):
         with client.read_file(key, paths=[hung_url, alive_url]) as stream:
-            assert stream.read() == b"two copies"  # the first rest starts
+            assert stream.read() == b"two copies"  # the node fails once: wary
         readers = [threading.Thread(target=read) for _ in range(8)]
         for reader in readers:
             reader.start()
-        time.sleep(2.5)  # a rest of 1 s, a probe, a rest of 2 s
+        time.sleep(PROGRESS * 4)
         stop.set()
         for reader in readers:
             reader.join()
-    # The first failure and one probe (two if the machine is slow); 9 and
-    # more when the 8 threads all meet the node as each rest ends.
-    assert 2 <= met(caplog, hung_url) <= 3
+        assert client.nodes.wary(hung_url)
+    failures = [r for r in caplog.records if r.name == "storages_mogile.client.files"]
+    assert len(failures) == 1 and hung_url in failures[0].getMessage()
+    wait_for(lambda: not client.nodes.wary(hung_url), timeout=BOUND)
+    with client.read_file(key, paths=[hung_url]) as stream:
+        assert stream.read() == b"two copies"
     client.delete(key)
 
 
-def test_a_wary_node_gets_one_request_at_a_time(hangable: Hangable) -> None:
-    """Requests whose only copy is on a node that hung: one tries it (the
-    probe), the others wait for that one's outcome instead of each holding a
-    thread for the progress timeout, and give up with it."""
-    client = hangable.client()
+def test_no_request_goes_to_a_hanging_node(hangable: Hangable) -> None:
+    """Requests whose only copy is on a node that hangs (it failed, and its
+    probe waits) give up at once instead of each holding a thread for the
+    progress timeout."""
+    client = hangable.client(node_progress_timeout=2.0)
     key = f"hung-one/{uuid.uuid4().hex}"
     hung_url, alive_url = two_copies(client, key, b"two copies")
     failures: list[str] = []
@@ -398,41 +402,32 @@ def test_a_wary_node_gets_one_request_at_a_time(hangable: Hangable) -> None:
     with hangable.hang(hung_url):
         with client.read_file(key, paths=[hung_url, alive_url]) as stream:
             assert stream.read() == b"two copies"  # the hung node failed once
+        time.sleep(PROBE_PAUSE * 2)  # its probe has waited a while: it hangs
+        started = time.monotonic()
         readers = [threading.Thread(target=read_the_hung_copy) for _ in range(8)]
         for reader in readers:
             reader.start()
         for reader in readers:
             reader.join()
+        assert time.monotonic() - started < 2.0  # none waited the progress timeout
     assert len(failures) == 8
-    assert sum("another request is probing it" in failure for failure in failures) == 7
-    with client.read_file(key, paths=[hung_url]) as stream:  # it answers: no longer wary
-        assert stream.read() == b"two copies"
+    assert all("has not answered a probe since" in failure for failure in failures)
     client.delete(key)
 
 
-def test_requests_waiting_for_a_probe_are_served_when_the_node_answers_it(
-    hangable: Hangable,
-) -> None:
-    """A node that resumes while it is probed serves the requests that waited
-    for the probe: none of them fails for a node that is back."""
-    client = hangable.client(node_progress_timeout=2.0)
+def test_a_node_that_comes_back_is_used_again_within_moments(hangable: Hangable) -> None:
+    """The probe thread finds a resumed node at once: reads of its only copy
+    are served again, not refused for a rest."""
+    client = hangable.client(backoff=60)
     key = f"hung-back/{uuid.uuid4().hex}"
     hung_url, alive_url = two_copies(client, key, b"two copies")
-    read: list[bytes] = []
-
-    def read_the_hung_copy() -> None:
-        with client.read_file(key, paths=[hung_url]) as stream:
-            read.append(stream.read())
-
-    with contextlib.ExitStack() as hung:
-        hung.enter_context(hangable.hang(hung_url))
+    with hangable.hang(hung_url):
         with client.read_file(key, paths=[hung_url, alive_url]) as stream:
             assert stream.read() == b"two copies"  # the hung node failed once
-        readers = [threading.Thread(target=read_the_hung_copy) for _ in range(8)]
-        for reader in readers:
-            reader.start()
-        time.sleep(0.2)
-    for reader in readers:
-        reader.join()
-    assert read == [b"two copies"] * 8
+        assert client.nodes.wary(hung_url)
+    started = time.monotonic()
+    wait_for(lambda: not client.nodes.wary(hung_url), timeout=BOUND)
+    assert time.monotonic() - started < PROGRESS * 4  # not the 60 s of backoff
+    with client.read_file(key, paths=[hung_url]) as stream:
+        assert stream.read() == b"two copies"
     client.delete(key)

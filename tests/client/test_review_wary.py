@@ -3,7 +3,6 @@ each test states what the docs promise (these failed on cb2fb9c)."""
 
 from __future__ import annotations
 
-import hashlib
 import io
 import os
 import signal
@@ -14,7 +13,7 @@ import uuid
 import pytest
 
 from storages_mogile.client import Admin, Client, NoPathsError
-from storages_mogile.client.health import Admission, NodeHealth
+from storages_mogile.client.health import NodeHealth
 from storages_mogile.devserver import DevCluster
 
 from .test_transfers import NonSeekable
@@ -31,64 +30,25 @@ def _stored_on_one_node(client: Client, key: str, data: bytes) -> str:
     return url
 
 
-def test_a_body_read_after_a_probe_gets_the_progress_timeout(dev_cluster: DevCluster) -> None:
-    """docs/operating.md: a probe waits at most 1 s "for its first byte"; reads
-    give a node up after ``node_progress_timeout`` of silence. A GET that was
-    the probe keeps the probe's 1 s read timeout for its whole body: a node
-    that answered the probe and then pauses 2 s mid-stream (well inside the
-    5 s progress timeout) fails the read of its last copy."""
-    client = Client("testdomain", dev_cluster.trackers, node_progress_timeout=5.0)
-    key = f"review-probe-body/{uuid.uuid4().hex}"
-    data = os.urandom(32 << 20)  # more than the sockets' buffers hold
-    url = _stored_on_one_node(client, key, data)
-    node = _node_of(dev_cluster, url)
-    client.nodes.rest(url)  # the node failed a moment ago: wary
-    digest = hashlib.md5()
-    with client.read_file(key, paths=[url], size=len(data)) as stream:  # the probe
-        digest.update(stream.read(client.chunk_size))
-        node.hang()
-        resumer = threading.Timer(2.0, node.resume)
-        resumer.start()
-        try:
-            while chunk := stream.read(client.chunk_size):
-                digest.update(chunk)
-        finally:
-            resumer.join()
-            node.resume()
-    assert digest.hexdigest() == hashlib.md5(data).hexdigest()
+def test_a_wary_node_is_probed_by_one_thread_until_it_answers() -> None:
+    """Requests failing one by one (sent before the node became wary) start
+    one probe thread, not one each; the node is wary until a probe answers."""
+    answers = iter([False, False, True])
+    asked: list[str] = []
 
+    def probe(url: str) -> bool:
+        asked.append(url)
+        return next(answers)
 
-def test_a_failure_of_a_request_sent_before_the_node_became_wary_is_not_the_probes() -> None:
-    """A request sent before the node became wary, failing while a probe is
-    under way, is not the probe's failure: the requests waiting for the
-    probe go ahead when the probe answers, and no second probe is let out
-    while the first runs ("one request at a time")."""
-    health = NodeHealth(backoff=1.0, probe_time=5.0)
+    health = NodeHealth(probe=probe, backoff=1.0)
     node = "http://127.0.0.1:1"
-    assert health.admit(node, last=True) is Admission.GO  # request A, sent before
-    health.failed(node)  # request B failed: wary
-    probing, answer = threading.Event(), threading.Event()
-
-    def probe() -> None:  # request C, in a thread of its own as requests are
-        assert health.admit(node, last=True) is Admission.GO
-        probing.set()
-        answer.wait()
-        health.answered(node)
-
-    prober = threading.Thread(target=probe)
-    prober.start()
-    probing.wait()
-    waited: list[Admission] = []
-    waiter = threading.Thread(target=lambda: waited.append(health.admit(node, last=True)))
-    waiter.start()
-    time.sleep(0.1)
-    health.failed(node)  # A fails now: not the probe
-    second = health.admit(node, last=False)  # the probe still runs
-    answer.set()  # C, the probe, answers
-    prober.join()
-    waiter.join()
-    assert second is Admission.SKIP
-    assert waited == [Admission.GO]
+    for _ in range(5):
+        health.failed(node, f"{node}/dev1/1.fid")
+    deadline = time.monotonic() + 10
+    while health.wary(node) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert not health.wary(node)
+    assert asked == [f"{node}/dev1/1.fid"] * 3
 
 
 def test_a_transient_create_close_error_does_not_start_a_staged_save_over(
@@ -137,13 +97,15 @@ def test_the_last_destination_on_a_wary_node_is_waited_for_mid_upload(
     dev_cluster: DevCluster,
 ) -> None:
     """docs/operating.md: the last destination of an upload is waited for up to
-    ``http_timeout``; a wary node's probe waits 1 s "for its first byte". An
-    upload that probes keeps 1 s for every socket operation of its body:
-    a node that pauses 2 s mid-body fails the save."""
+    ``http_timeout``, also on a node that was wary a moment ago and answered
+    its probe: a node that pauses 2 s mid-body does not fail the save."""
     Admin(dev_cluster.trackers).set_state("node2", 2, "down")  # create_open offers dev1 only
     client = Client("testdomain", dev_cluster.trackers, http_timeout=30.0)
     node = dev_cluster.nodes[0]
-    client.nodes.rest(node.url + "/dev1/x")  # wary
+    client.nodes.rest(node.url + "/dev1/x")  # wary until it answers the probe
+    deadline = time.monotonic() + 10
+    while client.nodes.wary(node.url + "/dev1/x") and time.monotonic() < deadline:
+        time.sleep(0.01)
     data = os.urandom(32 << 20)
     source = io.BytesIO(data)
     read = source.read
@@ -169,14 +131,12 @@ def test_the_last_destination_on_a_wary_node_is_waited_for_mid_upload(
 # Python 3.12+ warns that fork() in a process with threads may deadlock.
 @pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
 def test_node_health_is_usable_in_a_child_forked_while_a_thread_held_its_lock() -> None:
-    """The client is documented fork-safe, and DamagedCopies gives a forked
-    child a lock of its own for this reason. NodeHealth keeps the parent's
-    lock: a fork while another thread is inside failed()/admit()/answered()
-    (here: holds the lock) leaves the child's first request to a wary node
-    blocked for ever."""
-    health = NodeHealth(backoff=1.0, probe_time=5.0)
+    """The client is documented fork-safe: a child forked while another thread
+    holds NodeHealth's lock is not blocked by it, and starts with no wary
+    node (the parent's probe threads do not run in it)."""
+    health = NodeHealth(probe=lambda url: False, backoff=1.0)
     node = "http://127.0.0.1:1"
-    health.failed(node)
+    health.failed(node, f"{node}/x.fid")
     held, release = threading.Event(), threading.Event()
 
     def hold() -> None:
@@ -192,9 +152,9 @@ def test_node_health_is_usable_in_a_child_forked_while_a_thread_held_its_lock() 
     if pid == 0:  # the child: report, never return into pytest
         try:
             signal.alarm(3)  # blocked for ever otherwise
-            health.admit(node, last=False)
-            health.answered(node)
-            os.write(write_end, b"ok")
+            wary = health.wary(node)
+            health.failed(node, f"{node}/x.fid")
+            os.write(write_end, b"wary" if wary else b"ok")
         finally:
             os._exit(0)
     os.close(write_end)
@@ -204,6 +164,7 @@ def test_node_health_is_usable_in_a_child_forked_while_a_thread_held_its_lock() 
     os.close(read_end)
     os.waitpid(pid, 0)
     assert said == b"ok"
+    assert health.wary(node)  # the parent's probe still fails
 
 
 def test_a_node_slower_than_the_probe_but_within_the_progress_timeout_leaves_wary(
@@ -230,6 +191,9 @@ def test_a_node_slower_than_the_probe_but_within_the_progress_timeout_leaves_war
     with client.read_file(key, paths=[url]) as stream:  # not wary: the progress timeout
         assert stream.read() == b"only copy"
     client.nodes.rest(url)  # it failed once (a stall, a reset)
+    deadline = time.monotonic() + 10
+    while client.nodes.wary(url) and time.monotonic() < deadline:
+        time.sleep(0.05)  # the probe's HEAD gets its answer after 1.5 s
     served = 0
     for _ in range(3):
         try:
