@@ -7,8 +7,9 @@ for the file that failed (a HEAD, with the usual timeouts) again and again,
 pausing :data:`PROBE_PAUSE` after a failure that came at once (refused),
 until the node answers. While a probe has been waiting longer than that
 pause, the node is *hanging*: no request is sent to it, and one whose only
-copy or destination is there fails at once (a read: 503) instead of
-holding its thread for the progress timeout. (A node that refuses costs a
+copy or destination is there waits at most :data:`ANSWER_WAIT` for the
+probe to be answered, then fails (a read: 503) instead of holding its
+thread for the progress timeout. (A node that refuses costs a
 request nothing, so one whose last copy is there still tries it: the node
 may be back before the probe sees it.) Any answer, any HTTP status, ends
 the node's wariness. So a hung node costs only the requests under way when
@@ -32,6 +33,10 @@ logger = logging.getLogger(__name__)
 #: Seconds a probe thread pauses after a probe that failed at once.
 PROBE_PAUSE = 0.2
 
+#: Seconds a request whose last copy or destination is on a hanging node
+#: waits for the node to answer its probe (a node resumed a moment ago).
+ANSWER_WAIT = 0.25
+
 #: Asks the node of a URL about that URL: whether it answered at all.
 Probe = Callable[[str], bool]
 
@@ -46,7 +51,7 @@ class NodeHealth:
     def __init__(self, *, probe: Probe, backoff: float) -> None:
         self.probe = probe
         self.backoff = backoff
-        self._wary: set[str] = set()
+        self._wary: dict[str, threading.Event] = {}  # node: set when it answers
         self._probing: dict[str, float] = {}  # node: since when its probe waits
         self._lock = threading.Lock()
         self._pid = os.getpid()
@@ -55,6 +60,11 @@ class NodeHealth:
         """Whether ``node`` failed without an answer and has not answered a probe since."""
         self._forget_the_parents()
         return node in self._wary
+
+    def await_answer(self, node: str) -> bool:
+        """Wait up to :data:`ANSWER_WAIT` for ``node`` to answer; whether it did."""
+        answered = self._wary.get(node)
+        return answered is None or answered.wait(ANSWER_WAIT)
 
     def hanging(self, node: str) -> bool:
         """Whether ``node`` is wary and its probe has been waiting for an answer a while."""
@@ -78,7 +88,7 @@ class NodeHealth:
         with self._lock:
             if node in self._wary:
                 return
-            self._wary.add(node)
+            self._wary[node] = threading.Event()
         logger.warning("storage node %s is not used until it answers a probe", node)
         threading.Thread(
             target=self._probe_until_answered,
@@ -91,7 +101,9 @@ class NodeHealth:
         """``node`` answered: it is no longer wary."""
         if node in self._wary:
             with self._lock:
-                self._wary.discard(node)
+                answered = self._wary.pop(node, None)
+            if answered is not None:
+                answered.set()
 
     def _probe_until_answered(self, node: str, url: str) -> None:
         pid = os.getpid()
@@ -110,6 +122,6 @@ class NodeHealth:
             # A forked child: the parent's probe threads do not run here, and
             # its lock may have been held by a thread that does not exist.
             self._lock = threading.Lock()
-            self._wary = set()
+            self._wary = {}
             self._probing = {}
             self._pid = os.getpid()

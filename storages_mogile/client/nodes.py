@@ -330,7 +330,8 @@ class StorageNodes:
         upload that has another destination, while the last one left
         (``last``) is waited for up to ``http_timeout``.
         """
-        if self.health.hanging(_node(url)):
+        node = _node(url)
+        if self.health.hanging(node) and not (last and self.health.await_answer(node)):
             raise StorageNodeError(
                 f"{method} {url} not sent: the node failed without an answer a moment ago "
                 f"and has not answered a probe since",

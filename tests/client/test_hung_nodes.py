@@ -410,6 +410,7 @@ def test_no_request_goes_to_a_hanging_node(hangable: Hangable) -> None:
         for reader in readers:
             reader.join()
         assert time.monotonic() - started < 2.0  # none waited the progress timeout
+        # (each waited ANSWER_WAIT for the node to answer its probe)
     assert len(failures) == 8
     assert all("has not answered a probe since" in failure for failure in failures)
     client.delete(key)
@@ -430,4 +431,22 @@ def test_a_node_that_comes_back_is_used_again_within_moments(hangable: Hangable)
     assert time.monotonic() - started < PROGRESS * 4  # not the 60 s of backoff
     with client.read_file(key, paths=[hung_url]) as stream:
         assert stream.read() == b"two copies"
+    client.delete(key)
+
+
+def test_a_read_of_a_node_resumed_a_moment_ago_is_served(hangable: Hangable) -> None:
+    """A read whose only copy is on a hanging node waits a moment for the node
+    to answer its probe: one resumed just then serves it (no 503 for a node
+    that is back)."""
+    client = hangable.client(node_progress_timeout=2.0)
+    key = f"hung-resumed/{uuid.uuid4().hex}"
+    hung_url, alive_url = two_copies(client, key, b"two copies")
+    with contextlib.ExitStack() as hung:
+        hung.enter_context(hangable.hang(hung_url))
+        with client.read_file(key, paths=[hung_url, alive_url]) as stream:
+            assert stream.read() == b"two copies"  # the hung node failed once
+        time.sleep(PROBE_PAUSE * 2)  # its probe has waited a while: it hangs
+        threading.Timer(0.05, hung.close).start()  # resumed while the read waits
+        with client.read_file(key, paths=[hung_url]) as stream:
+            assert stream.read() == b"two copies"
     client.delete(key)
