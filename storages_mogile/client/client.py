@@ -24,6 +24,7 @@ from .damaged import DamagedCopies
 from .errors import (
     CloseOutcomeUnknownError,
     KeyExistsError,
+    KeyNotUTF8Error,
     ListingStalledError,
     MogileFSError,
     NoPathsError,
@@ -55,6 +56,10 @@ _REGEX_SPECIAL = frozenset("\\^$|?*+()[]{}")
 #: upload and may still commit it, and a store started over would race it
 #: (CloseOutcomeUnknownError).
 UPLOAD_LOST = frozenset({"size_verify_error"})
+
+#: Tracker codes of a failed database statement: ``db`` (create_open),
+#: ``failure`` (rename, whose store method dies on anything but a duplicate).
+DATABASE_FAILURES = frozenset({"db", "failure"})
 
 #: How many times one store may run create_open, the upload and create_close.
 STORE_ATTEMPTS = 3
@@ -295,7 +300,29 @@ class Client:
 
     def _create_open(self, key: str, cls: str | None) -> dict[str, str]:
         """A new fid for ``key`` and its destinations (create_open, several of them)."""
-        return self._call("create_open", key=key, **{"class": cls}, multi_dest=1)
+        try:
+            return self._call("create_open", key=key, **{"class": cls}, multi_dest=1)
+        except TrackerError as exc:
+            self._raise_if_not_utf8(exc, key)
+            raise
+
+    def _raise_if_not_utf8(self, exc: TrackerError, key: str) -> None:
+        """KeyNotUTF8Error for a database failure on ``key``, a key holding
+        bytes that are not UTF-8: the cause, rather than the bare ``db:
+        Database error`` of a MariaDB/MySQL in strict mode."""
+        if exc.code not in DATABASE_FAILURES or _is_utf8(key):
+            return
+        raise KeyNotUTF8Error(
+            exc.code,
+            f"{exc.message}; the tracker's database refused the key, which holds bytes that "
+            "are not valid UTF-8 (a MariaDB/MySQL text column stores only UTF-8): nothing "
+            "was stored or renamed. Use a UTF-8 key, or let the database store keys as bytes "
+            "(docs/operating.md, Databases)",
+            command=exc.command,
+            tracker=exc.tracker,
+            key=key,
+            domain=self.domain,
+        ) from exc
 
     def _store_once(self, key: str, source: UploadSource, opened: dict[str, str]) -> int:
         """Upload to a destination of ``opened`` and commit it; the fid."""
@@ -861,12 +888,16 @@ class Client:
 
     def _rename_fid(self, fid: int, from_key: str, to_key: str) -> None:
         """Rename the file ``fid`` (under ``from_key``); a lost reply is settled by the fid."""
-        self._call(
-            "rename",
-            from_key=from_key,
-            to_key=to_key,
-            settle=lambda: self._renamed(fid, from_key, to_key),
-        )
+        try:
+            self._call(
+                "rename",
+                from_key=from_key,
+                to_key=to_key,
+                settle=lambda: self._renamed(fid, from_key, to_key),
+            )
+        except TrackerError as exc:
+            self._raise_if_not_utf8(exc, to_key)
+            raise
 
     def _renamed(self, fid: int, from_key: str, to_key: str) -> bool:
         """Whether a rename whose reply was lost moved ``fid`` to ``to_key``.
@@ -949,6 +980,15 @@ def _numbered(reply: dict[str, str], count: str, item: str, command: str) -> lis
 def _key_bytes(key: str) -> bytes:
     """A key as the tracker orders it: its bytes."""
     return key.encode(ENCODING, ERRORS)
+
+
+def _is_utf8(key: str) -> bool:
+    """Whether ``key`` is text, holding no raw (surrogate-escaped) bytes."""
+    try:
+        key.encode(ENCODING)
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _check_seconds(name: str, value: float, *, zero: bool = False) -> None:
