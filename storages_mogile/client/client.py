@@ -792,15 +792,15 @@ class Client:
         self.require_exact(key, info.fid)
         return info
 
-    def require_exact(self, key: str, fid: int) -> None:
-        """UnknownKeyError when the file ``fid``, found for ``key``, is stored
-        under another spelling: it is not ``key``'s file."""
+    def require_exact(self, key: str, fid: int, *, command: str = "file_info") -> None:
+        """UnknownKeyError (for ``command``) when the file ``fid``, found for
+        ``key``, is stored under another spelling: it is not ``key``'s file."""
         if self.spelt_otherwise(key, fid):
             raise tracker_error(
                 "unknown_key",
                 f"the tracker holds key {key!r} only under another spelling that its "
                 "database calls equal (letter case, accents, trailing spaces)",
-                command="file_info",
+                command=command,
                 key=key,
                 domain=self.domain,
             )
@@ -875,14 +875,24 @@ class Client:
         a taken key twice, and its stray second reply costs the next request
         of some client its connection (docs/client.md). The file's fid is
         looked up too, to tell after a lost reply where the file is now.
+
+        Only exactly ``from_key`` is renamed: on a tracker whose database
+        calls other spellings equal (MariaDB), a ``from_key`` stored only
+        under another spelling is UnknownKeyError, and a ``to_key`` held under
+        another spelling by another file is KeyExistsError. A ``to_key`` that
+        spells ``from_key`` otherwise (``Photo.JPG`` to ``photo.jpg``) changes
+        its spelling.
         """
         from_key, to_key = _check_key(from_key), _check_key(to_key)
         fid = self._fid_or_none(from_key)
         if fid is None:
             raise self._refusal("unknown_key", "rename", from_key)
+        self.require_exact(from_key, fid, command="rename")
         if from_key == to_key:
             return  # the tracker answers OK and changes nothing
-        if self._fid_or_none(to_key) is not None:
+        # The same fid: to_key is another spelling of from_key, which the
+        # tracker's database calls equal; the rename changes the spelling.
+        if self._fid_or_none(to_key) not in (None, fid):
             raise self._refusal("key_exists", "rename", to_key)
         self._rename_fid(fid, from_key, to_key)
 

@@ -15,7 +15,7 @@ from itertools import islice
 
 import pytest
 
-from storages_mogile.client import Client, ListingStalledError, UnknownKeyError
+from storages_mogile.client import Client, KeyExistsError, ListingStalledError, UnknownKeyError
 from storages_mogile.client.protocol import encode_ok
 
 from .conftest import Keys
@@ -79,3 +79,27 @@ def test_a_page_that_makes_no_progress_is_an_error(same_page_tracker: str, prefi
         with pytest.raises(ListingStalledError, match="would never end") as raised:
             list(islice(listing, 10))
     assert raised.value.after == "a/2"
+
+
+def test_rename_moves_only_the_exact_key(client: Client, keys: Keys) -> None:
+    """A tracker on MariaDB finds ``Photo.JPG`` for ``photo.jpg``: renaming
+    ``photo.jpg`` must not move it, nor a rename onto ``photo.jpg`` replace it."""
+    client.store_content(keys("Photo.JPG"), b"photo")
+    client.store_content(keys("other"), b"other")
+    with pytest.raises(UnknownKeyError):
+        client.rename(keys("photo.jpg"), keys("moved"))
+    try:
+        client.rename(keys("other"), keys("photo.jpg"))
+        other = keys("photo.jpg")  # a tracker that compares bytes: a free key
+    except KeyExistsError:
+        other = keys("other")  # one key to the tracker: taken
+    assert client.get_file_data(keys("Photo.JPG")) == b"photo"
+    assert client.get_file_data(other) == b"other"
+    assert sorted(client.iter_keys(keys())) == sorted([keys("Photo.JPG"), other])
+
+
+def test_rename_to_another_spelling_of_the_same_key(client: Client, keys: Keys) -> None:
+    client.store_content(keys("Report.TXT"), b"report")
+    client.rename(keys("Report.TXT"), keys("report.txt"))
+    assert list(client.iter_keys(keys())) == [keys("report.txt")]
+    assert client.get_file_data(keys("report.txt")) == b"report"
