@@ -47,7 +47,7 @@ logger = logging.getLogger(__name__)
 
 # Characters that make a list_keys prefix mean something else as a Perl
 # regex, which is how the tracker checks that "after" matches the prefix.
-_REGEX_SPECIAL = frozenset("\\^$|?*+()[]{}")
+_REGEX_SPECIAL = re.compile(r"[\\^$|?*+()\[\]{}]")
 
 #: create_close refusals that mean the upload is lost but nothing was
 #: stored: the tracker could not check it on its node (the node went away
@@ -696,13 +696,21 @@ class Client:
         """
         if not prefix:
             yield from self._pages(None, page_size)
-        elif _REGEX_SPECIAL.intersection(prefix):
-            yield from self._scan_keys(prefix, page_size)
-        else:
-            yield from (key for key in self._pages(prefix, page_size) if key.startswith(prefix))
+            return
+        bound = _key_bytes(prefix)
+        for key in self._pages(_regex_free_head(prefix) or None, page_size, first=prefix):
+            if key.startswith(prefix):
+                yield key
+            elif self.compares_bytes and _key_bytes(key) > bound:
+                return  # in byte order, no key starting with the prefix follows
 
-    def _pages(self, prefix: str | None, page_size: int) -> Iterator[str]:
+    def _pages(
+        self, prefix: str | None, page_size: int, *, first: str | None = None
+    ) -> Iterator[str]:
         """The keys of list_keys pages by ``prefix``, as the tracker matches it.
+
+        The first page may be asked for by ``first``, a longer prefix
+        starting with ``prefix``: the keys before it are of no interest.
 
         Each page goes on after the last key of the one before (not after
         the tracker's ``next_after``, which is the page's byte-wise greatest
@@ -716,7 +724,7 @@ class Client:
         the listing goes on right before the prefix if that is still ahead,
         and has ended if it is behind.
         """
-        keys = self._list_page(prefix, None, page_size)
+        keys = self._list_page(first or prefix, None, page_size)
         previous: str | None = None
         while keys:
             last = keys[-1]
@@ -818,27 +826,6 @@ class Client:
                 "would replace that file. Save under another name (docs/operating.md).",
                 key=key,
             )
-
-    def _scan_keys(self, prefix: str, page_size: int) -> Iterator[str]:
-        """iter_keys for a prefix the tracker would misread as a regex.
-
-        Only the first page is asked for by prefix; the following ones are
-        asked for by ``after`` alone and filtered here, stopping at the first
-        key past the prefix's range.
-        """
-        keys = self._list_page(prefix, None, page_size)
-        yield from (key for key in keys if key.startswith(prefix))
-        bound = _key_bytes(prefix)
-        while keys:
-            after = keys[-1]
-            keys = self._list_page(None, after, page_size)
-            if keys and keys[-1] == after:
-                self._stalled(None, after)
-            for key in keys:
-                if key.startswith(prefix):
-                    yield key
-                elif _key_bytes(key) > bound:
-                    return
 
     def _stalled(self, prefix: str | None, after: str | None) -> NoReturn:
         """A listing whose next page (by ``prefix``, after ``after``) made no progress."""
@@ -990,6 +977,12 @@ def _numbered(reply: dict[str, str], count: str, item: str, command: str) -> lis
 def _key_bytes(key: str) -> bytes:
     """A key as the tracker orders it: its bytes."""
     return key.encode(ENCODING, ERRORS)
+
+
+def _regex_free_head(prefix: str) -> str:
+    """The part of ``prefix`` before its first regex character: a prefix the
+    tracker's check of ``after`` reads as the text it is."""
+    return _REGEX_SPECIAL.split(prefix, maxsplit=1)[0]
 
 
 def _is_utf8(key: str) -> bool:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import socketserver
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from itertools import islice
+from itertools import chain, islice
 
 import pytest
 
@@ -103,3 +103,47 @@ def test_rename_to_another_spelling_of_the_same_key(client: Client, keys: Keys) 
     client.rename(keys("Report.TXT"), keys("report.txt"))
     assert list(client.iter_keys(keys())) == [keys("report.txt")]
     assert client.get_file_data(keys("report.txt")) == b"report"
+
+
+# Prefixes that mean something else to the tracker: LIKE wildcards (escaped
+# by mogilefsd) and Perl regex characters (the tracker's check of "after").
+SPECIAL_NAMES = ["100%", "a_b", "back\\slash", "a.b", "a*b", "x+y", "(p)", "[q]", "{2}", "^s", "t$", "u|v", "w?", "(R)", "B_C", "Ü.x"]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def special_keys(mogile_target) -> Iterator[tuple[Keys, dict[str, list[str]]]]:
+    """For each special name: 5 keys under ``<name>/``; between them and
+    after them, keys under the name in swapped case and with its special
+    characters as letters (what a folding database or a wildcard takes for
+    the name; the indexes differ, else they would be one key on MariaDB)."""
+    with Client(mogile_target.domain, mogile_target.trackers) as client:
+        made = Keys(client)
+        under = {
+            name: [made(f"{name}/{index}") for index in (0, 2, 4, 6, 8)] for name in SPECIAL_NAMES
+        }
+        decoys = [
+            made(f"{other}/{index}")
+            for name in SPECIAL_NAMES
+            for other in {name.swapcase(), "".join(c if c.isalnum() else "x" for c in name)}
+            if other != name
+            for index in (1, 5, 9)
+        ]
+        with ThreadPoolExecutor(8) as pool:
+            list(
+                pool.map(
+                    lambda key: client.store_content(key, b"."), [*chain(*under.values()), *decoys]
+                )
+            )
+        yield made, under
+        made.cleanup()
+
+
+@pytest.mark.parametrize("page_size", [1000, 2, 1])
+def test_a_prefix_of_special_characters_lists_its_keys_once(
+    client: Client, special_keys, page_size: int
+) -> None:
+    made, under = special_keys
+    for name, expected in under.items():
+        listing = client.iter_keys(made(f"{name}/"), page_size=page_size)
+        listed = list(islice(listing, 2 * len(expected) + 1))  # a repeating listing must end
+        assert sorted(listed) == expected, name
