@@ -24,17 +24,21 @@ from .fakes import serve_handler
 COUNT = 1200  # more than a tracker's page of 1000
 
 
-@pytest.fixture
-def spellings(client: Client, keys: Keys) -> Iterator[tuple[list[str], list[str]]]:
-    """COUNT keys alternating between the test's prefix and its upper-case spelling."""
-    upper = keys.prefix.upper()
-    lower_keys = [keys(f"{index:04d}") for index in range(0, COUNT, 2)]
-    upper_keys = [f"{upper}{index:04d}" for index in range(1, COUNT, 2)]
-    with ThreadPoolExecutor(8) as pool:
-        list(pool.map(lambda key: client.store_content(key, b"."), lower_keys + upper_keys))
-    yield lower_keys, upper_keys
-    with ThreadPoolExecutor(8) as pool:
-        list(pool.map(lambda key: _delete(client, key), upper_keys))
+@pytest.fixture(scope="module")
+def spellings(mogile_target) -> Iterator[tuple[list[str], list[str]]]:
+    """COUNT keys alternating between a prefix and its upper-case spelling
+    (stored once for the page sizes: thousands of stores on a real tracker)."""
+    with Client(mogile_target.domain, mogile_target.trackers) as client:
+        keys = Keys(client)
+        upper = keys.prefix.upper()
+        lower_keys = [keys(f"{index:04d}") for index in range(0, COUNT, 2)]
+        upper_keys = [f"{upper}{index:04d}" for index in range(1, COUNT, 2)]
+        with ThreadPoolExecutor(8) as pool:
+            list(pool.map(lambda key: client.store_content(key, b"."), lower_keys + upper_keys))
+        yield lower_keys, upper_keys
+        with ThreadPoolExecutor(8) as pool:
+            list(pool.map(lambda key: _delete(client, key), upper_keys))
+        keys.cleanup()
 
 
 def _delete(client: Client, key: str) -> None:
