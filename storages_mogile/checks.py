@@ -12,12 +12,16 @@ carries the tag ``mogilefs``:
 * asking the trackers, with ``manage.py check --deploy`` (only them:
   ``--deploy --tag mogilefs``): the trackers answer, the domain and every
   class a field uses exist with the copies and hash type ``MOGILEFS_CLASSES`` declares,
-  every such class is declared there (as ``mogilefs_setup`` requires), and
-  enough writable devices on distinct hosts for the largest class.
+  every such class is declared there (as ``mogilefs_setup`` requires),
+  enough writable devices on distinct hosts for the largest class, and
+  whether the trackers' database takes other spellings of a key for the
+  key (a probe key stored and deleted again).
 """
 
 from __future__ import annotations
 
+import time
+import uuid
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -27,8 +31,8 @@ from django.core import checks
 from django.core.exceptions import ImproperlyConfigured
 from django.urls import Resolver404, resolve
 
-from storages_mogile.backends.mogile import MogileFSStorage
-from storages_mogile.client import Admin, ClassInfo, MogileFSError
+from storages_mogile.backends.mogile import STAGING_DIR, MogileFSStorage
+from storages_mogile.client import Admin, ClassInfo, Client, MogileFSError, UnknownKeyError
 from storages_mogile.clusters import (
     DeclaredClass,
     declared_classes,
@@ -220,7 +224,8 @@ def _caches_behind_a_hook(options: ServeOptions) -> bool:
 
 @checks.register(TAG, deploy=True)
 def check_cluster(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
-    """Ask the trackers: reachable, domain and classes, writable devices (E010-E015, E018)."""
+    """Ask the trackers: reachable, domain and classes, writable devices (E010-E015,
+    E018); keys of other spellings taken for one key (W004, W005)."""
     messages: list[checks.CheckMessage] = []
     for cluster in project_clusters():
         messages.extend(_check_one_cluster(cluster.trackers, cluster.domain, cluster.classes))
@@ -255,7 +260,67 @@ def _check_one_cluster(
         ]
     messages = _classes(domain, existing, classes)
     messages.extend(_devices(domain, domains[domain], classes, hosts, devices))
+    messages.extend(_key_spellings(trackers, domain))
     return messages
+
+
+def _key_spellings(trackers: tuple[str, ...], domain: str) -> list[checks.CheckMessage]:
+    """W004: the trackers take keys that differ in case, trailing spaces or accents
+    for one key; W005: the probe that finds out failed."""
+    probe = f"{STAGING_DIR}/{int(time.time())}-{uuid.uuid4().hex}-check-Probe"
+    try:
+        with Client(domain, list(trackers), timeout=5.0) as client:
+            folded = _folded_spellings(client, probe)
+    except MogileFSError as exc:
+        return [
+            checks.Warning(
+                f"Could not find out whether the MogileFS trackers {', '.join(trackers)} take "
+                f"keys of other spellings for one key: storing, reading or deleting the probe "
+                f"key {probe!r} in domain {domain!r} failed: {exc}",
+                hint="Run 'manage.py check --deploy' again once the cluster stores files; "
+                "delete the probe key if it is left.",
+                id="storages_mogile.W005",
+            )
+        ]
+    if not folded:
+        return []
+    return [
+        checks.Warning(
+            f"The MogileFS trackers {', '.join(trackers)} take keys that differ only in "
+            f"{', '.join(folded)} for one key (domain {domain!r}): their database compares "
+            "keys by a collation, like MariaDB's and MySQL's utf8mb4_general_ci. The storage "
+            "still keeps each name to its own file, at one more tracker request per read, "
+            "exists, delete and overwriting save, and saves 'photo.jpg' beside 'Photo.JPG' "
+            "under another name; other programs on the domain replace each other's files.",
+            hint="Make the database compare keys as bytes: ALTER TABLE file MODIFY dkey "
+            "VARBINARY(255); ALTER TABLE tempfile MODIFY dkey VARBINARY(255); "
+            "(docs/operating.md, 'Databases').",
+            id="storages_mogile.W004",
+        )
+    ]
+
+
+def _folded_spellings(client: Client, key: str) -> list[str]:
+    """What the tracker folds: ``key`` is stored, its other spellings are looked
+    up (the same fid: one key to the tracker), and it is deleted again."""
+    variants = {
+        "letter case": key.swapcase(),
+        "trailing spaces": key + " ",
+        "accents": key[:-1] + "é",
+    }
+    client.store_content(key, b"storages-mogile check --deploy")
+    try:
+        fid = client.file_info(key).fid
+        return [what for what, variant in variants.items() if _fid(client, variant) == fid]
+    finally:
+        client.delete(key)
+
+
+def _fid(client: Client, key: str) -> int | None:
+    try:
+        return client.file_info(key).fid
+    except UnknownKeyError:
+        return None
 
 
 def _classes(

@@ -6,13 +6,15 @@ import io
 import os
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import pytest
 from django.core import checks
 from django.core.management import CommandError, call_command
 
-from storages_mogile.client import Admin
+from storages_mogile.backends.mogile import STAGING_DIR
+from storages_mogile.client import Admin, Client, UnknownKeyError
 from storages_mogile.devserver import DevCluster
 from tests.client.fakes import closed_port
 from tests.conftest import TEST_DOMAIN, Target
@@ -21,12 +23,19 @@ MOGILEFS = "storages_mogile.backends.mogile.MogileFSStorage"
 STATIC = {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}
 
 
-def ids(deploy: bool = False) -> set[str]:
-    """The ids of what the mogilefs-tagged checks report."""
-    return {
-        message.id
+def reported(deploy: bool = False) -> list[checks.CheckMessage]:
+    """What the mogilefs-tagged checks report, but W004, which depends on the
+    tracker's database (test_w004 tests it)."""
+    return [
+        message
         for message in checks.run_checks(tags=["mogilefs"], include_deployment_checks=deploy)
-    }
+        if message.id != "storages_mogile.W004"
+    ]
+
+
+def ids(deploy: bool = False) -> set[str]:
+    """The ids of what the mogilefs-tagged checks report (but W004)."""
+    return {message.id for message in reported(deploy)}
 
 
 def use_mogilefs(settings, trackers: list[str], **options: object) -> None:
@@ -149,6 +158,40 @@ def test_e014_fewer_writable_hosts_than_copies(settings, dev_cluster: DevCluster
     assert ids(deploy=True) == {"storages_mogile.E014"}  # 2 copies, 1 writable host
 
 
+def test_w004_a_tracker_that_takes_other_spellings_for_one_key(settings, mogile_target) -> None:
+    """On MariaDB (utf8mb4_general_ci) ``Case`` and ``cASE`` are one key; the
+    check finds out with a probe key of its own, and deletes it."""
+    use_mogilefs(settings, mogile_target.trackers)
+    with Client(TEST_DOMAIN, mogile_target.trackers) as client:
+        key = f"w004-{uuid.uuid4().hex}/Case"
+        client.store_content(key, b".")
+        try:
+            folds = _fid(client, key.swapcase()) == client.file_info(key).fid
+        finally:
+            client.delete(key)
+        messages = checks.run_checks(tags=["mogilefs"], include_deployment_checks=True)
+        assert [message.id for message in messages] == ["storages_mogile.W004"] * folds
+        if folds:
+            assert "differ only in letter case, trailing spaces, accents" in messages[0].msg
+            assert "ALTER TABLE file MODIFY dkey VARBINARY(255)" in messages[0].hint
+        assert not any(key.endswith("Probe") for key in client.iter_keys(f"{STAGING_DIR}/"))
+
+
+def _fid(client: Client, key: str) -> int | None:
+    try:
+        return client.file_info(key).fid
+    except UnknownKeyError:
+        return None
+
+
+def test_w005_the_probe_of_key_spellings_fails(settings, dev_cluster: DevCluster) -> None:
+    use_mogilefs(settings, dev_cluster.trackers)
+    with Admin(dev_cluster.trackers) as admin:
+        admin.set_state("node1", 1, "down")
+        admin.set_state("node2", 2, "down")
+    assert ids(deploy=True) == {"storages_mogile.E014", "storages_mogile.W005"}
+
+
 @pytest.mark.parametrize("declared", [None, {}, {"thumb": 1}])
 def test_e018_a_class_used_but_not_declared_as_mogilefs_setup_refuses(
     settings, mogile_target: Target, declared
@@ -156,7 +199,7 @@ def test_e018_a_class_used_but_not_declared_as_mogilefs_setup_refuses(
     use_mogilefs(settings, mogile_target.trackers, mogile_class="avatar")
     settings.MOGILEFS_CLASSES = declared
     assert ids() == set()  # declaring classes is for deploying: no network, no message
-    messages = checks.run_checks(tags=["mogilefs"], include_deployment_checks=True)
+    messages = reported(deploy=True)
     assert [message.id for message in messages] == ["storages_mogile.E018"]
     assert "'avatar'" in messages[0].msg and "MOGILEFS_CLASSES" in messages[0].hint
     with pytest.raises(CommandError, match="'avatar'.*MOGILEFS_CLASSES"):

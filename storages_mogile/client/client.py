@@ -24,6 +24,7 @@ from .damaged import DamagedCopies
 from .errors import (
     CloseOutcomeUnknownError,
     KeyExistsError,
+    KeyNotUTF8Error,
     ListingStalledError,
     MogileFSError,
     NoPathsError,
@@ -46,7 +47,7 @@ logger = logging.getLogger(__name__)
 
 # Characters that make a list_keys prefix mean something else as a Perl
 # regex, which is how the tracker checks that "after" matches the prefix.
-_REGEX_SPECIAL = frozenset("\\^$|?*+()[]{}")
+_REGEX_SPECIAL = re.compile(r"[\\^$|?*+()\[\]{}]")
 
 #: create_close refusals that mean the upload is lost but nothing was
 #: stored: the tracker could not check it on its node (the node went away
@@ -55,6 +56,10 @@ _REGEX_SPECIAL = frozenset("\\^$|?*+()[]{}")
 #: upload and may still commit it, and a store started over would race it
 #: (CloseOutcomeUnknownError).
 UPLOAD_LOST = frozenset({"size_verify_error"})
+
+#: Tracker codes of a failed database statement: ``db`` (create_open),
+#: ``failure`` (rename, whose store method dies on anything but a duplicate).
+DATABASE_FAILURES = frozenset({"db", "failure"})
 
 #: How many times one store may run create_open, the upload and create_close.
 STORE_ATTEMPTS = 3
@@ -339,7 +344,29 @@ class Client:
 
     def _create_open(self, key: str, cls: str | None) -> dict[str, str]:
         """A new fid for ``key`` and its destinations (create_open, several of them)."""
-        return self._call("create_open", key=key, **{"class": cls}, multi_dest=1)
+        try:
+            return self._call("create_open", key=key, **{"class": cls}, multi_dest=1)
+        except TrackerError as exc:
+            self._raise_if_not_utf8(exc, key)
+            raise
+
+    def _raise_if_not_utf8(self, exc: TrackerError, key: str) -> None:
+        """KeyNotUTF8Error for a database failure on ``key``, a key holding
+        bytes that are not UTF-8: the cause, rather than the bare ``db:
+        Database error`` of a MariaDB/MySQL in strict mode."""
+        if exc.code not in DATABASE_FAILURES or _is_utf8(key):
+            return
+        raise KeyNotUTF8Error(
+            exc.code,
+            f"{exc.message}; the tracker's database refused the key, which holds bytes that "
+            "are not valid UTF-8 (a MariaDB/MySQL text column stores only UTF-8): nothing "
+            "was stored or renamed. Use a UTF-8 key, or let the database store keys as bytes "
+            "(docs/operating.md, Databases)",
+            command=exc.command,
+            tracker=exc.tracker,
+            key=key,
+            domain=self.domain,
+        ) from exc
 
     def _store_once(
         self, key: str, source: UploadSource, opened: dict[str, str], *, abandon: bool
@@ -727,13 +754,21 @@ class Client:
         """
         if not prefix:
             yield from self._pages(None, page_size)
-        elif _REGEX_SPECIAL.intersection(prefix):
-            yield from self._scan_keys(prefix, page_size)
-        else:
-            yield from (key for key in self._pages(prefix, page_size) if key.startswith(prefix))
+            return
+        bound = _key_bytes(prefix)
+        for key in self._pages(_regex_free_head(prefix) or None, page_size, first=prefix):
+            if key.startswith(prefix):
+                yield key
+            elif self.compares_bytes and _key_bytes(key) > bound:
+                return  # in byte order, no key starting with the prefix follows
 
-    def _pages(self, prefix: str | None, page_size: int) -> Iterator[str]:
+    def _pages(
+        self, prefix: str | None, page_size: int, *, first: str | None = None
+    ) -> Iterator[str]:
         """The keys of list_keys pages by ``prefix``, as the tracker matches it.
+
+        The first page may be asked for by ``first``, a longer prefix
+        starting with ``prefix``: the keys before it are of no interest.
 
         Each page goes on after the last key of the one before (not after
         the tracker's ``next_after``, which is the page's byte-wise greatest
@@ -747,7 +782,7 @@ class Client:
         the listing goes on right before the prefix if that is still ahead,
         and has ended if it is behind.
         """
-        keys = self._list_page(prefix, None, page_size)
+        keys = self._list_page(first or prefix, None, page_size)
         previous: str | None = None
         while keys:
             last = keys[-1]
@@ -823,15 +858,15 @@ class Client:
         self.require_exact(key, info.fid)
         return info
 
-    def require_exact(self, key: str, fid: int) -> None:
-        """UnknownKeyError when the file ``fid``, found for ``key``, is stored
-        under another spelling: it is not ``key``'s file."""
+    def require_exact(self, key: str, fid: int, *, command: str = "file_info") -> None:
+        """UnknownKeyError (for ``command``) when the file ``fid``, found for
+        ``key``, is stored under another spelling: it is not ``key``'s file."""
         if self.spelt_otherwise(key, fid):
             raise tracker_error(
                 "unknown_key",
                 f"the tracker holds key {key!r} only under another spelling that its "
                 "database calls equal (letter case, accents, trailing spaces)",
-                command="file_info",
+                command=command,
                 key=key,
                 domain=self.domain,
             )
@@ -849,27 +884,6 @@ class Client:
                 "would replace that file. Save under another name (docs/operating.md).",
                 key=key,
             )
-
-    def _scan_keys(self, prefix: str, page_size: int) -> Iterator[str]:
-        """iter_keys for a prefix the tracker would misread as a regex.
-
-        Only the first page is asked for by prefix; the following ones are
-        asked for by ``after`` alone and filtered here, stopping at the first
-        key past the prefix's range.
-        """
-        keys = self._list_page(prefix, None, page_size)
-        yield from (key for key in keys if key.startswith(prefix))
-        bound = _key_bytes(prefix)
-        while keys:
-            after = keys[-1]
-            keys = self._list_page(None, after, page_size)
-            if keys and keys[-1] == after:
-                self._stalled(None, after)
-            for key in keys:
-                if key.startswith(prefix):
-                    yield key
-                elif _key_bytes(key) > bound:
-                    return
 
     def _stalled(self, prefix: str | None, after: str | None) -> NoReturn:
         """A listing whose next page (by ``prefix``, after ``after``) made no progress."""
@@ -906,25 +920,39 @@ class Client:
         a taken key twice, and its stray second reply costs the next request
         of some client its connection (docs/client.md). The file's fid is
         looked up too, to tell after a lost reply where the file is now.
+
+        Only exactly ``from_key`` is renamed: on a tracker whose database
+        calls other spellings equal (MariaDB), a ``from_key`` stored only
+        under another spelling is UnknownKeyError, and a ``to_key`` held under
+        another spelling by another file is KeyExistsError. A ``to_key`` that
+        spells ``from_key`` otherwise (``Photo.JPG`` to ``photo.jpg``) changes
+        its spelling.
         """
         from_key, to_key = _check_key(from_key), _check_key(to_key)
         fid = self._fid_or_none(from_key)
         if fid is None:
             raise self._refusal("unknown_key", "rename", from_key)
+        self.require_exact(from_key, fid, command="rename")
         if from_key == to_key:
             return  # the tracker answers OK and changes nothing
-        if self._fid_or_none(to_key) is not None:
+        # The same fid: to_key is another spelling of from_key, which the
+        # tracker's database calls equal; the rename changes the spelling.
+        if self._fid_or_none(to_key) not in (None, fid):
             raise self._refusal("key_exists", "rename", to_key)
         self._rename_fid(fid, from_key, to_key)
 
     def _rename_fid(self, fid: int, from_key: str, to_key: str) -> None:
         """Rename the file ``fid`` (under ``from_key``); a lost reply is settled by the fid."""
-        self._call(
-            "rename",
-            from_key=from_key,
-            to_key=to_key,
-            settle=lambda: self._renamed(fid, from_key, to_key),
-        )
+        try:
+            self._call(
+                "rename",
+                from_key=from_key,
+                to_key=to_key,
+                settle=lambda: self._renamed(fid, from_key, to_key),
+            )
+        except TrackerError as exc:
+            self._raise_if_not_utf8(exc, to_key)
+            raise
 
     def _renamed(self, fid: int, from_key: str, to_key: str) -> bool:
         """Whether a rename whose reply was lost moved ``fid`` to ``to_key``.
@@ -1014,6 +1042,21 @@ def _numbered(reply: dict[str, str], count: str, item: str, command: str) -> lis
 def _key_bytes(key: str) -> bytes:
     """A key as the tracker orders it: its bytes."""
     return key.encode(ENCODING, ERRORS)
+
+
+def _regex_free_head(prefix: str) -> str:
+    """The part of ``prefix`` before its first regex character: a prefix the
+    tracker's check of ``after`` reads as the text it is."""
+    return _REGEX_SPECIAL.split(prefix, maxsplit=1)[0]
+
+
+def _is_utf8(key: str) -> bool:
+    """Whether ``key`` is text, holding no raw (surrogate-escaped) bytes."""
+    try:
+        key.encode(ENCODING)
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _check_seconds(name: str, value: float, *, zero: bool = False) -> None:

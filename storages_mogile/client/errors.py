@@ -212,3 +212,11 @@ class SpellingTakenError(MogileFSError, FileExistsError):
     def __init__(self, message: str, *, key: str) -> None:
         self.key = key
         super().__init__(message)
+
+
+class KeyNotUTF8Error(TrackerError, ValueError):
+    """The tracker's database refused ``key``, which holds bytes that are not
+    valid UTF-8: a MariaDB/MySQL text column in strict mode stores only
+    UTF-8. Nothing was stored or renamed. ``code`` is the tracker's
+    (``db`` from ``create_open``, ``failure`` from ``rename``).
+    """

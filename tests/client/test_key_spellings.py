@@ -11,11 +11,11 @@ from __future__ import annotations
 import socketserver
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from itertools import islice
+from itertools import chain, islice
 
 import pytest
 
-from storages_mogile.client import Client, ListingStalledError, UnknownKeyError
+from storages_mogile.client import Client, KeyExistsError, ListingStalledError, UnknownKeyError
 from storages_mogile.client.protocol import encode_ok
 
 from .conftest import Keys
@@ -24,17 +24,21 @@ from .fakes import serve_handler
 COUNT = 1200  # more than a tracker's page of 1000
 
 
-@pytest.fixture
-def spellings(client: Client, keys: Keys) -> Iterator[tuple[list[str], list[str]]]:
-    """COUNT keys alternating between the test's prefix and its upper-case spelling."""
-    upper = keys.prefix.upper()
-    lower_keys = [keys(f"{index:04d}") for index in range(0, COUNT, 2)]
-    upper_keys = [f"{upper}{index:04d}" for index in range(1, COUNT, 2)]
-    with ThreadPoolExecutor(8) as pool:
-        list(pool.map(lambda key: client.store_content(key, b"."), lower_keys + upper_keys))
-    yield lower_keys, upper_keys
-    with ThreadPoolExecutor(8) as pool:
-        list(pool.map(lambda key: _delete(client, key), upper_keys))
+@pytest.fixture(scope="module")
+def spellings(mogile_target) -> Iterator[tuple[list[str], list[str]]]:
+    """COUNT keys alternating between a prefix and its upper-case spelling
+    (stored once for the page sizes: thousands of stores on a real tracker)."""
+    with Client(mogile_target.domain, mogile_target.trackers) as client:
+        keys = Keys(client)
+        upper = keys.prefix.upper()
+        lower_keys = [keys(f"{index:04d}") for index in range(0, COUNT, 2)]
+        upper_keys = [f"{upper}{index:04d}" for index in range(1, COUNT, 2)]
+        with ThreadPoolExecutor(8) as pool:
+            list(pool.map(lambda key: client.store_content(key, b"."), lower_keys + upper_keys))
+        yield lower_keys, upper_keys
+        with ThreadPoolExecutor(8) as pool:
+            list(pool.map(lambda key: _delete(client, key), upper_keys))
+        keys.cleanup()
 
 
 def _delete(client: Client, key: str) -> None:
@@ -79,3 +83,71 @@ def test_a_page_that_makes_no_progress_is_an_error(same_page_tracker: str, prefi
         with pytest.raises(ListingStalledError, match="would never end") as raised:
             list(islice(listing, 10))
     assert raised.value.after == "a/2"
+
+
+def test_rename_moves_only_the_exact_key(client: Client, keys: Keys) -> None:
+    """A tracker on MariaDB finds ``Photo.JPG`` for ``photo.jpg``: renaming
+    ``photo.jpg`` must not move it, nor a rename onto ``photo.jpg`` replace it."""
+    client.store_content(keys("Photo.JPG"), b"photo")
+    client.store_content(keys("other"), b"other")
+    with pytest.raises(UnknownKeyError):
+        client.rename(keys("photo.jpg"), keys("moved"))
+    try:
+        client.rename(keys("other"), keys("photo.jpg"))
+        other = keys("photo.jpg")  # a tracker that compares bytes: a free key
+    except KeyExistsError:
+        other = keys("other")  # one key to the tracker: taken
+    assert client.get_file_data(keys("Photo.JPG")) == b"photo"
+    assert client.get_file_data(other) == b"other"
+    assert sorted(client.iter_keys(keys())) == sorted([keys("Photo.JPG"), other])
+
+
+def test_rename_to_another_spelling_of_the_same_key(client: Client, keys: Keys) -> None:
+    client.store_content(keys("Report.TXT"), b"report")
+    client.rename(keys("Report.TXT"), keys("report.txt"))
+    assert list(client.iter_keys(keys())) == [keys("report.txt")]
+    assert client.get_file_data(keys("report.txt")) == b"report"
+
+
+# Prefixes that mean something else to the tracker: LIKE wildcards (escaped
+# by mogilefsd) and Perl regex characters (the tracker's check of "after").
+SPECIAL_NAMES = ["100%", "a_b", "back\\slash", "a.b", "a*b", "x+y", "(p)", "[q]", "{2}", "^s", "t$", "u|v", "w?", "(R)", "B_C", "Ü.x"]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def special_keys(mogile_target) -> Iterator[tuple[Keys, dict[str, list[str]]]]:
+    """For each special name: 5 keys under ``<name>/``; between them and
+    after them, keys under the name in swapped case and with its special
+    characters as letters (what a folding database or a wildcard takes for
+    the name; the indexes differ, else they would be one key on MariaDB)."""
+    with Client(mogile_target.domain, mogile_target.trackers) as client:
+        made = Keys(client)
+        under = {
+            name: [made(f"{name}/{index}") for index in (0, 2, 4, 6, 8)] for name in SPECIAL_NAMES
+        }
+        decoys = [
+            made(f"{other}/{index}")
+            for name in SPECIAL_NAMES
+            for other in {name.swapcase(), "".join(c if c.isalnum() else "x" for c in name)}
+            if other != name
+            for index in (1, 5, 9)
+        ]
+        with ThreadPoolExecutor(8) as pool:
+            list(
+                pool.map(
+                    lambda key: client.store_content(key, b"."), [*chain(*under.values()), *decoys]
+                )
+            )
+        yield made, under
+        made.cleanup()
+
+
+@pytest.mark.parametrize("page_size", [1000, 2, 1])
+def test_a_prefix_of_special_characters_lists_its_keys_once(
+    client: Client, special_keys, page_size: int
+) -> None:
+    made, under = special_keys
+    for name, expected in under.items():
+        listing = client.iter_keys(made(f"{name}/"), page_size=page_size)
+        listed = list(islice(listing, 2 * len(expected) + 1))  # a repeating listing must end
+        assert sorted(listed) == expected, name

@@ -18,6 +18,7 @@ import pytest
 from storages_mogile.client import (
     Client,
     KeyExistsError,
+    KeyNotUTF8Error,
     NoPathsError,
     UnknownClassError,
     UnknownDomainError,
@@ -40,13 +41,14 @@ NASTY_KEYS = [
     "line\nbreak",
     "cr\rlf\r\n",
     "tab\there",
-    "nul\0byte",
     "~!*()'\"<>`;@",
     "back\\slash",
     "//double//slash/",
     "..",
-    b"raw \xff\xfe bytes".decode("utf-8", "surrogateescape"),
 ]
+
+# Another program's key: bytes that are not UTF-8, as surrogate escapes.
+RAW_KEY = b"raw \xff\xfe bytes".decode("utf-8", "surrogateescape")
 
 
 def wait_for(condition, timeout: float = 15.0, interval: float = 0.1) -> None:
@@ -135,6 +137,47 @@ def test_any_key_round_trips(client: Client, keys: Keys, name: str) -> None:
     client.delete(key)
     with pytest.raises(UnknownKeyError):
         client.get_paths(key)
+
+
+def test_a_raw_bytes_key_round_trips_or_is_refused_for_its_bytes(
+    client: Client, keys: Keys
+) -> None:
+    """A tracker on SQLite or PostgreSQL stores any bytes; one on MariaDB/MySQL
+    (strict mode) refuses bytes that are not UTF-8: the error says so, and
+    nothing stored is lost."""
+    client.store_content(keys("kept"), b"kept")
+    key, data = keys(RAW_KEY), RAW_KEY.encode("utf-8", "surrogateescape")
+    try:
+        client.store_content(key, data, "thumb")
+    except KeyNotUTF8Error as exc:
+        assert exc.key == key and "not valid UTF-8" in str(exc)
+        with pytest.raises(KeyNotUTF8Error, match="not valid UTF-8"):
+            client.rename(keys("kept"), key)
+        assert client.list_keys(prefix=keys()) == [keys("kept")]
+        assert client.get_file_data(keys("kept")) == b"kept"
+        return
+    assert client.get_file_data(key) == data
+    assert client.list_keys(prefix=keys()) == [keys("kept"), key]
+    client.delete(key)
+    client.rename(keys("kept"), key)
+    assert client.get_file_data(key) == b"kept"
+
+
+def test_a_key_holding_nul(client: Client, keys: Keys) -> None:
+    """SQLite and MariaDB keep a NUL in a key; PostgreSQL cuts every key it is
+    given at NUL, so ``nul\\0byte`` and ``nul\\0other`` are the key ``nul``
+    there (the storage refuses names holding NUL)."""
+    key = keys("nul\0byte")
+    client.store_content(key, b"nul")
+    stored = client.list_keys(prefix=keys())
+    if stored == [keys("nul")]:  # cut at NUL
+        assert client.file_info(keys("nul\0other")).fid == client.file_info(key).fid
+    else:
+        assert stored == [key]
+        assert client.file_info(key).key == key
+    assert client.get_file_data(key) == b"nul"
+    client.delete(key)
+    assert client.list_keys(prefix=keys()) == []
 
 
 def test_ranged_reads(client: Client, keys: Keys) -> None:
