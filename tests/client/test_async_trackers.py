@@ -130,6 +130,28 @@ def test_refused_tracker_is_skipped_and_rests(tracker_factory, in_given_order) -
     assert tracker.commands() == ["noop", "noop"]
 
 
+def test_failover_past_a_refusing_and_a_silent_tracker_to_the_mogilefs(
+    mogile_target: Target, keys: Keys, in_given_order
+) -> None:
+    sync = Client(mogile_target.domain, mogile_target.trackers)
+    sync.store_content(keys("a"), b"found")
+    silent, refused = SilentTracker(), closed_port()
+    broken = [refused, silent.address]
+    pool = AsyncTrackerPool([*broken, *mogile_target.trackers], timeout=0.5, backoff=30)
+    lookup = fid(pool, mogile_target.domain)
+
+    async def work() -> None:
+        assert await lookup(keys("a")) == sync.file_info(keys("a")).fid
+        assert pool.roster.order(None)[-2:] == broken  # both rest now
+        assert await lookup(keys("a")) == sync.file_info(keys("a")).fid
+
+    try:
+        run(pool, work)
+    finally:
+        silent.close()
+        sync.close()
+
+
 def test_silent_tracker_times_out_and_the_next_answers(tracker_factory, in_given_order) -> None:
     silent = SilentTracker()
     tracker = tracker_factory(replies("OK paths=0"))
