@@ -16,7 +16,7 @@ Per window, over the requests whose answer ended in it (a request held by a
 hung node counts where it ends): throughput (good answers per second),
 answers by result, p99 latency, and the machine's load average. A 503 is
 checked at once: did the tracker list a copy that a storage node served
-(HEAD, right length)? At the end, with every daemon back, every acknowledged
+(HEAD, right length, answered within LIVE_HEAD_TIMEOUT)? At the end, with every daemon back, every acknowledged
 upload is read back from each of its copies and compared with what was
 sent. Then the goals of issue 14: no 500, no wrong byte, no lost
 acknowledged upload, no 503 for a file that had a live copy, and the
@@ -75,6 +75,7 @@ logger = logging.getLogger("soak")
 BENCH = Path(__file__).resolve().parent
 REQUEST_TIMEOUT = 90.0  # seconds; longer than anything the site may wait for
 LIVE_CHECK_DELAY = 2.0  # seconds after a 503 its live-copy check may start
+LIVE_HEAD_TIMEOUT = 1.0  # seconds a serving node takes at most to answer a HEAD
 HUNG_GOAL = 0.5  # of the first calm window's throughput
 GOOD = "200"
 STAGING = f"{STAGING_DIR}/"
@@ -288,11 +289,16 @@ class LiveCopyChecker:
 
     A check that could not start within LIVE_CHECK_DELAY seconds of the 503
     is not made ("late"): by then a stopped or killed node may be back, and
-    a copy it serves again says nothing about the moment of the 503.
+    a copy it serves again says nothing about the moment of the 503. For the
+    same reason a HEAD must be answered within LIVE_HEAD_TIMEOUT: a stopped
+    node that answers once it is resumed, seconds later, was not serving at
+    the 503. The HEAD goes out on a pool of its own, so the client's view of
+    the nodes (which it skips as wary) plays no part.
     """
 
     def __init__(self, client: Client) -> None:
         self.client = client
+        self.http = urllib3.PoolManager(maxsize=6)
         self.pool = ThreadPoolExecutor(6, thread_name_prefix="live-copy")
 
     def submit(self, name: str, size: int) -> Future[str]:
@@ -310,10 +316,13 @@ class LiveCopyChecker:
             return "unknown"
         for url in paths:
             try:
-                if self.client.nodes.head(url).length == size:
-                    return "live"
-            except MogileFSError:
+                response = self.http.request(
+                    "HEAD", url, retries=False, timeout=urllib3.Timeout(LIVE_HEAD_TIMEOUT)
+                )
+            except urllib3.exceptions.HTTPError:
                 continue
+            if response.status == 200 and response.headers.get("Content-Length") == str(size):
+                return "live"
         return "none"
 
 

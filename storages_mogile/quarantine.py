@@ -23,6 +23,7 @@ from django.conf import settings
 from storages_mogile.backends.mogile import MAX_KEY_BYTES, QUARANTINE_DIR
 from storages_mogile.client import Client, KeyExistsError, UnknownKeyError
 from storages_mogile.client.protocol import ENCODING, ERRORS
+from storages_mogile.digits import parse_digits
 
 logger = logging.getLogger(__name__)
 
@@ -68,9 +69,10 @@ class Entry:
     def parse(cls, key: str) -> Entry | None:
         """The entry of a quarantine key; None for a key not laid out as one."""
         moment, sep, original = key.removeprefix(PREFIX).partition("/")
-        if not key.startswith(PREFIX) or not sep or not original or not moment.isdigit():
+        moved_at = parse_digits(moment)
+        if not key.startswith(PREFIX) or not sep or not original or moved_at is None:
             return None
-        return cls(key, int(moment), original)
+        return cls(key, moved_at, original)
 
     def age(self, now: float) -> float:
         return now - self.moved_at

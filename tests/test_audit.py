@@ -546,3 +546,24 @@ def test_verify_checksums_lists_the_damaged_copies(mogile_target, prefix, md5_cl
     assert unchecked.error is None
     assert run.error is not None and "1 damaged copies" in str(run.error)
     assert f"damaged copy: {key} at {bad}" in run.out and "1 damaged copies" in run.out
+
+
+def test_keys_with_digits_int_refuses_are_left_alone(mogile_target, prefix) -> None:
+    """A staging or quarantine key whose time is written in digits that
+    ``str.isdigit()`` accepts and ``int()`` refuses ("\u00b2") is not one
+    the project wrote: the audit and the quarantine list run, and keep it."""
+    storage = storage_at(mogile_target, prefix)
+    staged = f"{prefix}.storages-mogile-staging/\u00b2-odd"
+    quarantined_key = f"{QUARANTINE}\u00b2/{prefix}odd.txt"
+    storage.client.store_content(staged, b"odd staging key")
+    storage.client.store_content(quarantined_key, b"odd quarantine key")
+    with records_on(storage):
+        report = command("mogilefs_audit", "--list")
+        assert report.error is None, report.error
+        moved = quarantine_orphans()
+        assert moved.error is None, moved.error
+        listed = command("mogilefs_quarantine", "list")
+        assert listed.error is None, listed.error
+    assert storage.client.get_file_data(staged) == b"odd staging key"
+    assert storage.client.get_file_data(quarantined_key) == b"odd quarantine key"
+    storage.client.delete(quarantined_key)

@@ -49,6 +49,7 @@ from storages_mogile.client import Client, Location, NodeReader
 from storages_mogile.client.errors import NoPathsError, NotDurableError, UnknownKeyError
 from storages_mogile.client.protocol import ENCODING, ERRORS
 from storages_mogile.client.trackers import parse_trackers
+from storages_mogile.digits import parse_digits
 from storages_mogile.pathcache import PathCache
 
 logger = logging.getLogger(__name__)
@@ -767,13 +768,8 @@ def _refuse_nul(name: str) -> None:
 
 
 def parse_expires(value: str | None) -> int | None:
-    """The Unix time a signed URL's ``expires`` names: ASCII digits only, else None.
-
-    (``str.isdigit()`` also takes "\u00b2" or "\u2460", which ``int()`` refuses.)
-    """
-    if not value or len(value) > EXPIRES_DIGITS or not (value.isascii() and value.isdigit()):
-        return None
-    return int(value)
+    """The Unix time a signed URL's ``expires`` names: ASCII digits only, else None."""
+    return parse_digits(value, max_digits=EXPIRES_DIGITS)
 
 
 def _check_link_lifetime(seconds: object, what: str) -> None:

@@ -122,13 +122,14 @@ class Client:
 
     ``trackers`` is a list of ``host:port`` strings (or one comma-separated
     string). ``connect_timeout``/``timeout`` bound the tracker connect and
-    each reply; a failed tracker (or storage node) is tried after the others
-    for ``backoff`` seconds. Storage nodes are reached through ``http`` (a
-    urllib3 PoolManager; one is made when not given), moving ``chunk_size``
-    bytes at a time. A node that moves no byte for ``node_progress_timeout``
-    seconds is given up for the next destination of an upload or the next
-    copy of a read; the last one left is waited for up to ``http_timeout``
-    seconds per socket operation.
+    each reply; a failed tracker is tried after the others for ``backoff``
+    seconds (a storage node that failed rests so at first, see
+    :mod:`.health`). Storage nodes are reached through ``http`` (a urllib3
+    PoolManager; one is made when not given), moving ``chunk_size`` bytes at
+    a time. A node that moves no byte for ``node_progress_timeout`` seconds
+    is given up by a read, and by an upload for its next destination; the
+    last destination left is waited for up to ``http_timeout`` seconds per
+    socket operation.
 
     Uploads to a class with a hash type (``hashtype=MD5``) carry the MD5
     computed while they stream, for the tracker to check and record. With
@@ -258,7 +259,8 @@ class Client:
         answers twice (see :meth:`rename`).
         """
         staging_key = _check_key(staging_key)
-        fid, _ = self._store(staging_key, fileobj, _check_class(cls))
+        cls = _check_class(cls)
+        fid, staging_key = self._stage(staging_key, fileobj, cls)
         try:
             for key in keys:
                 try:
@@ -272,19 +274,61 @@ class Client:
             self._discard(staging_key)
             raise
 
-    def _store(self, key: str, fileobj: IO[bytes], cls: str | None) -> tuple[int, int]:
-        """create_open, upload, create_close: the stored file's fid and size.
+    def _stage(self, staging_key: str, fileobj: IO[bytes], cls: str | None) -> tuple[int, str]:
+        """Store the file under ``staging_key``: its fid and the staging key used.
 
-        Starts over (see :meth:`store_file`) while create_close says the
-        upload was lost (:data:`UPLOAD_LOST`).
+        A create_close whose reply is lost and that has not taken effect is
+        not sent again: its first attempt may still be waiting for the
+        storage node (mogilefsd holds it until the node answers) and commit
+        later. The store starts over under a new staging key instead,
+        ``<staging_key>.<n>``; a late commit lands on the abandoned key,
+        where nothing refers to it (``mogilefs_audit`` clears it).
         """
-        opened = self._create_open(key, cls)
-        checksum = self.verify_checksum or self.records_checksums(cls)
-        source = UploadSource(fileobj, self.chunk_size, key=key, checksum=checksum)
+        opened = self._create_open(staging_key, cls)
+        source = self._source(staging_key, fileobj, cls)
+        key = staging_key
         attempt = 1
         while True:
             try:
-                return self._store_once(key, source, opened), source.consumed
+                return self._store_source(key, source, cls, opened, abandon=True), key
+            except CloseOutcomeUnknownError as exc:
+                if attempt == STORE_ATTEMPTS:
+                    raise
+                logger.warning("storing %r starts over under another staging key: %s", key, exc)
+                source.restart(str(exc))
+            key = f"{staging_key}.{attempt}"
+            attempt += 1
+            opened = self._create_open(key, cls)
+
+    def _store(self, key: str, fileobj: IO[bytes], cls: str | None) -> tuple[int, int]:
+        """create_open, upload, create_close: the stored file's fid and size."""
+        opened = self._create_open(key, cls)
+        source = self._source(key, fileobj, cls)
+        return self._store_source(key, source, cls, opened, abandon=False), source.consumed
+
+    def _source(self, key: str, fileobj: IO[bytes], cls: str | None) -> UploadSource:
+        checksum = self.verify_checksum or self.records_checksums(cls)
+        return UploadSource(fileobj, self.chunk_size, key=key, checksum=checksum)
+
+    def _store_source(
+        self,
+        key: str,
+        source: UploadSource,
+        cls: str | None,
+        opened: dict[str, str],
+        *,
+        abandon: bool,
+    ) -> int:
+        """Upload ``source`` to a destination ``opened`` offers and commit it as ``key``: the fid.
+
+        Starts over from create_open (see :meth:`store_file`) while
+        create_close says the upload was lost (:data:`UPLOAD_LOST`).
+        ``abandon``: see :meth:`_close`.
+        """
+        attempt = 1
+        while True:
+            try:
+                return self._store_once(key, source, opened, abandon=abandon)
             except TrackerError as exc:
                 if exc.code not in UPLOAD_LOST or attempt == STORE_ATTEMPTS:
                     raise
@@ -297,7 +341,9 @@ class Client:
         """A new fid for ``key`` and its destinations (create_open, several of them)."""
         return self._call("create_open", key=key, **{"class": cls}, multi_dest=1)
 
-    def _store_once(self, key: str, source: UploadSource, opened: dict[str, str]) -> int:
+    def _store_once(
+        self, key: str, source: UploadSource, opened: dict[str, str], *, abandon: bool
+    ) -> int:
         """Upload to a destination of ``opened`` and commit it; the fid."""
         fid = int(opened["fid"])
         devid, path = self._upload(source, _destinations(opened))
@@ -311,7 +357,7 @@ class Client:
         if source.checksum:
             close_args.update(checksum=f"MD5:{source.md5_hex}", checksumverify=1)
         try:
-            self._close(key, fid, close_args)
+            self._close(key, fid, close_args, abandon=abandon)
         except TrackerError as exc:
             if exc.code == "size_verify_error":  # the tracker could not reach the node
                 self.nodes.rest(path)
@@ -380,36 +426,64 @@ class Client:
         except MogileFSError as exc:
             logger.warning("could not delete staging key %r: %s", key, exc)
 
-    def _close(self, key: str, fid: int, close_args: dict[str, str | int | None]) -> None:
+    def _close(
+        self, key: str, fid: int, close_args: dict[str, str | int | None], *, abandon: bool
+    ) -> None:
         """Commit the upload with create_close.
 
-        A lost reply is settled by asking which fid the key holds now. A
-        refused create_close has consumed the upload on the tracker: the
-        caller must store again from the start.
+        A lost reply is settled by asking which fid the key holds now; if
+        the close has not taken effect it is sent again, or with ``abandon``
+        CloseOutcomeUnknownError is raised at once (the caller stores
+        elsewhere). A refused create_close has consumed the upload on the
+        tracker: the caller must store again from the start.
         """
+
+        def committed() -> bool:
+            if self._fid_or_none(key) == fid:
+                return True
+            if abandon:
+                raise self._close_error(
+                    key, fid, "no_reply", "its reply was lost and it had not taken effect"
+                )
+            return False
+
         try:
-            self._call("create_close", settle=lambda: self._fid_or_none(key) == fid, **close_args)
+            self._call("create_close", settle=committed, **close_args)
+        except CloseOutcomeUnknownError:
+            raise
         except TrackerError as exc:
             # no_temp_file: the close sent again found the upload taken by the
             # first attempt, which may still commit it.
-            lost = exc.code == "no_temp_file"
-            error = CloseOutcomeUnknownError if lost else tracker_error
-            outcome = (
-                f"the first attempt (fid {fid}) holds the upload and had not committed it "
-                f"after waiting; it may still do so, and then key {key!r} holds this file: "
-                f"check the key before storing it again"
-                if lost
-                else f"nothing was stored, key {key!r} keeps its previous content (if it had "
-                f"any): store the file again"
-            )
-            raise error(
+            raise self._close_error(
+                key,
+                fid,
                 exc.code,
-                f"{exc.message}; {outcome}",
-                command=exc.command,
+                exc.message,
                 tracker=exc.tracker,
-                key=key,
-                domain=self.domain,
+                lost=exc.code == "no_temp_file",
             ) from exc
+
+    def _close_error(
+        self, key: str, fid: int, code: str, message: str, *, tracker: str = "", lost: bool = True
+    ) -> TrackerError:
+        """The error of a create_close that stored nothing yet; ``lost``: it still may."""
+        outcome = (
+            f"the first attempt (fid {fid}) holds the upload and had not committed it "
+            f"when asked; it may still do so, and then key {key!r} holds this file: "
+            f"check the key before storing it again"
+            if lost
+            else f"nothing was stored, key {key!r} keeps its previous content (if it had "
+            f"any): store the file again"
+        )
+        error = CloseOutcomeUnknownError if lost else tracker_error
+        return error(
+            code,
+            f"{message}; {outcome}",
+            command="create_close",
+            tracker=tracker,
+            key=key,
+            domain=self.domain,
+        )
 
     def _upload(self, source: UploadSource, destinations: list[tuple[str, str]]) -> tuple[str, str]:
         """PUT the source to the first destination that takes it: ``(devid, path)``.
@@ -606,9 +680,9 @@ class Client:
         paths, size, _ = self._located(key, paths, size)
         paths = self.nodes.order(paths)
         attempts: list[tuple[str, str]] = []
-        for index, url in enumerate(paths):
+        for url in paths:
             try:
-                found = self.nodes.head(url, failover=index < len(paths) - 1)
+                found = self.nodes.head(url)
             except StorageNodeError as exc:
                 attempts.append((url, str(exc)))
                 logger.warning("HEAD of key %r at %s failed: %s", key, url, exc)

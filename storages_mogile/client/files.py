@@ -443,7 +443,7 @@ class NodeReader(io.RawIOBase):
         while self._candidates:
             url = self._candidates[0]
             try:
-                body = self._nodes.open(url, start, end, failover=len(self._candidates) > 1)
+                body = self._nodes.open(url, start, end)
             except StorageNodeError as exc:
                 self._drop_candidate(str(exc))
                 continue

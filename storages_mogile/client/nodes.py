@@ -2,13 +2,14 @@
 
 Every request goes through one shared :class:`urllib3.PoolManager`, without
 urllib3's own retries: the client decides where to go next (another
-destination for an upload, another replica for a read). A node that moves
-no byte for ``progress_timeout`` seconds is given up when the caller has
-somewhere else to go (``failover=True``); only for the last destination or
-copy is it waited for up to ``http_timeout``. A node that failed without an
-answer (refused, reset, silent) is tried after the others for ``backoff``
-seconds (:meth:`StorageNodes.order`), so one hung node costs the first
-request that meets it, not every request. The pool belongs to
+destination for an upload, another replica for a read). A read from a
+node that moves no byte for ``progress_timeout`` seconds is given up; so is
+an upload when the caller has another destination (``failover=True``) or
+the node failed a moment ago, while the last destination left is waited for
+up to ``http_timeout``. A node that failed without an answer (refused, reset, silent)
+becomes wary (:mod:`.health`) until it answers again: it is tried after
+the others, and by one request at a time, so a hung node holds one request
+of a process, not every request that meets it. The pool belongs to
 the process that made it: a forked child gets a new one, so parent and
 child never read each other's responses from a shared keep-alive socket.
 """
@@ -20,7 +21,6 @@ import logging
 import os
 import re
 import threading
-import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -31,7 +31,9 @@ from urllib.parse import urlsplit
 import urllib3
 from urllib3.exceptions import HTTPError
 
+from ..digits import parse_digits
 from .errors import StorageNodeError
+from .health import NodeHealth
 
 logger = logging.getLogger(__name__)
 
@@ -96,9 +98,11 @@ class StorageNodes:
     """GET, HEAD and PUT against storage node URLs.
 
     ``connect_timeout`` bounds a connect; ``progress_timeout`` the silence
-    (no byte sent or received) a node is allowed when the caller can fail
-    over to another one, ``http_timeout`` when it cannot. A node that failed
-    without an answer is put last by :meth:`order` for ``backoff`` seconds.
+    (no byte sent or received) a node is allowed on a read, and on an upload
+    when the caller can fail over to another destination or the node is
+    wary; ``http_timeout`` on the upload to the last destination left.
+    A node that failed without an answer rests (:class:`.health.NodeHealth`,
+    first for ``backoff`` seconds): :meth:`order` puts it last.
     """
 
     def __init__(
@@ -116,8 +120,7 @@ class StorageNodes:
         self.connect_timeout = connect_timeout
         self.http_timeout = http_timeout
         self.progress_timeout = progress_timeout
-        self.backoff = backoff
-        self._resting_until: dict[str, float] = {}
+        self.health = NodeHealth(backoff=backoff, probe_time=connect_timeout + progress_timeout)
 
     @property
     def http(self) -> urllib3.PoolManager:
@@ -141,30 +144,30 @@ class StorageNodes:
         """Close this process's pooled connections."""
         self.http.clear()
 
-    def timeout(self, *, failover: bool) -> urllib3.Timeout:
-        """The timeouts of one request: a short wait for silence when another
-        destination or copy is left (``failover``), the long one otherwise."""
-        silence = self.progress_timeout if failover else self.http_timeout
+    @property
+    def backoff(self) -> float:
+        """The first rest of a node that failed, in seconds."""
+        return self.health.backoff
+
+    def timeout(self, url: str, *, failover: bool) -> urllib3.Timeout:
+        """The timeouts of one request to ``url``: a short wait for silence when
+        another destination is left (``failover``) or the node failed and has
+        not answered since, the long one otherwise."""
+        short = failover or self.health.wary(_node(url))
+        silence = self.progress_timeout if short else self.http_timeout
         return urllib3.Timeout(connect=self.connect_timeout, read=silence)
 
     def order(self, urls: Iterable[str]) -> list[str]:
-        """``urls`` with those of nodes that failed in the last ``backoff`` seconds moved last.
+        """``urls`` with those of resting nodes moved last.
 
         The order among the others (the tracker's, weighted by free space)
         is kept.
         """
-        urls = list(urls)
-        now = time.monotonic()
-        with self._lock:
-            resting = {node for node, until in self._resting_until.items() if until > now}
-        if not resting:
-            return urls
-        return sorted(urls, key=lambda url: _node(url) in resting)
+        return self.health.order(urls, _node)
 
     def rest(self, url: str) -> None:
         """The node of ``url`` failed without an answer: try it last for a while."""
-        with self._lock:
-            self._resting_until[_node(url)] = time.monotonic() + self.backoff
+        self.health.failed(_node(url))
 
     def put(
         self, url: str, body: Iterable[bytes], length: int | None, *, failover: bool = False
@@ -197,6 +200,7 @@ class StorageNodes:
         fewer than ``count`` (the file shrank) abandons the request without
         waiting for an answer.
         """
+        self._begin("PUT", url)
         parts = urlsplit(url)
         connection = http.client.HTTPConnection(
             parts.hostname or "", parts.port or 80, timeout=self.connect_timeout
@@ -207,11 +211,12 @@ class StorageNodes:
             connection.putheader("Content-Length", str(count))
             connection.endheaders()
             assert connection.sock is not None
-            connection.sock.settimeout(self.timeout(failover=failover).read_timeout)
+            connection.sock.settimeout(self.timeout(url, failover=failover).read_timeout)
             sent = connection.sock.sendfile(file, offset, count) if count else 0
             if sent == count:
                 response = connection.getresponse()
                 body = response.read()
+                self.health.answered(_node(url))
                 if not 200 <= response.status < 300:
                     raise StorageNodeError(
                         f"PUT {url} answered HTTP {response.status}: {_excerpt(body)}",
@@ -225,29 +230,30 @@ class StorageNodes:
         finally:
             connection.close()
 
-    def head(self, url: str, *, failover: bool = False) -> NodeStat:
+    def head(self, url: str) -> NodeStat:
         """Length and modification time of the file at ``url``."""
-        response = self._request("HEAD", url, failover, preload_content=True)
+        response = self._request("HEAD", url, True, preload_content=True)
         if not 200 <= response.status < 300:
             raise StorageNodeError(
                 f"HEAD {url} answered HTTP {response.status}", url=url, status=response.status
             )
         length = response.headers.get("Content-Length")
-        if length is None or not length.isdigit():
+        size = parse_digits(length)
+        if size is None:
             raise StorageNodeError(f"HEAD {url} gave no usable Content-Length", url=url)
-        return NodeStat(url, int(length), _last_modified(response))
+        return NodeStat(url, size, _last_modified(response))
 
-    def open(self, url: str, start: int, end: int | None, *, failover: bool = False) -> NodeBody:
+    def open(self, url: str, start: int, end: int | None) -> NodeBody:
         """GET bytes ``start``..``end`` (inclusive; ``None``: to the end) of ``url``.
 
         A node that ignores the Range header and sends the whole file is
-        handled by skipping to ``start``. The body's reads wait as long as
-        ``failover`` says (see :meth:`timeout`).
+        handled by skipping to ``start``. The body's reads give up after
+        ``progress_timeout`` seconds of silence.
         """
         headers = {}
         if start or end is not None:
             headers["Range"] = f"bytes={start}-{'' if end is None else end}"
-        response = self._request("GET", url, failover, headers=headers, preload_content=False)
+        response = self._request("GET", url, True, headers=headers, preload_content=False)
         try:
             return self._body(url, response, start)
         except BaseException as exc:
@@ -278,7 +284,7 @@ class StorageNodes:
             return NodeBody(url, None, size, modified)
         if response.status == 200:
             length = response.headers.get("Content-Length", "")
-            size = int(length) if length.isdigit() else None
+            size = parse_digits(length)
             if start:
                 logger.debug("%s ignored the Range header; skipping %d bytes", url, start)
                 _skip(response, start, url)
@@ -297,8 +303,9 @@ class StorageNodes:
         body: Iterable[bytes] | None = None,
         headers: dict[str, str] | None = None,
     ) -> urllib3.BaseHTTPResponse:
+        self._begin(method, url)
         try:
-            return self.http.request(
+            response = self.http.request(
                 method,
                 url,
                 body=body,
@@ -306,11 +313,23 @@ class StorageNodes:
                 preload_content=preload_content,
                 retries=_NO_RETRIES,
                 redirect=False,
-                timeout=self.timeout(failover=failover),
+                timeout=self.timeout(url, failover=failover),
             )
         except (HTTPError, OSError) as exc:
             self.rest(url)
             raise StorageNodeError(f"{method} {url} failed: {exc}", url=url) from exc
+        self.health.answered(_node(url))
+        return response
+
+    def _begin(self, method: str, url: str) -> None:
+        """Go ahead with a request to ``url``, unless its node is wary and
+        another request is trying it: StorageNodeError at once then."""
+        if not self.health.begin(_node(url)):
+            raise StorageNodeError(
+                f"{method} {url} not sent: the node failed without an answer and has not "
+                f"answered since; another request is trying it now",
+                url=url,
+            )
 
 
 def _node(url: str) -> str:

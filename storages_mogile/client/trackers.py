@@ -47,6 +47,7 @@ from collections.abc import Callable, Iterable, Mapping
 
 from urllib3.util import wait_for_read
 
+from ..digits import parse_digits
 from . import guard
 from .core import (
     Lost,
@@ -87,9 +88,10 @@ def parse_trackers(trackers: str | Iterable[str]) -> list[str]:
 def split_address(address: str) -> tuple[str, int]:
     """``host:port`` (or ``[v6addr]:port``) as a ``(host, port)`` pair."""
     host, sep, port = address.rpartition(":")
-    if not sep or not host or not port.isdigit():
+    number = parse_digits(port)
+    if not sep or not host or number is None:
         raise ValueError(f"invalid tracker address {address!r}: expected 'host:port'")
-    return host.strip("[]"), int(port)
+    return host.strip("[]"), number
 
 
 class TrackerConnection:

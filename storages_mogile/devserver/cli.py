@@ -17,6 +17,7 @@ import sys
 import threading
 from collections.abc import Sequence
 
+from ..digits import parse_digits
 from .cluster import DevCluster
 
 READY = "ready"
@@ -25,19 +26,21 @@ READY = "ready"
 def listen_address(text: str) -> tuple[str, int]:
     """``HOST:PORT`` (port 0 = any free port) for ``--listen``."""
     host, _, port = text.rpartition(":")
-    if not host or not port.isdigit() or int(port) > 65535:
+    number = parse_digits(port)
+    if not host or number is None or number > 65535:
         raise argparse.ArgumentTypeError(f"expected HOST:PORT such as 127.0.0.1:7001, got {text!r}")
-    return host, int(port)
+    return host, number
 
 
 def class_spec(text: str) -> tuple[str, str, int]:
     """``DOMAIN:CLASS:MINDEVCOUNT`` for ``--class``."""
     parts = text.rsplit(":", 2)
-    if len(parts) != 3 or not all(parts[:2]) or not parts[2].isdigit() or int(parts[2]) < 1:
+    count = parse_digits(parts[-1])
+    if len(parts) != 3 or not all(parts[:2]) or count is None or count < 1:
         raise argparse.ArgumentTypeError(
             f"expected DOMAIN:CLASS:MINDEVCOUNT with a mindevcount of at least 1, such as testdomain:avatar:2, got {text!r}"
         )
-    return parts[0], parts[1], int(parts[2])
+    return parts[0], parts[1], count
 
 
 def parser() -> argparse.ArgumentParser:

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import BinaryIO
 from urllib.parse import unquote, urlsplit
 
+from ..digits import parse_digits
 from .servers import ListeningService, TrackedServerMixin
 
 logger = logging.getLogger(__name__)
@@ -363,9 +364,10 @@ class _NodeHandler(BaseHTTPRequestHandler):
         length = self.headers.get("Content-Length")
         if length is None:
             return
-        if not length.strip().isdigit():
+        count = parse_digits(length.strip())
+        if count is None:
             raise ValueError(f"Content-Length {length!r} is not a number")
-        yield from self.exact_blocks(int(length))
+        yield from self.exact_blocks(count)
 
     def exact_blocks(self, remaining: int) -> Iterator[bytes]:
         while remaining:

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from ..digits import parse_digits
+
 TIMEOUT = 10.0
 BLOCK = 1 << 20
 
@@ -70,9 +72,10 @@ def head_size(url: str, timeout: float = TIMEOUT) -> RemoteSize:
     if response.status == 404:
         return RemoteSize(-1, f"{url} answered 404 Not Found")
     length = response.getheader("Content-Length")
-    if response.status != 200 or length is None or not length.isdigit():
+    size = parse_digits(length)
+    if response.status != 200 or size is None:
         return RemoteSize(None, f"{url} answered {response.status} {response.reason}")
-    return RemoteSize(int(length))
+    return RemoteSize(size)
 
 
 def delete(url: str, timeout: float = TIMEOUT) -> bool:

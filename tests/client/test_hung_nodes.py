@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import logging
 import os
 import signal
@@ -25,7 +26,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from storages_mogile.client import Admin, Client, CloseOutcomeUnknownError
+from storages_mogile.client import Admin, Client, CloseOutcomeUnknownError, NoPathsError
 from storages_mogile.devserver import DevCluster
 from tests.conftest import TEST_DOMAIN, Target, real_mogilefs
 
@@ -290,4 +291,126 @@ def test_a_destination_hung_before_create_close_leaves_the_outcome_open(
     assert len(put_urls) == 1  # not started over
     wait_for(lambda: key in client.list_keys(key), timeout=60)  # committed once the node is back
     assert client.get_file_data(key) == b"stored once"
+    client.delete(key)
+
+
+def test_a_staged_store_hung_before_create_close_starts_over_under_another_staging_key(
+    hangable: Hangable,
+) -> None:
+    """A save (``store_new_file``) whose create_close waits on a node that hung
+    after the PUT does not wait for that attempt: it stores the file again
+    under a new staging key and renames that onto the name. The first
+    attempt's late commit lands on the abandoned staging key."""
+    if not hangable.target.real:
+        pytest.skip("real MogileFS only: the dev version stops the node (test_transient_faults)")
+    client = hangable.client(timeout=3)
+    prefix = f"hung-staged/{uuid.uuid4().hex}/"
+    put = client.nodes.put
+    held = contextlib.ExitStack()
+    put_urls: list[str] = []
+
+    def put_then_hang(url: str, *args: object, **kwargs: object) -> None:
+        put(url, *args, **kwargs)  # type: ignore[arg-type]
+        put_urls.append(url)
+        if len(put_urls) == 1:
+            held.enter_context(hangable.hang(url))
+
+    client.nodes.put = put_then_hang  # type: ignore[method-assign]
+    with held:
+        key = client.store_new_file(
+            [prefix + "name"], io.BytesIO(b"saved once"), "thumb", staging_key=prefix + "stage"
+        )
+        assert key == prefix + "name"
+        assert client.get_file_data(key) == b"saved once"
+    assert len(put_urls) == 2  # started over
+    wait_for(lambda: prefix + "stage" in client.list_keys(prefix), timeout=60)  # the late commit
+    assert sorted(client.list_keys(prefix)) == [prefix + "name", prefix + "stage"]
+    assert client.get_file_data(prefix + "name") == b"saved once"
+    for left in client.list_keys(prefix):
+        client.delete(left)
+
+
+def test_a_resting_node_holding_the_last_copy_left_gets_the_progress_timeout(
+    hangable: Hangable,
+) -> None:
+    """Once a node failed, a read whose only copy is on it gives up after the
+    progress timeout, not ``http_timeout``: a hung node holds requests for
+    seconds, not half a minute each."""
+    client = hangable.client()
+    key = f"hung-last/{uuid.uuid4().hex}"
+    hung_url, alive_url = two_copies(client, key, b"two copies")
+    with hangable.hang(hung_url):
+        with client.read_file(key, paths=[hung_url, alive_url]) as stream:
+            assert stream.read() == b"two copies"  # the hung node failed once
+        started = time.monotonic()
+        with pytest.raises(NoPathsError):
+            client.read_file(key, paths=[hung_url])
+        assert time.monotonic() - started < BOUND < PATIENCE
+        with pytest.raises(NoPathsError):
+            client.stat(key, paths=[hung_url])
+        assert time.monotonic() - started < BOUND < PATIENCE
+    client.delete(key)
+
+
+def test_a_hung_node_is_probed_by_one_request_when_its_rest_ends(
+    hangable: Hangable, caplog: pytest.LogCaptureFixture
+) -> None:
+    """When a hung node's rest ends, one request tries it; the others keep it
+    last meanwhile, and its next rest is longer. Threads reading all along
+    meet it once per rest, not all at once each time."""
+    client = hangable.client(backoff=1)
+    key = f"hung-probe/{uuid.uuid4().hex}"
+    hung_url, alive_url = two_copies(client, key, b"two copies")
+    stop = threading.Event()
+
+    def read() -> None:
+        while not stop.is_set():
+            with client.read_file(key, paths=[hung_url, alive_url]) as stream:
+                assert stream.read() == b"two copies"
+
+    with (
+        caplog.at_level(logging.WARNING, logger="storages_mogile.client"),
+        hangable.hang(hung_url),
+    ):
+        with client.read_file(key, paths=[hung_url, alive_url]) as stream:
+            assert stream.read() == b"two copies"  # the first rest starts
+        readers = [threading.Thread(target=read) for _ in range(8)]
+        for reader in readers:
+            reader.start()
+        time.sleep(2.5)  # a rest of 1 s, a probe, a rest of 2 s
+        stop.set()
+        for reader in readers:
+            reader.join()
+    # The first failure and one probe (two if the machine is slow); 9 and
+    # more when the 8 threads all meet the node as each rest ends.
+    assert 2 <= met(caplog, hung_url) <= 3
+    client.delete(key)
+
+
+def test_a_wary_node_gets_one_request_at_a_time(hangable: Hangable) -> None:
+    """Requests whose only copy is on a node that hung: one waits for it (the
+    probe), the others give up at once instead of each holding a thread."""
+    client = hangable.client()
+    key = f"hung-one/{uuid.uuid4().hex}"
+    hung_url, alive_url = two_copies(client, key, b"two copies")
+    failures: list[str] = []
+
+    def read_the_hung_copy() -> None:
+        try:
+            client.read_file(key, paths=[hung_url])
+        except NoPathsError as exc:
+            failures.append(str(exc))
+
+    with hangable.hang(hung_url):
+        with client.read_file(key, paths=[hung_url, alive_url]) as stream:
+            assert stream.read() == b"two copies"  # the hung node failed once
+        readers = [threading.Thread(target=read_the_hung_copy) for _ in range(8)]
+        for reader in readers:
+            reader.start()
+        for reader in readers:
+            reader.join()
+    assert len(failures) == 8
+    assert sum("another request is trying it now" in failure for failure in failures) == 7
+    with client.read_file(key, paths=[hung_url]) as stream:  # it answers: no longer wary
+        assert stream.read() == b"two copies"
     client.delete(key)

@@ -14,6 +14,7 @@ from tqdm import tqdm
 
 from storages_mogile.audit import ClusterAudit, Kind, project_audits
 from storages_mogile.client import Client, MogileFSError, UnknownKeyError
+from storages_mogile.digits import parse_digits
 from storages_mogile.quarantine import PREFIX, NotMovedError, Quarantine, StrandedError
 
 SAMPLE = 10
@@ -228,4 +229,5 @@ def _stored(client: Client, key: str) -> bool:
 def _staged_before(key: str, moment: float) -> bool:
     """Whether a staging key (``<unix time>-<random>``) was started before ``moment``."""
     started, _, _ = key.rpartition("/")[2].partition("-")
-    return started.isdigit() and int(started) < moment
+    seconds = parse_digits(started)
+    return seconds is not None and seconds < moment

@@ -10,6 +10,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from storages_mogile.client import Admin, MogileFSError
 from storages_mogile.clusters import Cluster, project_clusters
+from storages_mogile.digits import parse_digits
 
 
 class Command(BaseCommand):
@@ -141,4 +142,4 @@ def _free_mb(device: dict[str, str]) -> int | None:
 
 
 def _int_or_none(value: str | None) -> int | None:
-    return int(value) if value and value.isdigit() else None
+    return parse_digits(value)
