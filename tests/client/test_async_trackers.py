@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import signal
 import threading
 import time
 from collections.abc import Awaitable, Callable
@@ -27,6 +28,7 @@ from tests.devserver.helpers import Line
 
 from .conftest import Keys
 from .fakes import Answer, SilentTracker, closed_port, late_first, replies, stray_line
+from .test_hung_nodes import process_listening_on
 
 T = TypeVar("T")
 
@@ -150,6 +152,40 @@ def test_failover_past_a_refusing_and_a_silent_tracker_to_the_mogilefs(
     finally:
         silent.close()
         sync.close()
+
+
+def test_a_hung_mogilefsd_is_failed_over_and_rests(
+    mogile_target: Target, keys: Keys, in_given_order
+) -> None:
+    """A real tracker stopped with SIGSTOP (its ProcManager: connections are
+    accepted by the kernel, nothing answers) costs one timeout, then rests;
+    the other tracker answers. Only with a local real MogileFS (the lab)."""
+    if len(mogile_target.trackers) < 2:
+        pytest.skip("needs two trackers")
+    hung, other = mogile_target.trackers[:2]
+    pid = process_listening_on(f"http://{hung}", b"mogilefsd")
+    sync = Client(mogile_target.domain, [other])
+    sync.store_content(keys("a"), b"found")
+    pool = AsyncTrackerPool([hung, other], timeout=1, backoff=30)
+    lookup = fid(pool, mogile_target.domain)
+
+    async def work() -> list[float]:
+        took = []
+        for _ in range(3):
+            started = time.monotonic()
+            assert await lookup(keys("a")) == sync.file_info(keys("a")).fid
+            took.append(time.monotonic() - started)
+        return took
+
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        took = run(pool, work)
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    sync.close()
+    assert took[0] >= 1  # the hung tracker's timeout
+    assert max(took[1:]) < 1  # resting: the other tracker first
+    assert pool.roster.order(None) == [other, hung]
 
 
 def test_silent_tracker_times_out_and_the_next_answers(tracker_factory, in_given_order) -> None:
