@@ -76,6 +76,7 @@ BENCH = Path(__file__).resolve().parent
 REQUEST_TIMEOUT = 90.0  # seconds; longer than anything the site may wait for
 LIVE_CHECK_DELAY = 2.0  # seconds after a 503 its live-copy check may start
 LIVE_HEAD_TIMEOUT = 1.0  # seconds a serving node takes at most to answer a HEAD
+CHECKERS = 12  # threads checking 503s for a live copy
 HUNG_GOAL = 0.5  # of the first calm window's throughput
 GOOD = "200"
 STAGING = f"{STAGING_DIR}/"
@@ -138,11 +139,24 @@ class Fault:
         """Repair now if still broken (the run is ending early)."""
 
 
+class Resumptions:
+    """When the stopped node was resumed: a HEAD held across one was asked of a stopped node."""
+
+    def __init__(self) -> None:
+        self.times: list[float] = []
+
+    def record(self) -> None:
+        self.times.append(time.monotonic())
+
+    def between(self, began: float, ended: float) -> bool:
+        return any(began <= moment <= ended for moment in self.times)
+
+
 class HangNode(Fault):
     """A storage node stopped, not dead: its sockets accept and never answer."""
 
-    def __init__(self, lab: Lab, daemon: str) -> None:
-        self.lab, self.daemon = lab, daemon
+    def __init__(self, lab: Lab, daemon: str, resumptions: Resumptions) -> None:
+        self.lab, self.daemon, self.resumptions = lab, daemon, resumptions
         self.stopped: int | None = None
 
     def inject(self) -> str:
@@ -154,6 +168,7 @@ class HangNode(Fault):
         pid, self.stopped = self.stopped, None
         if pid is not None:
             os.kill(pid, signal.SIGCONT)
+            self.resumptions.record()
         return f"SIGCONT {self.daemon}"
 
     def undo(self) -> None:
@@ -290,16 +305,17 @@ class LiveCopyChecker:
     A check that could not start within LIVE_CHECK_DELAY seconds of the 503
     is not made ("late"): by then a stopped or killed node may be back, and
     a copy it serves again says nothing about the moment of the 503. For the
-    same reason a HEAD must be answered within LIVE_HEAD_TIMEOUT: a stopped
-    node that answers once it is resumed, seconds later, was not serving at
-    the 503. The HEAD goes out on a pool of its own, so the client's view of
-    the nodes (which it skips as wary) plays no part.
+    same reason a HEAD must be answered within LIVE_HEAD_TIMEOUT, and one
+    answered only because the stopped node was resumed while it waited does
+    not count: that node was not serving at the 503. The HEAD goes out on a
+    pool of its own, so the client's view of the nodes (which it skips as
+    wary) plays no part.
     """
 
-    def __init__(self, client: Client) -> None:
-        self.client = client
-        self.http = urllib3.PoolManager(maxsize=6)
-        self.pool = ThreadPoolExecutor(6, thread_name_prefix="live-copy")
+    def __init__(self, client: Client, resumptions: Resumptions) -> None:
+        self.client, self.resumptions = client, resumptions
+        self.http = urllib3.PoolManager(maxsize=CHECKERS)
+        self.pool = ThreadPoolExecutor(CHECKERS, thread_name_prefix="live-copy")
 
     def submit(self, name: str, size: int) -> Future[str]:
         return self.pool.submit(self._check, name, size, time.monotonic())
@@ -315,13 +331,17 @@ class LiveCopyChecker:
             logger.warning("live-copy check of %r: %s", name, exc)
             return "unknown"
         for url in paths:
+            asked = time.monotonic()
             try:
                 response = self.http.request(
                     "HEAD", url, retries=False, timeout=urllib3.Timeout(LIVE_HEAD_TIMEOUT)
                 )
             except urllib3.exceptions.HTTPError:
                 continue
+            if self.resumptions.between(asked, time.monotonic()):
+                continue
             if response.status == 200 and response.headers.get("Content-Length") == str(size):
+                logger.info("503 for %r, which had a live copy at %s", name, url)
                 return "live"
         return "none"
 
@@ -448,11 +468,12 @@ PLAN = (
 MINIMUM = {"hang": 15.0}
 
 
-def make_windows(seconds: float, lab: Lab, gunicorn: Gunicorn, log: Path) -> list[Window]:
+def make_windows(seconds: float, lab: Lab, gunicorn: Gunicorn, log: Path,
+                 resumptions: Resumptions) -> list[Window]:  # fmt: skip
     scale = seconds / sum(length for _, length, _ in PLAN)
     faults: dict[str, Callable[[], Fault]] = {
         "calm": Fault,
-        "hang": lambda: HangNode(lab, "node1"),
+        "hang": lambda: HangNode(lab, "node1", resumptions),
         "kill node": lambda: KillDaemon(lab, "node2", log),
         "kill tracker": lambda: KillDaemon(lab, "tracker1", log),
         "kill worker": lambda: KillWorker(gunicorn),
@@ -658,14 +679,15 @@ def main() -> None:
     prefix = f"soak/{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}/"
     client = Client(domain, trackers, timeout=5.0, http_timeout=3.0, connect_timeout=2.0)
     gunicorn = Gunicorn(workdir, trackers, domain, args.mogile_class, args)
-    windows = make_windows(args.seconds, lab, gunicorn, workdir / "lab-start.log")
+    resumptions = Resumptions()
+    windows = make_windows(args.seconds, lab, gunicorn, workdir / "lab-start.log", resumptions)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     began = time.monotonic()
     staging_before = set(client.iter_keys(STAGING))
     try:
         with gunicorn:
             gunicorn.wait_for_workers()
-            ledger = load(windows, gunicorn, client, prefix, args)
+            ledger = load(windows, gunicorn, LiveCopyChecker(client, resumptions), prefix, args)
     except BaseException:
         logger.error(
             "stopped early: the keys under %s and the logs in %s are kept", prefix, workdir
@@ -702,11 +724,10 @@ def clean_up(client: Client, prefix: str, workdir: Path, keep: bool) -> None:
     print(f"\ndeleted the run's {deleted} keys ({prefix}) and {workdir}")
 
 
-def load(windows: list[Window], gunicorn: Gunicorn, client: Client, prefix: str,
+def load(windows: list[Window], gunicorn: Gunicorn, checker: LiveCopyChecker, prefix: str,
          args: argparse.Namespace) -> Ledger:  # fmt: skip
     """Run the clients through every window; the ledger when the last request is done."""
     ledger = Ledger()
-    checker = LiveCopyChecker(client)
     stop = threading.Event()
     clients = [
         LoadClient(n, gunicorn.port, ledger, checker, prefix, args) for n in range(args.clients)

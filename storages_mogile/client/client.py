@@ -680,9 +680,9 @@ class Client:
         paths, size, _ = self._located(key, paths, size)
         paths = self.nodes.order(paths)
         attempts: list[tuple[str, str]] = []
-        for url in paths:
+        for index, url in enumerate(paths):
             try:
-                found = self.nodes.head(url)
+                found = self.nodes.head(url, last=index == len(paths) - 1)
             except StorageNodeError as exc:
                 attempts.append((url, str(exc)))
                 logger.warning("HEAD of key %r at %s failed: %s", key, url, exc)

@@ -443,7 +443,7 @@ class NodeReader(io.RawIOBase):
         while self._candidates:
             url = self._candidates[0]
             try:
-                body = self._nodes.open(url, start, end)
+                body = self._nodes.open(url, start, end, last=len(self._candidates) == 1)
             except StorageNodeError as exc:
                 self._drop_candidate(str(exc))
                 continue

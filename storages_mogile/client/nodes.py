@@ -4,12 +4,13 @@ Every request goes through one shared :class:`urllib3.PoolManager`, without
 urllib3's own retries: the client decides where to go next (another
 destination for an upload, another replica for a read). A read from a
 node that moves no byte for ``progress_timeout`` seconds is given up; so is
-an upload when the caller has another destination (``failover=True``) or
-the node failed a moment ago, while the last destination left is waited for
-up to ``http_timeout``. A node that failed without an answer (refused, reset, silent)
-becomes wary (:mod:`.health`) until it answers again: it is tried after
-the others, and by one request at a time, so a hung node holds one request
-of a process, not every request that meets it. The pool belongs to
+an upload when the caller has another destination (``failover=True``),
+while the last destination left is waited for up to ``http_timeout``. A
+node that failed without an answer (refused, reset, silent) becomes wary
+(:mod:`.health`) until it answers again: it is tried after the others, and
+probed by one request at a time with a short timeout, so a hung node holds
+requests about a second, not every request that meets it for the progress
+timeout. The pool belongs to
 the process that made it: a forked child gets a new one, so parent and
 child never read each other's responses from a shared keep-alive socket.
 """
@@ -33,7 +34,7 @@ from urllib3.exceptions import HTTPError
 
 from ..digits import parse_digits
 from .errors import StorageNodeError
-from .health import NodeHealth
+from .health import PROBE_TIMEOUT, Admission, NodeHealth
 
 logger = logging.getLogger(__name__)
 
@@ -99,8 +100,9 @@ class StorageNodes:
 
     ``connect_timeout`` bounds a connect; ``progress_timeout`` the silence
     (no byte sent or received) a node is allowed on a read, and on an upload
-    when the caller can fail over to another destination or the node is
-    wary; ``http_timeout`` on the upload to the last destination left.
+    when the caller can fail over to another destination; ``http_timeout``
+    on the upload to the last destination left; a wary node's probe gets
+    :data:`~.health.PROBE_TIMEOUT`.
     A node that failed without an answer rests (:class:`.health.NodeHealth`,
     first for ``backoff`` seconds): :meth:`order` puts it last.
     """
@@ -120,7 +122,7 @@ class StorageNodes:
         self.connect_timeout = connect_timeout
         self.http_timeout = http_timeout
         self.progress_timeout = progress_timeout
-        self.health = NodeHealth(backoff=backoff, probe_time=connect_timeout + progress_timeout)
+        self.health = NodeHealth(backoff=backoff)
 
     @property
     def http(self) -> urllib3.PoolManager:
@@ -149,14 +151,6 @@ class StorageNodes:
         """The first rest of a node that failed, in seconds."""
         return self.health.backoff
 
-    def timeout(self, url: str, *, failover: bool) -> urllib3.Timeout:
-        """The timeouts of one request to ``url``: a short wait for silence when
-        another destination is left (``failover``) or the node failed and has
-        not answered since, the long one otherwise."""
-        short = failover or self.health.wary(_node(url))
-        silence = self.progress_timeout if short else self.http_timeout
-        return urllib3.Timeout(connect=self.connect_timeout, read=silence)
-
     def order(self, urls: Iterable[str]) -> list[str]:
         """``urls`` with those of resting nodes moved last.
 
@@ -180,7 +174,7 @@ class StorageNodes:
         """
         headers = {"Content-Length": str(length)} if length is not None else {}
         response = self._request(
-            "PUT", url, failover, body=body, headers=headers, preload_content=True
+            "PUT", url, last=not failover, body=body, headers=headers, preload_content=True
         )
         if not 200 <= response.status < 300:
             raise StorageNodeError(
@@ -200,7 +194,7 @@ class StorageNodes:
         fewer than ``count`` (the file shrank) abandons the request without
         waiting for an answer.
         """
-        self._begin("PUT", url)
+        timeout = self._admit("PUT", url, last=not failover)
         parts = urlsplit(url)
         connection = http.client.HTTPConnection(
             parts.hostname or "", parts.port or 80, timeout=self.connect_timeout
@@ -211,7 +205,7 @@ class StorageNodes:
             connection.putheader("Content-Length", str(count))
             connection.endheaders()
             assert connection.sock is not None
-            connection.sock.settimeout(self.timeout(url, failover=failover).read_timeout)
+            connection.sock.settimeout(timeout.read_timeout)
             sent = connection.sock.sendfile(file, offset, count) if count else 0
             if sent == count:
                 response = connection.getresponse()
@@ -230,9 +224,10 @@ class StorageNodes:
         finally:
             connection.close()
 
-    def head(self, url: str) -> NodeStat:
-        """Length and modification time of the file at ``url``."""
-        response = self._request("HEAD", url, True, preload_content=True)
+    def head(self, url: str, *, last: bool = True) -> NodeStat:
+        """Length and modification time of the file at ``url``; ``last``: no
+        other copy is left to ask (see :mod:`.health`)."""
+        response = self._request("HEAD", url, last=last, read=True, preload_content=True)
         if not 200 <= response.status < 300:
             raise StorageNodeError(
                 f"HEAD {url} answered HTTP {response.status}", url=url, status=response.status
@@ -243,17 +238,20 @@ class StorageNodes:
             raise StorageNodeError(f"HEAD {url} gave no usable Content-Length", url=url)
         return NodeStat(url, size, _last_modified(response))
 
-    def open(self, url: str, start: int, end: int | None) -> NodeBody:
+    def open(self, url: str, start: int, end: int | None, *, last: bool = True) -> NodeBody:
         """GET bytes ``start``..``end`` (inclusive; ``None``: to the end) of ``url``.
 
         A node that ignores the Range header and sends the whole file is
         handled by skipping to ``start``. The body's reads give up after
-        ``progress_timeout`` seconds of silence.
+        ``progress_timeout`` seconds of silence. ``last``: no other copy is
+        left to read (see :mod:`.health`).
         """
         headers = {}
         if start or end is not None:
             headers["Range"] = f"bytes={start}-{'' if end is None else end}"
-        response = self._request("GET", url, True, headers=headers, preload_content=False)
+        response = self._request(
+            "GET", url, last=last, read=True, headers=headers, preload_content=False
+        )
         try:
             return self._body(url, response, start)
         except BaseException as exc:
@@ -297,13 +295,14 @@ class StorageNodes:
         self,
         method: str,
         url: str,
-        failover: bool,
         *,
+        last: bool,
         preload_content: bool,
+        read: bool = False,
         body: Iterable[bytes] | None = None,
         headers: dict[str, str] | None = None,
     ) -> urllib3.BaseHTTPResponse:
-        self._begin(method, url)
+        timeout = self._admit(method, url, last=last, read=read)
         try:
             response = self.http.request(
                 method,
@@ -313,7 +312,7 @@ class StorageNodes:
                 preload_content=preload_content,
                 retries=_NO_RETRIES,
                 redirect=False,
-                timeout=self.timeout(url, failover=failover),
+                timeout=timeout,
             )
         except (HTTPError, OSError) as exc:
             self.rest(url)
@@ -321,15 +320,27 @@ class StorageNodes:
         self.health.answered(_node(url))
         return response
 
-    def _begin(self, method: str, url: str) -> None:
-        """Go ahead with a request to ``url``, unless its node is wary and
-        another request is trying it: StorageNodeError at once then."""
-        if not self.health.begin(_node(url)):
+    def _admit(self, method: str, url: str, *, last: bool, read: bool = False) -> urllib3.Timeout:
+        """The timeouts of a request to ``url``, or StorageNodeError if it is not to be sent.
+
+        A read gives a silent node up after ``progress_timeout``; so does an
+        upload that has another destination, while the last one left
+        (``last``) is waited for up to ``http_timeout``. A probe of a wary
+        node waits :data:`~.health.PROBE_TIMEOUT` (or ``progress_timeout``
+        when shorter).
+        """
+        admission = self.health.admit(_node(url), last=last)
+        if admission is Admission.SKIP:
             raise StorageNodeError(
                 f"{method} {url} not sent: the node failed without an answer and has not "
-                f"answered since; another request is trying it now",
+                f"answered a probe since",
                 url=url,
             )
+        if admission is Admission.PROBE:
+            probe = min(PROBE_TIMEOUT, self.progress_timeout)
+            return urllib3.Timeout(connect=min(self.connect_timeout, probe), read=probe)
+        silence = self.progress_timeout if read or not last else self.http_timeout
+        return urllib3.Timeout(connect=self.connect_timeout, read=silence)
 
 
 def _node(url: str) -> str:

@@ -46,13 +46,8 @@ class Hangable:
     hang: Callable[[str], AbstractContextManager[None]]
 
     def client(self, **options: float) -> Client:
-        return Client(
-            self.target.domain,
-            self.target.trackers,
-            node_progress_timeout=PROGRESS,
-            http_timeout=PATIENCE,
-            **options,
-        )
+        options = {"node_progress_timeout": PROGRESS, "http_timeout": PATIENCE, **options}
+        return Client(self.target.domain, self.target.trackers, **options)
 
 
 @pytest.fixture
@@ -336,9 +331,9 @@ def test_a_staged_store_hung_before_create_close_starts_over_under_another_stagi
 def test_a_resting_node_holding_the_last_copy_left_gets_the_progress_timeout(
     hangable: Hangable,
 ) -> None:
-    """Once a node failed, a read whose only copy is on it gives up after the
-    progress timeout, not ``http_timeout``: a hung node holds requests for
-    seconds, not half a minute each."""
+    """Once a node failed, a read whose only copy is on it gives up after a
+    probe (at most the progress timeout), not ``http_timeout``: a hung node
+    holds requests for a second, not half a minute each."""
     client = hangable.client()
     key = f"hung-last/{uuid.uuid4().hex}"
     hung_url, alive_url = two_copies(client, key, b"two copies")
@@ -391,8 +386,9 @@ def test_a_hung_node_is_probed_by_one_request_when_its_rest_ends(
 
 
 def test_a_wary_node_gets_one_request_at_a_time(hangable: Hangable) -> None:
-    """Requests whose only copy is on a node that hung: one waits for it (the
-    probe), the others give up at once instead of each holding a thread."""
+    """Requests whose only copy is on a node that hung: one tries it (the
+    probe), the others wait for that one's outcome instead of each holding a
+    thread for the progress timeout, and give up with it."""
     client = hangable.client()
     key = f"hung-one/{uuid.uuid4().hex}"
     hung_url, alive_url = two_copies(client, key, b"two copies")
@@ -413,7 +409,35 @@ def test_a_wary_node_gets_one_request_at_a_time(hangable: Hangable) -> None:
         for reader in readers:
             reader.join()
     assert len(failures) == 8
-    assert sum("another request is trying it now" in failure for failure in failures) == 7
+    assert sum("has not answered a probe since" in failure for failure in failures) == 7
     with client.read_file(key, paths=[hung_url]) as stream:  # it answers: no longer wary
         assert stream.read() == b"two copies"
+    client.delete(key)
+
+
+def test_requests_waiting_for_a_probe_are_served_when_the_node_answers_it(
+    hangable: Hangable,
+) -> None:
+    """A node that resumes while it is probed serves the requests that waited
+    for the probe: none of them fails for a node that is back."""
+    client = hangable.client(node_progress_timeout=2.0)  # a probe of 1 s
+    key = f"hung-back/{uuid.uuid4().hex}"
+    hung_url, alive_url = two_copies(client, key, b"two copies")
+    read: list[bytes] = []
+
+    def read_the_hung_copy() -> None:
+        with client.read_file(key, paths=[hung_url]) as stream:
+            read.append(stream.read())
+
+    with contextlib.ExitStack() as hung:
+        hung.enter_context(hangable.hang(hung_url))
+        with client.read_file(key, paths=[hung_url, alive_url]) as stream:
+            assert stream.read() == b"two copies"  # the hung node failed once
+        readers = [threading.Thread(target=read_the_hung_copy) for _ in range(8)]
+        for reader in readers:
+            reader.start()
+        time.sleep(0.2)
+    for reader in readers:
+        reader.join()
+    assert read == [b"two copies"] * 8
     client.delete(key)
