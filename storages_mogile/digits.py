@@ -14,4 +14,7 @@ def parse_digits(text: str | None, *, max_digits: int | None = None) -> int | No
         return None
     if max_digits is not None and len(text) > max_digits:
         return None
-    return int(text)
+    try:
+        return int(text)
+    except ValueError:  # more digits than int() converts (sys.get_int_max_str_digits())
+        return None

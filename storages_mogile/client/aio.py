@@ -130,6 +130,7 @@ class AsyncTrackerPool(BasePool):
         args: Mapping[str, str | int | None],
         *,
         settle: AsyncSettle | None = None,
+        patient: bool = True,
     ) -> dict[str, str]:
         """Send ``command`` and return the ``OK`` reply's arguments.
 
@@ -137,7 +138,8 @@ class AsyncTrackerPool(BasePool):
         """
         session = _Session(self, self._idle_here())
         try:
-            steps = self._request(command, args, settle).steps(session.preferred())
+            request = self._request(command, args, settle, patient=patient)
+            steps = request.steps(session.preferred())
             effect = steps.send(None)
             while effect is not None:
                 effect = steps.send(await effect.via(session))

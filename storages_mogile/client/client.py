@@ -277,12 +277,12 @@ class Client:
     def _stage(self, staging_key: str, fileobj: IO[bytes], cls: str | None) -> tuple[int, str]:
         """Store the file under ``staging_key``: its fid and the staging key used.
 
-        A create_close whose reply is lost and that has not taken effect is
-        not sent again: its first attempt may still be waiting for the
-        storage node (mogilefsd holds it until the node answers) and commit
-        later. The store starts over under a new staging key instead,
-        ``<staging_key>.<n>``; a late commit lands on the abandoned key,
-        where nothing refers to it (``mogilefs_audit`` clears it).
+        A create_close whose reply is lost and that, sent again, is refused
+        because its first attempt holds the upload (mogilefsd waits for the
+        storage node it checks, and may commit later) is not waited for: the
+        store starts over under a new staging key, ``<staging_key>.<n>``
+        (at most twice); a late commit lands on the abandoned key, where
+        nothing refers to it (``mogilefs_audit`` clears it).
         """
         opened = self._create_open(staging_key, cls)
         source = self._source(staging_key, fileobj, cls)
@@ -359,7 +359,7 @@ class Client:
         try:
             self._close(key, fid, close_args, abandon=abandon)
         except TrackerError as exc:
-            if exc.code == "size_verify_error":  # the tracker could not reach the node
+            if exc.code in ("size_verify_error", "no_temp_file"):  # the node went away or hung
                 self.nodes.rest(path)
             raise
         logger.debug("stored %d bytes as key %r at %s", source.consumed, key, path)
@@ -432,58 +432,42 @@ class Client:
         """Commit the upload with create_close.
 
         A lost reply is settled by asking which fid the key holds now; if
-        the close has not taken effect it is sent again, or with ``abandon``
-        CloseOutcomeUnknownError is raised at once (the caller stores
-        elsewhere). A refused create_close has consumed the upload on the
-        tracker: the caller must store again from the start.
+        the close has not taken effect it is sent again. A close sent again
+        and refused (``no_temp_file``: the first attempt holds the upload,
+        mogilefsd waits for the node it checks) raises
+        CloseOutcomeUnknownError: after waiting up to the tracker timeout for
+        the first attempt to commit, or with ``abandon`` at once (the caller
+        stores elsewhere). A refused create_close has consumed the upload on
+        the tracker: the caller must store again from the start.
         """
-
-        def committed() -> bool:
-            if self._fid_or_none(key) == fid:
-                return True
-            if abandon:
-                raise self._close_error(
-                    key, fid, "no_reply", "its reply was lost and it had not taken effect"
-                )
-            return False
-
         try:
-            self._call("create_close", settle=committed, **close_args)
-        except CloseOutcomeUnknownError:
-            raise
+            self._call(
+                "create_close",
+                settle=lambda: self._fid_or_none(key) == fid,
+                patient=not abandon,
+                **close_args,
+            )
         except TrackerError as exc:
             # no_temp_file: the close sent again found the upload taken by the
             # first attempt, which may still commit it.
-            raise self._close_error(
-                key,
-                fid,
+            lost = exc.code == "no_temp_file"
+            outcome = (
+                f"the first attempt (fid {fid}) holds the upload and had not committed it "
+                f"when asked; it may still do so, and then key {key!r} holds this file: "
+                f"check the key before storing it again"
+                if lost
+                else f"nothing was stored, key {key!r} keeps its previous content (if it had "
+                f"any): store the file again"
+            )
+            error = CloseOutcomeUnknownError if lost else tracker_error
+            raise error(
                 exc.code,
-                exc.message,
+                f"{exc.message}; {outcome}",
+                command=exc.command,
                 tracker=exc.tracker,
-                lost=exc.code == "no_temp_file",
+                key=key,
+                domain=self.domain,
             ) from exc
-
-    def _close_error(
-        self, key: str, fid: int, code: str, message: str, *, tracker: str = "", lost: bool = True
-    ) -> TrackerError:
-        """The error of a create_close that stored nothing yet; ``lost``: it still may."""
-        outcome = (
-            f"the first attempt (fid {fid}) holds the upload and had not committed it "
-            f"when asked; it may still do so, and then key {key!r} holds this file: "
-            f"check the key before storing it again"
-            if lost
-            else f"nothing was stored, key {key!r} keeps its previous content (if it had "
-            f"any): store the file again"
-        )
-        error = CloseOutcomeUnknownError if lost else tracker_error
-        return error(
-            code,
-            f"{message}; {outcome}",
-            command="create_close",
-            tracker=tracker,
-            key=key,
-            domain=self.domain,
-        )
 
     def _upload(self, source: UploadSource, destinations: list[tuple[str, str]]) -> tuple[str, str]:
         """PUT the source to the first destination that takes it: ``(devid, path)``.
@@ -992,9 +976,16 @@ class Client:
         self.close()
 
     def _call(
-        self, command: str, *, settle: Settle | None = None, **args: str | int | None
+        self,
+        command: str,
+        *,
+        settle: Settle | None = None,
+        patient: bool = True,
+        **args: str | int | None,
     ) -> dict[str, str]:
-        return self.trackers.call(command, {"domain": self.domain, **args}, settle=settle)
+        return self.trackers.call(
+            command, {"domain": self.domain, **args}, settle=settle, patient=patient
+        )
 
 
 def _fids_differ(paths: list[str], fid: int) -> bool:

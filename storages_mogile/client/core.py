@@ -330,7 +330,10 @@ class TrackerRequest:
     took effect after its reply was lost (asked with :class:`Ask`; a plain
     or an async function, for the transport to call), ``None`` for none;
     ``timeout`` is how long a reply is waited for,
-    which is also how long a lost attempt may still be running.
+    which is also how long a lost attempt may still be running. A request
+    sent again after a lost reply and refused waits that long for the lost
+    attempt (:meth:`_done_before`) unless not ``patient``: the refusal is
+    then the answer at once.
     """
 
     def __init__(
@@ -341,12 +344,14 @@ class TrackerRequest:
         *,
         settle: object | None,
         timeout: float,
+        patient: bool,
     ) -> None:
         self.roster = roster
         self.command = command
         self.args = args
         self.settle = settle
         self.timeout = timeout
+        self.patient = patient
         self.line = encode_request(command, dict(args))
         self.attempts: list[tuple[str, str]] = []
 
@@ -387,7 +392,7 @@ class TrackerRequest:
             if (
                 not outcome.ok
                 and (sends or errors)
-                and (yield from self._done_before(outcome, waiting=sends > 0))
+                and (yield from self._done_before(outcome, waiting=self.patient and sends > 0))
             ):
                 return {}
             return self._answer(address, outcome)

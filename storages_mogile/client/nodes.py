@@ -8,9 +8,8 @@ an upload when the caller has another destination (``failover=True``),
 while the last destination left is waited for up to ``http_timeout``. A
 node that failed without an answer (refused, reset, silent) becomes wary
 (:mod:`.health`) until it answers again: it is tried after the others, and
-probed by one request at a time with a short timeout, so a hung node holds
-requests about a second, not every request that meets it for the progress
-timeout. The pool belongs to
+by one request at a time, so a hung node holds one request per process for
+the progress timeout, not every request that meets it. The pool belongs to
 the process that made it: a forked child gets a new one, so parent and
 child never read each other's responses from a shared keep-alive socket.
 """
@@ -34,7 +33,7 @@ from urllib3.exceptions import HTTPError
 
 from ..digits import parse_digits
 from .errors import StorageNodeError
-from .health import PROBE_TIMEOUT, Admission, NodeHealth
+from .health import Admission, NodeHealth
 
 logger = logging.getLogger(__name__)
 
@@ -101,8 +100,7 @@ class StorageNodes:
     ``connect_timeout`` bounds a connect; ``progress_timeout`` the silence
     (no byte sent or received) a node is allowed on a read, and on an upload
     when the caller can fail over to another destination; ``http_timeout``
-    on the upload to the last destination left; a wary node's probe gets
-    :data:`~.health.PROBE_TIMEOUT`.
+    on the upload to the last destination left.
     A node that failed without an answer rests (:class:`.health.NodeHealth`,
     first for ``backoff`` seconds): :meth:`order` puts it last.
     """
@@ -122,7 +120,7 @@ class StorageNodes:
         self.connect_timeout = connect_timeout
         self.http_timeout = http_timeout
         self.progress_timeout = progress_timeout
-        self.health = NodeHealth(backoff=backoff)
+        self.health = NodeHealth(backoff=backoff, probe_time=connect_timeout + progress_timeout)
 
     @property
     def http(self) -> urllib3.PoolManager:
@@ -325,20 +323,15 @@ class StorageNodes:
 
         A read gives a silent node up after ``progress_timeout``; so does an
         upload that has another destination, while the last one left
-        (``last``) is waited for up to ``http_timeout``. A probe of a wary
-        node waits :data:`~.health.PROBE_TIMEOUT` (or ``progress_timeout``
-        when shorter).
+        (``last``) is waited for up to ``http_timeout``. A wary node that is
+        being probed is not sent to (:mod:`.health`).
         """
-        admission = self.health.admit(_node(url), last=last)
-        if admission is Admission.SKIP:
+        if self.health.admit(_node(url), last=last) is Admission.SKIP:
             raise StorageNodeError(
-                f"{method} {url} not sent: the node failed without an answer and has not "
-                f"answered a probe since",
+                f"{method} {url} not sent: the node failed without an answer a moment ago "
+                f"and has not answered since (another request is probing it)",
                 url=url,
             )
-        if admission is Admission.PROBE:
-            probe = min(PROBE_TIMEOUT, self.progress_timeout)
-            return urllib3.Timeout(connect=min(self.connect_timeout, probe), read=probe)
         silence = self.progress_timeout if read or not last else self.http_timeout
         return urllib3.Timeout(connect=self.connect_timeout, read=silence)
 

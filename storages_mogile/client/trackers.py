@@ -175,11 +175,18 @@ class BasePool:
         return self.roster.trackers
 
     def _request(
-        self, command: str, args: Mapping[str, str | int | None], settle: object | None
+        self,
+        command: str,
+        args: Mapping[str, str | int | None],
+        settle: object | None,
+        *,
+        patient: bool,
     ) -> TrackerRequest:
         """The rules of sending ``command``, once every tracker passed the guard."""
         guard.check_trackers(self.trackers)  # all of them: a refusal is never left to chance
-        return TrackerRequest(self.roster, command, args, settle=settle, timeout=self.timeout)
+        return TrackerRequest(
+            self.roster, command, args, settle=settle, timeout=self.timeout, patient=patient
+        )
 
 
 class TrackerPool(BasePool):
@@ -201,17 +208,21 @@ class TrackerPool(BasePool):
         args: Mapping[str, str | int | None],
         *,
         settle: Settle | None = None,
+        patient: bool = True,
     ) -> dict[str, str]:
         """Send ``command`` and return the ``OK`` reply's arguments.
 
         ``settle`` finds out whether the request took effect when its reply
         is lost; commands that are not :data:`~.core.RESENDABLE` need one to
-        be sent again. Raises the TrackerError subclass matching an ``ERR``
-        reply, or TrackerUnavailableError when no tracker answered.
+        be sent again. A request sent again after a lost reply and refused
+        waits for the lost attempt (see :class:`~.core.TrackerRequest`) unless
+        not ``patient``: the refusal is then raised at once. Raises the
+        TrackerError subclass matching an ``ERR`` reply, or
+        TrackerUnavailableError when no tracker answered.
         """
         current = getattr(self._local, "connection", None)
-        steps = self._request(command, args, settle).steps(current and current.address)
-        return run_steps(steps, self)
+        request = self._request(command, args, settle, patient=patient)
+        return run_steps(request.steps(current and current.address), self)
 
     def exchange(self, address: str, line: bytes) -> Reply | Unsent | Lost:
         """One request line and its reply, on this thread's connection to ``address``."""

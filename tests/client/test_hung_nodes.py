@@ -256,6 +256,25 @@ def test_backoff_may_be_zero() -> None:
     assert Client("d", ["127.0.0.1:1"], backoff=0).nodes.backoff == 0
 
 
+def hang_after_the_first_put(
+    hangable: Hangable, client: Client
+) -> tuple[contextlib.ExitStack, list[str]]:
+    """Make ``client``'s first PUT hang its node once it is done (until the
+    returned stack closes); the URLs of its PUTs."""
+    put = client.nodes.put
+    held = contextlib.ExitStack()
+    put_urls: list[str] = []
+
+    def put_then_hang(url: str, *args: object, **kwargs: object) -> None:
+        put(url, *args, **kwargs)  # type: ignore[arg-type]
+        put_urls.append(url)
+        if len(put_urls) == 1:
+            held.enter_context(hangable.hang(url))
+
+    client.nodes.put = put_then_hang  # type: ignore[method-assign]
+    return held, put_urls
+
+
 def test_a_destination_hung_before_create_close_leaves_the_outcome_open(
     hangable: Hangable,
 ) -> None:
@@ -272,18 +291,7 @@ def test_a_destination_hung_before_create_close_leaves_the_outcome_open(
         pytest.skip("real MogileFS only: the dev version stops the node (test_transient_faults)")
     client = hangable.client()
     key = f"hung-close/{uuid.uuid4().hex}"
-    put = client.nodes.put
-    held = contextlib.ExitStack()
-
-    put_urls: list[str] = []
-
-    def put_then_hang(url: str, *args: object, **kwargs: object) -> None:
-        put(url, *args, **kwargs)  # type: ignore[arg-type]
-        put_urls.append(url)
-        if len(put_urls) == 1:
-            held.enter_context(hangable.hang(url))
-
-    client.nodes.put = put_then_hang  # type: ignore[method-assign]
+    held, put_urls = hang_after_the_first_put(hangable, client)
     with held, pytest.raises(CloseOutcomeUnknownError, match="may still do so"):
         client.store_content(key, b"stored once", "thumb")
     assert len(put_urls) == 1  # not started over
@@ -303,17 +311,7 @@ def test_a_staged_store_hung_before_create_close_starts_over_under_another_stagi
         pytest.skip("real MogileFS only: the dev version stops the node (test_transient_faults)")
     client = hangable.client(timeout=3)
     prefix = f"hung-staged/{uuid.uuid4().hex}/"
-    put = client.nodes.put
-    held = contextlib.ExitStack()
-    put_urls: list[str] = []
-
-    def put_then_hang(url: str, *args: object, **kwargs: object) -> None:
-        put(url, *args, **kwargs)  # type: ignore[arg-type]
-        put_urls.append(url)
-        if len(put_urls) == 1:
-            held.enter_context(hangable.hang(url))
-
-    client.nodes.put = put_then_hang  # type: ignore[method-assign]
+    held, put_urls = hang_after_the_first_put(hangable, client)
     with held:
         key = client.store_new_file(
             [prefix + "name"], io.BytesIO(b"saved once"), "thumb", staging_key=prefix + "stage"
@@ -331,9 +329,9 @@ def test_a_staged_store_hung_before_create_close_starts_over_under_another_stagi
 def test_a_resting_node_holding_the_last_copy_left_gets_the_progress_timeout(
     hangable: Hangable,
 ) -> None:
-    """Once a node failed, a read whose only copy is on it gives up after a
-    probe (at most the progress timeout), not ``http_timeout``: a hung node
-    holds requests for a second, not half a minute each."""
+    """Once a node failed, a read whose only copy is on it gives up after the
+    progress timeout, not ``http_timeout``: a hung node holds requests for
+    seconds, not half a minute each."""
     client = hangable.client()
     key = f"hung-last/{uuid.uuid4().hex}"
     hung_url, alive_url = two_copies(client, key, b"two copies")
@@ -409,7 +407,7 @@ def test_a_wary_node_gets_one_request_at_a_time(hangable: Hangable) -> None:
         for reader in readers:
             reader.join()
     assert len(failures) == 8
-    assert sum("has not answered a probe since" in failure for failure in failures) == 7
+    assert sum("another request is probing it" in failure for failure in failures) == 7
     with client.read_file(key, paths=[hung_url]) as stream:  # it answers: no longer wary
         assert stream.read() == b"two copies"
     client.delete(key)
@@ -420,7 +418,7 @@ def test_requests_waiting_for_a_probe_are_served_when_the_node_answers_it(
 ) -> None:
     """A node that resumes while it is probed serves the requests that waited
     for the probe: none of them fails for a node that is back."""
-    client = hangable.client(node_progress_timeout=2.0)  # a probe of 1 s
+    client = hangable.client(node_progress_timeout=2.0)
     key = f"hung-back/{uuid.uuid4().hex}"
     hung_url, alive_url = two_copies(client, key, b"two copies")
     read: list[bytes] = []
