@@ -59,7 +59,7 @@ LOGGING = {
     "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["stderr"], "level": "WARNING"},
     # Lost tracker replies and how they were settled: the evidence behind a 500.
-    "loggers": {"storages_mogile.client.trackers": {"level": "INFO"}},
+    "loggers": {"storages_mogile.client.core": {"level": "INFO"}},
 }
 
 

@@ -7,12 +7,16 @@ its parts, is up to tests/conftest.py.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
 from storages_mogile.client import Client, UnknownKeyError
+from storages_mogile.client import core as core_module
+from storages_mogile.client.protocol import Request
 from tests.conftest import Target
+
+from .fakes import Answer, ScriptedTracker
 
 
 @pytest.fixture
@@ -45,3 +49,23 @@ def keys(client: Client) -> Iterator[Keys]:
     made = Keys(client)
     yield made
     made.cleanup()
+
+
+@pytest.fixture
+def tracker_factory() -> Iterator[Callable[[Callable[[Request, int], Answer]], ScriptedTracker]]:
+    """Makes ScriptedTrackers and closes them after the test."""
+    made: list[ScriptedTracker] = []
+
+    def make(respond: Callable[[Request, int], Answer]) -> ScriptedTracker:
+        made.append(ScriptedTracker(respond))
+        return made[-1]
+
+    yield make
+    for tracker in made:
+        tracker.close()
+
+
+@pytest.fixture
+def in_given_order(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Trackers are tried in the order given instead of at random."""
+    monkeypatch.setattr(core_module.random, "shuffle", lambda items: None)

@@ -127,6 +127,28 @@ def replies(*lines: str | bytes, close: bool = False) -> Callable[[Request, int]
     return respond
 
 
+def late_first(delay: float) -> Callable[[Request, int], Answer]:
+    """A get_paths responder answering its first request ``delay`` seconds
+    late (path ``http://late/``), every other at once (``http://fresh/<connection>``)."""
+    sent_late = threading.Event()
+
+    def respond(request: Request, number: int) -> Answer:
+        if number == 1 and not sent_late.is_set():
+            sent_late.set()
+            return Answer(b"OK paths=1&path1=http://late/\r\n", delay=delay)
+        return Answer(f"OK paths=1&path1=http://fresh/{number}\r\n".encode())
+
+    return respond
+
+
+def stray_line(request: Request, number: int) -> Answer:
+    """A responder whose first connection gets a stray line after its first
+    reply; on the others get_paths answers ``http://right/``."""
+    if number == 1:
+        return Answer(b"OK \r\nOK paths=1&path1=http://stray/\r\n")
+    return Answer(b"OK paths=1&path1=http://right/\r\n")
+
+
 class SilentTracker:
     """A listening socket nobody accepts from: connects succeed, nothing answers."""
 

@@ -75,7 +75,7 @@ def hangable(request: pytest.FixtureRequest) -> Iterator[Hangable]:
 @contextlib.contextmanager
 def stopped_mogstored(url: str) -> Iterator[None]:
     """SIGSTOP the local mogstored listening on ``url``'s port; SIGCONT after."""
-    pid = mogstored_listening_on(url)
+    pid = process_listening_on(url, b"mogstored")
     os.kill(pid, signal.SIGSTOP)
     try:
         yield
@@ -83,8 +83,9 @@ def stopped_mogstored(url: str) -> Iterator[None]:
         os.kill(pid, signal.SIGCONT)
 
 
-def mogstored_listening_on(url: str) -> int:
-    """The pid of the ``mogstored`` holding the listening socket of ``url``; skips if none."""
+def process_listening_on(url: str, program: bytes) -> int:
+    """The pid of the ``program`` (``mogstored``, or ``mogilefsd`` for a tracker's
+    ``http://host:port``) holding the listening socket of ``url``; skips if none."""
     parts = urlsplit(url)
     host = bytes(reversed([int(octet) for octet in (parts.hostname or "").split(".")])).hex()
     local = f"{host.upper()}:{parts.port:04X}"
@@ -97,12 +98,14 @@ def mogstored_listening_on(url: str) -> int:
         if not proc.name.isdigit():
             continue
         with contextlib.suppress(OSError):
-            if (proc / "cmdline").read_bytes().split(b"\0")[0].strip() != b"mogstored":
+            if (proc / "cmdline").read_bytes().split(b"\0")[0].strip() != program:
                 continue
             sockets = {os.readlink(fd) for fd in (proc / "fd").iterdir()}
             if {f"socket:[{inode}]" for inode in inodes} & sockets:
                 return int(proc.name)
-    pytest.skip(f"no local mogstored process listens for {url} (the MogileFS is elsewhere)")
+    pytest.skip(
+        f"no local {program.decode()} process listens for {url} (the MogileFS is elsewhere)"
+    )
 
 
 def two_copies(client: Client, key: str, data: bytes) -> list[str]:

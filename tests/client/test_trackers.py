@@ -11,7 +11,6 @@ import signal
 import threading
 import time
 import tracemalloc
-from collections.abc import Iterator
 
 import pytest
 
@@ -27,34 +26,20 @@ from storages_mogile.client import (
     UnknownDomainError,
     UnknownKeyError,
 )
-from storages_mogile.client import trackers as trackers_module
+from storages_mogile.client.core import MAX_REPLY_BYTES
 from storages_mogile.client.protocol import Request
-from storages_mogile.client.trackers import MAX_REPLY_BYTES, TrackerPool
+from storages_mogile.client.trackers import TrackerPool
 
-from .fakes import Answer, ScriptedTracker, SilentTracker, closed_port, replies
+from .fakes import (
+    Answer,
+    SilentTracker,
+    closed_port,
+    late_first,
+    replies,
+    stray_line,
+)
 
 PATH = "http://127.0.0.1:7500/dev1/0/000/000/0000000001.fid"
-
-
-@pytest.fixture
-def tracker_factory() -> Iterator:
-    """Makes ScriptedTrackers and closes them after the test."""
-    made: list[ScriptedTracker] = []
-
-    def make(respond) -> ScriptedTracker:
-        tracker = ScriptedTracker(respond)
-        made.append(tracker)
-        return tracker
-
-    yield make
-    for tracker in made:
-        tracker.close()
-
-
-@pytest.fixture
-def in_given_order(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Trackers are tried in the order given instead of at random."""
-    monkeypatch.setattr(trackers_module.random, "shuffle", lambda items: None)
 
 
 def never(request: Request, number: int) -> Answer:
@@ -303,15 +288,7 @@ def test_delete_of_an_unknown_key_fails_when_not_retried(tracker_factory) -> Non
 
 
 def test_late_reply_never_answers_the_next_command(tracker_factory) -> None:
-    sent_late = threading.Event()
-
-    def respond(request: Request, number: int) -> Answer:
-        if number == 1 and not sent_late.is_set():
-            sent_late.set()
-            return Answer(b"OK paths=1&path1=http://late/\r\n", delay=1.0)
-        return Answer(f"OK paths=1&path1=http://fresh/{number}\r\n".encode())
-
-    tracker = tracker_factory(respond)
+    tracker = tracker_factory(late_first(1.0))
     client = Client("testdomain", [tracker.address], timeout=0.6, backoff=0)
     # Sent again at once: on the old connection the late reply would arrive
     # within this request's timeout and be taken as its answer.
@@ -324,13 +301,6 @@ def test_interrupted_call_never_leaves_its_reply_to_the_next(tracker_factory) ->
     # An exception from a signal handler (a request timeout, Ctrl-C) can
     # leave call() while the reply is still owed; it must not answer the
     # next command when it comes.
-    sent_late = threading.Event()
-
-    def respond(request: Request, number: int) -> Answer:
-        if number == 1 and not sent_late.is_set():
-            sent_late.set()
-            return Answer(b"OK paths=1&path1=http://late/\r\n", delay=2.0)
-        return Answer(f"OK paths=1&path1=http://fresh/{number}\r\n".encode())
 
     class Interrupted(Exception):
         pass
@@ -338,7 +308,7 @@ def test_interrupted_call_never_leaves_its_reply_to_the_next(tracker_factory) ->
     def interrupt(signum: int, frame: object) -> None:
         raise Interrupted
 
-    tracker = tracker_factory(respond)
+    tracker = tracker_factory(late_first(2.0))
     client = Client("testdomain", [tracker.address])
     previous = signal.signal(signal.SIGUSR1, interrupt)
     timer = threading.Timer(0.2, os.kill, (os.getpid(), signal.SIGUSR1))
@@ -354,12 +324,7 @@ def test_interrupted_call_never_leaves_its_reply_to_the_next(tracker_factory) ->
 
 
 def test_extra_reply_line_retires_the_connection(tracker_factory) -> None:
-    def respond(request: Request, number: int) -> Answer:
-        if number == 1:
-            return Answer(b"OK \r\nOK paths=1&path1=http://stray/\r\n")
-        return Answer(b"OK paths=1&path1=http://right/\r\n")
-
-    tracker = tracker_factory(respond)
+    tracker = tracker_factory(stray_line)
     client = Client("testdomain", [tracker.address])
     client.delete("k")
     assert client.get_paths("k") == ["http://right/"]

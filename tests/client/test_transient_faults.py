@@ -18,7 +18,7 @@ from collections.abc import Callable
 import pytest
 
 from storages_mogile.client import Client, TrackerError, UnrewindableSourceError
-from storages_mogile.client.trackers import MAX_TRANSIENT_ERRORS
+from storages_mogile.client.core import MAX_TRANSIENT_ERRORS
 from storages_mogile.devserver import DevCluster
 
 from .test_transfers import NonSeekable
