@@ -4,8 +4,9 @@ A node that fails without an answer (refused, reset, silent) becomes
 *wary*: reads and uploads try it after the other copies and destinations.
 Meanwhile a background thread of the process *probes* the node: it asks it
 for the file that failed (a HEAD, with the usual timeouts) again and again,
-pausing :data:`PROBE_PAUSE` after a failure that came at once (refused),
-until the node answers. While a probe has been waiting longer than that
+pausing after a failure that came at once (refused) from
+:data:`PROBE_PAUSE` doubling up to ``backoff``, until the node answers (or
+the client is closed or collected). While a probe has been waiting longer than that
 pause, the node is *hanging*: no request is sent to it, and one whose only
 copy or destination is there waits at most :data:`ANSWER_WAIT` for the
 probe to be answered, then fails (a read: 503) instead of holding its
@@ -22,10 +23,12 @@ a hung node for the progress timeout.
 
 from __future__ import annotations
 
+import inspect
 import logging
 import os
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterable
 
 logger = logging.getLogger(__name__)
@@ -49,7 +52,11 @@ class NodeHealth:
     """
 
     def __init__(self, *, probe: Probe, backoff: float) -> None:
-        self.probe = probe
+        # Weakly held when a method (of the StorageNodes owning this): a
+        # client dropped without close() is freed, and its probes end.
+        self._probe: Callable[[], Probe | None] = (
+            weakref.WeakMethod(probe) if inspect.ismethod(probe) else lambda: probe
+        )
         self.backoff = backoff
         self._wary: dict[str, threading.Event] = {}  # node: set when it answers
         self._probing: dict[str, float] = {}  # node: since when its probe waits
@@ -84,15 +91,14 @@ class NodeHealth:
         wary, and a thread probes it with ``url`` until it answers."""
         if not self.backoff:
             return
-        self._forget_the_parents()
-        with self._lock:
+        with self._locked():
             if node in self._wary:
                 return
             self._wary[node] = threading.Event()
         logger.warning("storage node %s is not used until it answers a probe", node)
         threading.Thread(
-            target=self._probe_until_answered,
-            args=(node, url),
+            target=_probe_until_answered,
+            args=(weakref.ref(self), node, url, os.getpid()),
             name=f"storages-mogile probe {node}",
             daemon=True,
         ).start()
@@ -100,22 +106,21 @@ class NodeHealth:
     def answered(self, node: str) -> None:
         """``node`` answered: it is no longer wary."""
         if node in self._wary:
-            with self._lock:
+            with self._locked():
                 answered = self._wary.pop(node, None)
             if answered is not None:
                 answered.set()
 
-    def _probe_until_answered(self, node: str, url: str) -> None:
-        pid = os.getpid()
-        while node in self._wary and os.getpid() == pid:
-            began = self._probing[node] = time.monotonic()
-            answered = self.probe(url)
-            self._probing.pop(node, None)
-            if answered:
-                logger.warning("storage node %s answered a probe: used again", node)
-                self.answered(node)
-                return
-            time.sleep(max(0.0, PROBE_PAUSE - (time.monotonic() - began)))
+    def close(self) -> None:
+        """Forget every wary node; their probe threads end."""
+        with self._locked():
+            answered, self._wary = list(self._wary.values()), {}
+        for event in answered:
+            event.set()
+
+    def _locked(self) -> threading.Lock:
+        self._forget_the_parents()
+        return self._lock
 
     def _forget_the_parents(self) -> None:
         if self._pid != os.getpid():
@@ -125,3 +130,30 @@ class NodeHealth:
             self._wary = {}
             self._probing = {}
             self._pid = os.getpid()
+
+
+def _probe_until_answered(health: weakref.ref[NodeHealth], node: str, url: str, pid: int) -> None:
+    """Probe ``node`` until it answers, it is no longer wary, or its NodeHealth
+    is closed or gone. Pauses after probes that failed at once double from
+    :data:`PROBE_PAUSE` up to ``backoff``: a node that stays down is asked
+    seldom (requests still try it while it refuses)."""
+    pause = PROBE_PAUSE
+    while (current := health()) is not None and current.wary(node) and os.getpid() == pid:
+        probe = current._probe()
+        if probe is None:
+            return
+        began = current._probing[node] = time.monotonic()
+        answered = probe(url)
+        current._probing.pop(node, None)
+        if answered:
+            logger.warning("storage node %s answered a probe: used again", node)
+            current.answered(node)
+            return
+        waited = time.monotonic() - began
+        pause = (
+            PROBE_PAUSE
+            if waited > PROBE_PAUSE
+            else min(pause * 2, max(current.backoff, PROBE_PAUSE))
+        )
+        del current, probe  # between probes, only weak references are held
+        time.sleep(max(0.0, pause - waited))

@@ -142,8 +142,9 @@ class StorageNodes:
         return self._http
 
     def close(self) -> None:
-        """Close this process's pooled connections."""
+        """Close this process's pooled connections and forget the wary nodes."""
         self.http.clear()
+        self.health.close()
 
     @property
     def backoff(self) -> float:

@@ -7,11 +7,12 @@ own and are skipped on a real MogileFS.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 
 import pytest
 
-from storages_mogile.client import Client, StorageNodeError, TrackerUnavailableError
+from storages_mogile.client import Client, NoPathsError, StorageNodeError, TrackerUnavailableError
 from storages_mogile.devserver import DevCluster
 from tests.conftest import Target
 
@@ -120,3 +121,29 @@ def test_tracker_timeout_is_bounded(mogile_target: Target) -> None:
     finally:
         silent.close()
     assert elapsed < 1.0 + 5  # a correctness bound (no hang), not a speed test
+
+
+def test_a_dropped_client_stops_probing_a_node_that_is_down(dev_cluster: DevCluster) -> None:
+    """The probe thread of a wary node ends when its client is closed or
+    dropped: a node taken away for good is not asked for ever (nor is what
+    later listens on its port)."""
+
+    def probes() -> list[threading.Thread]:
+        names = {f"storages-mogile probe {node.url}" for node in dev_cluster.nodes}
+        return [thread for thread in threading.enumerate() if thread.name in names]
+
+    for close in (True, False):
+        client = Client("testdomain", dev_cluster.trackers)
+        client.store_content("p/key", b"one copy")
+        paths = client.get_paths("p/key")
+        for node in dev_cluster.nodes:
+            node.stop()
+        with pytest.raises(NoPathsError):
+            client.read_file("p/key", paths=paths)
+        assert probes()
+        if close:
+            client.close()
+        del client
+        wait_for(lambda: not probes(), timeout=10)
+        for node in dev_cluster.nodes:
+            node.start()
