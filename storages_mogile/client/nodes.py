@@ -273,17 +273,24 @@ class StorageNodes(NodeRules):
 
     def _probe(self, url: str) -> bool:
         """Whether the node of ``url`` answers a HEAD of it, whatever the status."""
-        try:
-            self.http.request(
-                "HEAD",
-                url,
-                retries=_NO_RETRIES,
-                redirect=False,
-                timeout=urllib3.Timeout(connect=self.connect_timeout, read=self.progress_timeout),
-            )
-        except (HTTPError, OSError):
-            return False
-        return True
+        return probe_answers(self.http, url, self.connect_timeout, self.progress_timeout)
+
+
+def probe_answers(
+    http: urllib3.PoolManager, url: str, connect_timeout: float, progress_timeout: float
+) -> bool:
+    """Whether the node of ``url`` answers a HEAD of it through ``http``, whatever the status."""
+    try:
+        http.request(
+            "HEAD",
+            url,
+            retries=_NO_RETRIES,
+            redirect=False,
+            timeout=urllib3.Timeout(connect=connect_timeout, read=progress_timeout),
+        )
+    except (HTTPError, OSError):
+        return False
+    return True
 
 
 def _skip(response: urllib3.BaseHTTPResponse, count: int, url: str) -> None:
