@@ -19,6 +19,7 @@ resume with a Range, length and MD5 checks.
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import threading
 import time
@@ -32,10 +33,11 @@ from collections.abc import (
     Sequence,
 )
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import aiohttp
 import urllib3
+from aiohttp.client_proto import ResponseHandler
 
 from .core import Steps, arun_steps
 from .errors import StorageNodeError
@@ -88,15 +90,25 @@ class AsyncNodeBody:
     async def read(self, amount: int) -> bytes:
         """``amount`` bytes, fewer only at the end of the body; ``b""`` there.
 
-        Whole chunks, as :meth:`.nodes.NodeBody.read` gives: a file read in
-        one call can fall through a damaged copy before any byte is handed out.
+        Whole chunks, as :meth:`.nodes.NodeBody.read` gives (a file read in
+        one call can fall through a damaged copy before any byte is handed
+        out). A connection that fails gives the bytes that arrived, and the
+        error with the next read.
         """
         if self.response is None:
             return b""
+        content = self.response.content
+        data = await content.read(amount)
+        if len(data) in (0, amount):
+            return data
+        parts, got = [data], len(data)
         try:
-            return await self.response.content.readexactly(amount)
-        except asyncio.IncompleteReadError as end:
-            return end.partial
+            while got < amount and (more := await content.read(amount - got)):
+                parts.append(more)
+                got += len(more)
+        except FAILURES:
+            pass  # the stream keeps its error for the next read
+        return b"".join(parts)
 
     async def skip(self, count: int) -> None:
         """Read and drop ``count`` bytes (a node that ignored the Range)."""
@@ -258,7 +270,7 @@ class AsyncStorageNodes(NodeRules):
         session = sessions.get(loop)
         if session is None or session.closed:
             session = sessions[loop] = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=0),
+                connector=_Connector(limit=0),
                 auto_decompress=False,
                 read_bufsize=READ_BUFSIZE,
                 timeout=aiohttp.ClientTimeout(total=None),
@@ -283,6 +295,31 @@ class AsyncStorageNodes(NodeRules):
         probe thread; a pool of its own, so no event loop is needed)."""
         with urllib3.PoolManager(num_pools=1) as http:
             return probe_answers(http, url, self.connect_timeout, self.progress_timeout)
+
+
+class _Handler(ResponseHandler):
+    """aiohttp's connection protocol, closing a connection with unsent bytes at once.
+
+    An upload given up on a node that takes nothing would otherwise hold
+    its socket until the node reads the rest (a transport's close waits
+    for its buffer to be sent).
+    """
+
+    def close(self) -> None:
+        if self.transport is not None and self.transport.get_write_buffer_size():
+            self.abort()
+        else:
+            super().close()
+
+
+class _Connector(aiohttp.TCPConnector):
+    """aiohttp's TCP connector, with :class:`_Handler` connections."""
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        self._factory = cast(
+            "functools.partial[ResponseHandler]", functools.partial(_Handler, loop=self._loop)
+        )
 
 
 class _Feed:
