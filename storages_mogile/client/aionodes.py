@@ -27,7 +27,6 @@ from collections.abc import (
     AsyncIterable,
     AsyncIterator,
     Awaitable,
-    Callable,
     Generator,
     Iterable,
     Sequence,
@@ -44,7 +43,7 @@ from .errors import StorageNodeError
 from .nodes import SKIP_SIZE, probe_answers
 from .reading import (
     Broken,
-    CopyReading,
+    CopyReader,
     Effect,
     NodeRules,
     NodeStat,
@@ -150,20 +149,8 @@ class AsyncStorageNodes(NodeRules):
     failed without an answer rests (is wary) as for the blocking nodes.
     """
 
-    def __init__(
-        self,
-        *,
-        connect_timeout: float,
-        http_timeout: float,
-        progress_timeout: float,
-        backoff: float,
-    ) -> None:
-        super().__init__(
-            connect_timeout=connect_timeout,
-            http_timeout=http_timeout,
-            progress_timeout=progress_timeout,
-            backoff=backoff,
-        )
+    def __init__(self, **settings: float) -> None:
+        super().__init__(**settings)
         self._sessions: dict[asyncio.AbstractEventLoop, aiohttp.ClientSession] = {}
         self._lock = threading.Lock()
         self._pid = os.getpid()
@@ -370,7 +357,7 @@ class _Feed:
                 await asyncio.gather(task, return_exceptions=True)
 
 
-class AsyncNodeReader:
+class AsyncNodeReader(CopyReader):
     """A stored file, streamed from the first copy that answers, in asyncio.
 
     The arguments and rules of :class:`~.files.NodeReader` (the rules are
@@ -382,51 +369,14 @@ class AsyncNodeReader:
     reader.read(n)`` gives up to ``n`` bytes (all with -1; ``b""`` only at
     the end); ``async for chunk in reader`` gives ``chunk_size`` pieces;
     ``await reader.aclose()`` (or the end of an ``async with`` block) gives
-    the connection back. ``url``, ``size`` and ``last_modified`` as on the
-    blocking reader.
+    the connection back. The arguments and the attributes ``url``, ``size``
+    and ``last_modified`` are :class:`.reading.CopyReader`'s.
     """
 
-    def __init__(
-        self,
-        nodes: AsyncStorageNodes,
-        paths: Sequence[str],
-        *,
-        key: str,
-        offset: int = 0,
-        length: int | None = None,
-        size: int | None = None,
-        md5: str | None = None,
-        chunk_size: int = 1 << 20,
-        on_damaged: Callable[[str], None] | None = None,
-    ) -> None:
-        self._reading = CopyReading(
-            nodes.order(paths),
-            nodes=nodes,
-            key=key,
-            offset=offset,
-            length=length,
-            size=size,
-            md5=md5,
-            on_damaged=on_damaged,
-        )
-        self.key = key
-        self.chunk_size = chunk_size
+    def __init__(self, nodes: AsyncStorageNodes, paths: Sequence[str], **options: Any) -> None:
+        super().__init__(nodes, paths, **options)
         self.closed = False
         self._transport = _AsyncBodyTransport(nodes)
-
-    @property
-    def url(self) -> str | None:
-        """The copy serving now."""
-        return self._reading.url
-
-    @property
-    def size(self) -> int | None:
-        """The length of the whole file, when known."""
-        return self._reading.size
-
-    @property
-    def last_modified(self) -> datetime | None:
-        return self._reading.last_modified
 
     async def open(self) -> None:
         """Open the first copy that answers, unless one is open or was read from."""

@@ -33,8 +33,9 @@ from .fakes import FakeNode, closed_port
 from .test_checksums import DATA, MD5, flipped, with_a_damaged_copy
 from .test_damaged_copies import damage, two_paths
 from .test_hung_nodes import BOUND, PATIENCE, PROGRESS, Hangable, hangable, two_copies
+from .test_transfers import nodes
 
-__all__ = ["hangable"]  # the fixture, shared with the blocking tests
+__all__ = ["hangable", "nodes"]  # the fixtures, shared with the blocking tests
 
 T = TypeVar("T")
 CHUNK = 64 << 10
@@ -68,14 +69,6 @@ async def read_whole(reader: AsyncNodeReader) -> bytes:
     """Everything ``reader`` gives with ``async for``, closing it after."""
     async with reader:
         return b"".join([chunk async for chunk in reader])
-
-
-@pytest.fixture
-def nodes() -> Iterator[list[FakeNode]]:
-    made: list[FakeNode] = []
-    yield made
-    for node in made:
-        node.close()
 
 
 @pytest.mark.parametrize("size", [0, 1, CHUNK - 1, CHUNK, CHUNK + 1, 5 * CHUNK + 7])
