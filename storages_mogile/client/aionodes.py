@@ -425,7 +425,11 @@ class AsyncNodeReader(CopyReader):
             self.closed = True
 
     async def __aenter__(self) -> Self:
-        await self.open()
+        try:
+            await self.open()
+        except BaseException:  # NoPathsError, or a task cancelled while a node answers
+            await self.aclose()
+            raise
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:

@@ -520,6 +520,32 @@ def test_a_read_cancelled_mid_stream_leaves_no_connection_open(client: Client, k
     gc.collect()  # an unclosed transport would warn now, failing this test
 
 
+def test_a_read_cancelled_while_a_hung_node_holds_it_leaves_no_connection_open(
+    hangable: Hangable,
+) -> None:
+    """A task cancelled while its request waits on a hung node (a client gone
+    under ASGI) leaves no socket behind, and the node is not taken for failed."""
+    client = hangable.client()
+    key = f"hung-async-cancel/{os.urandom(8).hex()}"
+    hung_url, alive_url = two_copies(client, key, b"two copies")
+    storage = async_nodes(progress_timeout=PATIENCE, http_timeout=PATIENCE)
+
+    async def work() -> None:
+        reader = AsyncNodeReader(storage, [hung_url, alive_url], key=key)
+        task = asyncio.create_task(read_whole(reader))
+        await asyncio.sleep(PROGRESS)  # the GET went out and waits for its answer
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert reader.closed
+
+    with hangable.hang(hung_url):
+        run(storage, work)
+    assert not storage.wary(hung_url)
+    gc.collect()  # an unclosed transport would warn now, failing this test
+    client.delete(key)
+
+
 # Python 3.12+ warns that fork() in a process with threads (the dev MogileFS's) may deadlock.
 @pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
 def test_a_forked_child_reads_on_its_own_loop_and_connections(client: Client, keys: Keys) -> None:
