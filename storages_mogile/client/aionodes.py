@@ -87,27 +87,14 @@ class AsyncNodeBody:
         self.last_modified = last_modified
 
     async def read(self, amount: int) -> bytes:
-        """``amount`` bytes, fewer only at the end of the body; ``b""`` there.
+        """Up to ``amount`` bytes, as they arrived; ``b""`` only at the end of the body.
 
-        Whole chunks, as :meth:`.nodes.NodeBody.read` gives (a file read in
-        one call can fall through a damaged copy before any byte is handed
-        out). A connection that fails gives the bytes that arrived, and the
-        error with the next read.
+        Fewer bytes than asked cost no copy to gather (the reading rules hold
+        back what a check needs, :meth:`.reading.CopyReading.read`).
         """
         if self.response is None:
             return b""
-        content = self.response.content
-        data = await content.read(amount)
-        if len(data) in (0, amount):
-            return data
-        parts, got = [data], len(data)
-        try:
-            while got < amount and (more := await content.read(amount - got)):
-                parts.append(more)
-                got += len(more)
-        except FAILURES:
-            pass  # the stream keeps its error for the next read
-        return b"".join(parts)
+        return await self.response.content.read(amount)
 
     async def skip(self, count: int) -> None:
         """Read and drop ``count`` bytes (a node that ignored the Range)."""

@@ -373,16 +373,24 @@ class CopyReading:
         )
 
     def read(self, size: int) -> Generator[Effect, Any, bytes]:
-        """Up to ``size`` bytes from the current position; ``b""`` only at the end."""
+        """Up to ``size`` bytes from the current position; ``b""`` only at the end.
+
+        A body may give fewer bytes than asked; they are handed out as they
+        come, but for a read that takes the rest of a file checked against
+        its MD5 with nothing handed out yet: its bytes are held until the
+        check, so that a damaged copy is left for the next before any byte.
+        """
         handed_out = self.position > 0
-        while size:
+        held: list[bytes] = []
+        taken = 0  # bytes of this read held so far
+        while size > taken:
+            if not self.holding and self._remaining() != 0:
+                yield from self.open()
             remaining = self._remaining()
             if remaining == 0:
                 yield from self._verify()
-                return b""
-            if not self.holding:
-                yield from self.open()
-            want = size if remaining is None else min(size, remaining)
+                return b"".join(held)
+            want = size - taken if remaining is None else min(size - taken, remaining)
             data = yield Receive(want)
             if isinstance(data, Broken):
                 yield from self._fail_node(
@@ -392,11 +400,13 @@ class CopyReading:
             if not data:
                 if remaining is None:
                     yield from self._verify()
-                    return b""
+                    return b"".join(held)
                 yield from self._fail_node(f"body ended {remaining} bytes early")
                 continue
             self._digest(data)
             self.position += len(data)
+            held.append(data)
+            taken += len(data)
             if remaining == len(data):
                 try:
                     yield from self._verify()  # before the last bytes are handed out
@@ -405,9 +415,17 @@ class CopyReading:
                         raise
                     self.position = 0  # none of it was handed out: read the next copy
                     self._restart_digest()
+                    held, taken = [], 0
                     continue
-            return data
-        return b""
+            elif (
+                not handed_out
+                and self._hasher is not None
+                and remaining is not None
+                and size - taken >= remaining - len(data)
+            ):
+                continue  # this read ends the checked file: hold its bytes for the check
+            return b"".join(held)
+        return b"".join(held)
 
     def read_all(self, chunk_size: int) -> Generator[Effect, Any, bytes]:
         """The rest of the stream, read in ``chunk_size`` pieces.

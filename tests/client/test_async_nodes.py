@@ -89,8 +89,9 @@ def test_reads_of_every_size_give_what_the_blocking_reader_gives(
         async with reader:
             assert (reader.url, reader.size) == (blocking.url, size)
             assert reader.last_modified == blocking.last_modified
-            sizes = [len(chunk) async for chunk in reader]
-        assert sizes == [CHUNK] * (size // CHUNK) + ([size % CHUNK] if size % CHUNK else [])
+            chunks = [chunk async for chunk in reader]
+        assert b"".join(chunks) == data
+        assert all(0 < len(chunk) <= CHUNK for chunk in chunks)  # as they arrived, never empty
         reader = AsyncNodeReader(nodes, location.paths, key=keys("f"), chunk_size=CHUNK)
         assert await reader.read() == data  # without the size: the node's length
         assert await reader.read(1) == b""
@@ -98,7 +99,7 @@ def test_reads_of_every_size_give_what_the_blocking_reader_gives(
         pieces = AsyncNodeReader(nodes, location.paths, key=keys("f"), size=size)
         read = b""
         while piece := await pieces.read(1000):
-            assert len(piece) == min(1000, size - len(read))
+            assert 0 < len(piece) <= 1000
             read += piece
         assert read == data
         await pieces.aclose()
@@ -246,7 +247,11 @@ def test_a_mid_stream_cut_resumes_at_the_next_copy_with_a_range(nodes: list[Fake
 
     run(storage, work)
     assert cut.requests[0][2] == "bytes=1000-5999"
-    assert good.requests == [("GET", "/dev1/0/000/000/0000000007.fid", "bytes=4000-5999")]
+    # From the byte reached (what aiohttp had buffered when the cut came may be lost).
+    [(method, path, resumed)] = good.requests
+    start, end = (int(byte) for byte in resumed.removeprefix("bytes=").split("-"))
+    assert (method, path, end) == ("GET", "/dev1/0/000/000/0000000007.fid", 5999)
+    assert 1000 <= start <= 4000
 
 
 def test_a_node_ignoring_range_is_skipped_to_the_offset(nodes: list[FakeNode]) -> None:
