@@ -6,6 +6,8 @@ CPU time per GiB as ratios to the blocking urllib3 read the client does today:
 
 * ``urllib3``: the baseline, a PoolManager GET read in 1 MiB chunks (blocking);
 * ``aiohttp``: ``ClientSession(read_bufsize=1 MiB)``, ``content.iter_chunked(1 MiB)``;
+* ``AsyncNodeReader``: the client's async reader over aiohttp (``async for`` in
+  1 MiB chunks), what its reading rules cost on top of aiohttp;
 * ``httpx``: ``AsyncClient.stream``, ``aiter_raw()``;
 * ``h11``: h11 over asyncio streams (``asyncio.open_connection(limit=1 MiB)``),
   reads of 1 MiB; a new connection per request (h11 keeps no HTTP/1.0
@@ -41,6 +43,7 @@ import urllib3
 from harness import MIB, DevServer  # puts the repo on sys.path
 
 from storages_mogile.client import Client
+from storages_mogile.client.aionodes import AsyncNodeReader, AsyncStorageNodes
 
 CHUNK = MIB
 SMALL = 4096
@@ -58,6 +61,11 @@ def read_urllib3(pool: urllib3.PoolManager, url: str) -> int:
 async def read_aiohttp(session: aiohttp.ClientSession, url: str) -> int:
     async with session.get(url) as response:
         return sum([len(chunk) async for chunk in response.content.iter_chunked(CHUNK)])
+
+
+async def read_node_reader(nodes: AsyncStorageNodes, url: str) -> int:
+    async with AsyncNodeReader(nodes, [url], key="bench", chunk_size=CHUNK) as reader:
+        return sum([len(chunk) async for chunk in reader])
 
 
 async def read_httpx(client: httpx.AsyncClient, url: str) -> int:
@@ -117,6 +125,9 @@ class Candidates:
         self.loop = asyncio.new_event_loop()
         self.pool = urllib3.PoolManager(maxsize=CONCURRENCY)
         self.session = self.loop.run_until_complete(self._session())
+        self.nodes = AsyncStorageNodes(
+            connect_timeout=120, http_timeout=120, progress_timeout=120, backoff=5
+        )
         self.httpx = httpx.AsyncClient(timeout=120)
         self.h11 = H11Reader()
 
@@ -128,6 +139,7 @@ class Candidates:
         return {
             "urllib3": lambda url: read_urllib3(self.pool, url),
             "aiohttp": lambda url: run(read_aiohttp(self.session, url)),
+            "AsyncNodeReader": lambda url: run(read_node_reader(self.nodes, url)),
             "httpx": lambda url: run(read_httpx(self.httpx, url)),
             "h11": lambda url: run(self.h11.get(url)),
         }
@@ -143,6 +155,7 @@ class Candidates:
         else:
             get = {
                 "aiohttp": lambda: read_aiohttp(self.session, url),
+                "AsyncNodeReader": lambda: read_node_reader(self.nodes, url),
                 "httpx": lambda: read_httpx(self.httpx, url),
             }[name]
             task = lambda i: get()
@@ -176,6 +189,7 @@ class Candidates:
     def close(self) -> None:
         self.h11.close()
         self.loop.run_until_complete(self.session.close())
+        self.loop.run_until_complete(self.nodes.aclose())
         self.loop.run_until_complete(self.httpx.aclose())
         self.loop.run_until_complete(asyncio.sleep(0.1))
         self.loop.close()
