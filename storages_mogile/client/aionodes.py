@@ -370,9 +370,9 @@ class AsyncNodeReader(CopyReader):
     ``await reader.open()`` opens the first copy that answers (NoPathsError
     when none does; the first read does it otherwise); ``await
     reader.read(n)`` gives up to ``n`` bytes (all with -1; ``b""`` only at
-    the end); ``async for chunk in reader`` gives pieces of up to ``chunk_size``, as they arrive;
-    ``await reader.aclose()`` (or the end of an ``async with`` block) gives
-    the connection back. The arguments and the attributes ``url``, ``size``
+    the end); ``async for chunk in reader`` gives pieces of up to
+    ``chunk_size``, as they arrive; ``await reader.aclose()`` (or the end
+    of an ``async with`` block) gives the connection back. The arguments and the attributes ``url``, ``size``
     and ``last_modified`` are :class:`.reading.CopyReader`'s.
     """
 
