@@ -344,8 +344,9 @@ class LiveCopyChecker:
         return self.pool.submit(self._check, name, size, asked, time.monotonic())
 
     def _check(self, name: str, size: int, asked: float, answered: float) -> str:
-        """ "live" when a listed copy answers HEAD with the file's length; "none";
-        "late" or "unknown" (the tracker failed) when it cannot tell."""
+        """ "live" when a listed copy answers HEAD with the file's length; "came back"
+        when only a node back since the GET answers so; "none"; "late" or
+        "unknown" (the tracker failed) when it cannot tell."""
         if time.monotonic() - answered > LIVE_CHECK_DELAY:
             return "late"
         try:
@@ -353,6 +354,7 @@ class LiveCopyChecker:
         except MogileFSError as exc:
             logger.warning("live-copy check of %r: %s", name, exc)
             return "unknown"
+        result = "none"
         for url in paths:
             try:
                 response = self.http.request(
@@ -360,12 +362,15 @@ class LiveCopyChecker:
                 )
             except urllib3.exceptions.HTTPError:
                 continue
-            if self.returns.overlap(urlsplit(url).netloc, asked, time.monotonic()):
+            if response.status != 200 or response.headers.get("Content-Length") != str(size):
                 continue
-            if response.status == 200 and response.headers.get("Content-Length") == str(size):
-                logger.info("503 for %r, which had a live copy at %s", name, url)
-                return "live"
-        return "none"
+            if self.returns.overlap(urlsplit(url).netloc, asked, time.monotonic()):
+                logger.info("503 for %r, whose copy at %s came back since the GET", name, url)
+                result = "came back"
+                continue
+            logger.info("503 for %r, which had a live copy at %s", name, url)
+            return "live"
+        return result
 
 
 def request(
