@@ -96,25 +96,13 @@ class NodeBody:
 class StorageNodes(NodeRules):
     """GET, HEAD and PUT against storage node URLs, blocking (urllib3).
 
-    The timeouts, and the wary nodes that :meth:`order` puts last and no
-    request goes to while they hang, are :class:`.reading.NodeRules`'.
+    The settings (timeouts, ``backoff``), and the wary nodes that
+    :meth:`order` puts last and no request goes to while they hang, are
+    :class:`.reading.NodeRules`'.
     """
 
-    def __init__(
-        self,
-        http: urllib3.PoolManager,
-        *,
-        connect_timeout: float,
-        http_timeout: float,
-        progress_timeout: float,
-        backoff: float,
-    ) -> None:
-        super().__init__(
-            connect_timeout=connect_timeout,
-            http_timeout=http_timeout,
-            progress_timeout=progress_timeout,
-            backoff=backoff,
-        )
+    def __init__(self, http: urllib3.PoolManager, **settings: float) -> None:
+        super().__init__(**settings)
         self._http = http
         self._pid = os.getpid()
         self._lock = threading.Lock()
