@@ -257,7 +257,7 @@ def raw_bytes(do: Do, k: Callable[[str], str], setup: Client) -> list[object]:
         do("list_keys", k("")),
         do("file_info", k(RAW_KEY)),
         do("delete", k(RAW_KEY)),
-        do("rename", k("kept"), k(b"\xc3\xa9".decode("utf-8", "surrogateescape"))),
+        do("rename", k("kept"), k("\udcc3\udca9")),  # escapes of valid UTF-8: refused
     ]
 
 
