@@ -58,7 +58,7 @@ if TYPE_CHECKING:
     from typing_extensions import Self
 
 T = TypeVar("T")
-Steps_ = Generator[Effect, Any, T]
+ReadSteps = Generator[Effect, Any, T]
 
 #: What a failing node (or the connection to it) raises in aiohttp.
 FAILURES = (aiohttp.ClientError, OSError, asyncio.TimeoutError)
@@ -180,8 +180,7 @@ class AsyncStorageNodes(NodeRules):
         except BaseException as exc:
             response.close()
             if isinstance(exc, FAILURES):
-                self.rest(url)
-                raise StorageNodeError(f"GET {url} failed: {exc}", url=url) from exc
+                raise self._failed("GET", url, exc) from exc
             raise
 
     async def put(
@@ -204,7 +203,11 @@ class AsyncStorageNodes(NodeRules):
             "PUT", url, last=not failover, feed=_Feed(body), headers=headers
         )
         async with response:
-            check_put(url, response.status, await response.read())
+            try:
+                answer = await response.read()
+            except FAILURES as exc:
+                raise self._failed("PUT", url, exc) from exc
+        check_put(url, response.status, answer)
 
     async def aclose(self) -> None:
         """Close the running event loop's connections; later requests open new ones."""
@@ -245,10 +248,14 @@ class AsyncStorageNodes(NodeRules):
         except FAILURES as exc:
             if feed is not None and feed.error is not None:
                 raise feed.error from None  # the caller's body failed, not the node
-            self.rest(url)
-            raise StorageNodeError(f"{method} {url} failed: {exc}", url=url) from exc
+            raise self._failed(method, url, exc) from exc
         self.answered(url)
         return response
+
+    def _failed(self, method: str, url: str, exc: BaseException) -> StorageNodeError:
+        """The error of a request the node failed without an answer; the node rests."""
+        self.rest(url)
+        return StorageNodeError(f"{method} {url} failed: {exc}", url=url)
 
     def _session(self) -> aiohttp.ClientSession:
         """The running event loop's session (a new one the first time)."""
@@ -321,10 +328,11 @@ class _Feed:
     def __init__(self, body: Iterable[bytes] | AsyncIterable[bytes]) -> None:
         self._body = body
         self.error: BaseException | None = None
-        self._moved = time.monotonic()
+        self._moved: float | None = None  # when a chunk was last taken; None before the first
         self._sent = False
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
+        self._moved = time.monotonic()
         try:
             if isinstance(self._body, AsyncIterable):
                 async for chunk in self._body:
@@ -345,16 +353,24 @@ class _Feed:
         task = asyncio.ensure_future(request)
         try:
             while True:
-                waited = time.monotonic() - self._moved
-                done, _ = await asyncio.wait({task}, timeout=max(0.0, silence - waited))
+                # Once the body is sent, aiohttp's read timeout watches the answer.
+                left = None if self._sent else self._left(silence)
+                done, _ = await asyncio.wait({task}, timeout=left)
                 if done:
                     return task.result()
-                if not self._sent and time.monotonic() - self._moved >= silence:
+                if not self._sent and self._left(silence) == 0:
                     raise TimeoutError(f"the node took no byte for {silence:g} s")
         finally:
             if not task.done():
                 task.cancel()
                 await asyncio.gather(task, return_exceptions=True)
+
+    def _left(self, silence: float) -> float:
+        """Seconds the node has left to take the next chunk of the body (all of
+        ``silence`` before the body starts: connecting is the connect timeout's)."""
+        if self._moved is None:
+            return silence
+        return max(0.0, silence - (time.monotonic() - self._moved))
 
 
 class AsyncNodeReader(CopyReader):
@@ -415,7 +431,7 @@ class AsyncNodeReader(CopyReader):
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
 
-    async def _run(self, steps: Steps_[T]) -> T:
+    async def _run(self, steps: ReadSteps[T]) -> T:
         """Drive the reading rules' ``steps`` over this reader's storage nodes."""
         if self.closed:
             raise ValueError(f"read of key {self.key!r} from a closed reader")

@@ -17,7 +17,6 @@ child never read each other's responses from a shared keep-alive socket.
 from __future__ import annotations
 
 import http.client
-import logging
 import os
 import threading
 from collections.abc import Iterable
@@ -42,9 +41,7 @@ from .reading import (
     range_header,
 )
 
-__all__ = ["NodeBody", "NodeStat", "StorageNodes"]
-
-logger = logging.getLogger(__name__)
+__all__ = ["SKIP_SIZE", "NodeBody", "NodeStat", "StorageNodes", "probe_answers"]
 
 SKIP_SIZE = 1 << 20
 # The client picks the next destination or replica itself: urllib3 must not retry.

@@ -148,7 +148,6 @@ class OpenBody(Protocol):
 
 Headers = Mapping[str, str]
 Effect = AwaitAnswer | Open | Receive | Release
-Steps = Generator[Effect, Any, Any]
 
 
 def node_of(url: str) -> str:

@@ -449,47 +449,39 @@ def test_no_request_goes_to_a_hanging_node_but_one_resumed_a_moment_ago_serves(
 
 
 def test_an_upload_gives_a_hung_destination_up_unless_it_is_the_last(
-    dev_cluster: DevCluster,
+    hangable: Hangable,
 ) -> None:
     """A destination that takes no byte is given up after the progress
     timeout when another is left (the body's writes are watched too, not
     only the answer), and waited for up to ``http_timeout`` when it is the last."""
-    client = Client("testdomain", dev_cluster.trackers)
-    client.store_content("up/key", b"x", "thumb")
-    (url,) = client.get_paths("up/key")
-    node = next(node for node in dev_cluster.nodes if url.startswith(node.url + "/"))
+    client = hangable.client()
+    key = f"hung-async-put/{os.urandom(8).hex()}"
+    client.store_content(key, b"x", "thumb")
+    (url,) = client.get_paths(key)
     storage = async_nodes(progress_timeout=PROGRESS, http_timeout=PATIENCE)
     big = b"y" * (32 << 20)  # more than the sockets' buffers hold
 
     async def failover() -> None:
         started = time.monotonic()
         with pytest.raises(StorageNodeError, match="no byte for 0.5 s"):
-            await storage.put(
-                url,
-                [big[i : i + CHUNK] for i in range(0, len(big), CHUNK)],
-                len(big),
-                failover=True,
-            )
+            chunks = [big[start : start + CHUNK] for start in range(0, len(big), CHUNK)]
+            await storage.put(url, chunks, len(big), failover=True)
         assert time.monotonic() - started < BOUND
         assert storage.wary(url)
 
-    node.hang()
-    try:
+    with hangable.hang(url):
         run(storage, failover)
-    finally:
-        node.resume()
     storage.health.close()
 
     async def last() -> None:
-        threading.Timer(PROGRESS * 4, node.resume).start()
+        threading.Timer(PROGRESS * 4, held.close).start()  # resumed after 4 progress timeouts
         await storage.put(url, [b"waited for"], 10)
 
-    node.hang()
-    try:
+    with contextlib.ExitStack() as held:
+        held.enter_context(hangable.hang(url))
         run(storage, last)
-    finally:
-        node.resume()
     assert client.nodes.head(url).length == 10
+    client.delete(key)
     client.close()
 
 
