@@ -16,8 +16,9 @@ Per window, over the requests whose answer ended in it (a request held by a
 hung node counts where it ends): throughput (good answers per second),
 answers by result, p99 latency, and the machine's load average. A 503 is
 checked at once: did the tracker list a copy that a storage node served
-(HEAD, right length, answered within LIVE_HEAD_TIMEOUT)? At the end, with every daemon back, every acknowledged
-upload is read back from each of its copies and compared with what was
+(HEAD, right length, answered within LIVE_HEAD_TIMEOUT, by a node that had
+not come back from a fault since the GET was sent)? At the end, with every
+daemon back, every acknowledged upload is read back from each of its copies and compared with what was
 sent. Then the goals of issue 14: no 500, no wrong byte, no lost
 acknowledged upload, no 503 for a file that had a live copy, and the
 hung-node window at half the calm window's throughput or more. Timings are
@@ -60,13 +61,14 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import urllib3
 from harness import REPO  # puts the repo on sys.path
 
 from storages_mogile.backends.mogile import STAGING_DIR
 from storages_mogile.client import Client
+from storages_mogile.client.admin import Admin
 from storages_mogile.client.errors import MogileFSError, UnknownKeyError
 from tests.e2e.servers import Server, free_port
 
@@ -101,6 +103,9 @@ class Lab:
             )
         lines = env_file.read_text().splitlines()
         self.settings = dict(line.split("=", 1) for line in lines if "=" in line)
+        with Admin(self.settings["MOGILEFS_TEST_TRACKERS"]) as admin:
+            hosts = admin.get_hosts()
+        self.nodes = {host["hostname"]: f"{host['hostip']}:{host['http_port']}" for host in hosts}
 
     def pid(self, daemon: str) -> int:
         """The pid of ``daemon`` (``node1``, ``tracker2``), checked to be that daemon of this lab."""
@@ -111,6 +116,10 @@ class Lab:
         if program not in cmdline or Path(cwd) != self.root:
             raise SystemExit(f"pid {pid} of {daemon} is {cmdline!r} in {cwd}: not the lab's")
         return pid
+
+    def node_address(self, daemon: str) -> str:
+        """``host:port`` of a storage node's HTTP (``node1``), as the trackers listed it at start."""
+        return self.nodes[daemon]
 
     def restart(self, log: Path) -> float:
         """Run the lab's start, which restarts whatever daemon is down; its seconds."""
@@ -139,24 +148,33 @@ class Fault:
         """Repair now if still broken (the run is ending early)."""
 
 
-class Resumptions:
-    """When the stopped node was resumed: a HEAD held across one was asked of a stopped node."""
+class Returns:
+    """When each stopped or killed storage node came back (``host:port`` of its HTTP).
+
+    A copy such a node serves after it came back says nothing about a 503
+    whose request began before: at that moment the node was not serving.
+    A killed node's return is the whole restart, since it starts listening at
+    some moment the restart does not tell.
+    """
 
     def __init__(self) -> None:
-        self.times: list[float] = []
+        self.spans: list[tuple[str, float, float]] = []
 
-    def record(self) -> None:
-        self.times.append(time.monotonic())
+    def record(self, node: str, began: float, ended: float) -> None:
+        self.spans.append((node, began, ended))
 
-    def between(self, began: float, ended: float) -> bool:
-        return any(began <= moment <= ended for moment in self.times)
+    def overlap(self, node: str, began: float, ended: float) -> bool:
+        return any(
+            node == returned and start <= ended and began <= end
+            for returned, start, end in self.spans
+        )
 
 
 class HangNode(Fault):
     """A storage node stopped, not dead: its sockets accept and never answer."""
 
-    def __init__(self, lab: Lab, daemon: str, resumptions: Resumptions) -> None:
-        self.lab, self.daemon, self.resumptions = lab, daemon, resumptions
+    def __init__(self, lab: Lab, daemon: str, returns: Returns) -> None:
+        self.lab, self.daemon, self.returns = lab, daemon, returns
         self.stopped: int | None = None
 
     def inject(self) -> str:
@@ -168,7 +186,8 @@ class HangNode(Fault):
         pid, self.stopped = self.stopped, None
         if pid is not None:
             os.kill(pid, signal.SIGCONT)
-            self.resumptions.record()
+            now = time.monotonic()
+            self.returns.record(self.lab.node_address(self.daemon), now, now)
         return f"SIGCONT {self.daemon}"
 
     def undo(self) -> None:
@@ -180,8 +199,8 @@ class KillDaemon(Fault):
 
     repair_at = 0.5
 
-    def __init__(self, lab: Lab, daemon: str, log: Path) -> None:
-        self.lab, self.daemon, self.log = lab, daemon, log
+    def __init__(self, lab: Lab, daemon: str, log: Path, returns: Returns) -> None:
+        self.lab, self.daemon, self.log, self.returns = lab, daemon, log, returns
         self.dead = False
 
     def inject(self) -> str:
@@ -191,8 +210,11 @@ class KillDaemon(Fault):
         return f"SIGKILL {self.daemon} (pid {pid})"
 
     def repair(self) -> str:
+        began = time.monotonic()
         seconds = self.lab.restart(self.log)
         self.dead = False
+        if self.daemon.startswith("node"):
+            self.returns.record(self.lab.node_address(self.daemon), began, time.monotonic())
         return f"{self.daemon} restarted by the lab's start in {seconds:.1f} s"
 
     def undo(self) -> None:
@@ -305,24 +327,26 @@ class LiveCopyChecker:
     A check that could not start within LIVE_CHECK_DELAY seconds of the 503
     is not made ("late"): by then a stopped or killed node may be back, and
     a copy it serves again says nothing about the moment of the 503. For the
-    same reason a HEAD must be answered within LIVE_HEAD_TIMEOUT, and one
-    answered only because the stopped node was resumed while it waited does
-    not count: that node was not serving at the 503. The HEAD goes out on a
+    same reason a HEAD must be answered within LIVE_HEAD_TIMEOUT, and a copy
+    on a node that came back (resumed, or restarted) after the GET was sent
+    does not count: that node was not serving when the GET asked for it. The HEAD goes out on a
     pool of its own, so the client's view of the nodes (which it skips as
     wary) plays no part.
     """
 
-    def __init__(self, client: Client, resumptions: Resumptions) -> None:
-        self.client, self.resumptions = client, resumptions
+    def __init__(self, client: Client, returns: Returns) -> None:
+        self.client, self.returns = client, returns
         self.http = urllib3.PoolManager(maxsize=CHECKERS)
         self.pool = ThreadPoolExecutor(CHECKERS, thread_name_prefix="live-copy")
 
-    def submit(self, name: str, size: int) -> Future[str]:
-        return self.pool.submit(self._check, name, size, time.monotonic())
+    def submit(self, name: str, size: int, asked: float) -> Future[str]:
+        """Check the file whose GET, sent at ``asked``, answered 503 just now."""
+        return self.pool.submit(self._check, name, size, asked, time.monotonic())
 
-    def _check(self, name: str, size: int, answered: float) -> str:
-        """ "live" when a listed copy answers HEAD with the file's length; "none";
-        "late" or "unknown" (the tracker failed) when it cannot tell."""
+    def _check(self, name: str, size: int, asked: float, answered: float) -> str:
+        """ "live" when a listed copy answers HEAD with the file's length; "came back"
+        when only a node back since the GET answers so; "none"; "late" or
+        "unknown" (the tracker failed) when it cannot tell."""
         if time.monotonic() - answered > LIVE_CHECK_DELAY:
             return "late"
         try:
@@ -330,20 +354,23 @@ class LiveCopyChecker:
         except MogileFSError as exc:
             logger.warning("live-copy check of %r: %s", name, exc)
             return "unknown"
+        result = "none"
         for url in paths:
-            asked = time.monotonic()
             try:
                 response = self.http.request(
                     "HEAD", url, retries=False, timeout=urllib3.Timeout(LIVE_HEAD_TIMEOUT)
                 )
             except urllib3.exceptions.HTTPError:
                 continue
-            if self.resumptions.between(asked, time.monotonic()):
+            if response.status != 200 or response.headers.get("Content-Length") != str(size):
                 continue
-            if response.status == 200 and response.headers.get("Content-Length") == str(size):
-                logger.info("503 for %r, which had a live copy at %s", name, url)
-                return "live"
-        return "none"
+            if self.returns.overlap(urlsplit(url).netloc, asked, time.monotonic()):
+                logger.info("503 for %r, whose copy at %s came back since the GET", name, url)
+                result = "came back"
+                continue
+            logger.info("503 for %r, which had a live copy at %s", name, url)
+            return "live"
+        return result
 
 
 def request(
@@ -405,7 +432,7 @@ class LoadClient:
         ended = time.monotonic()
         self.ledger.record(Outcome("get", ended, ended - began, result))
         if result == "503":
-            check = self.checker.submit(name, size)
+            check = self.checker.submit(name, size, began)
             with self.ledger.lock:
                 self.ledger.live_checks.append(check)
 
@@ -469,13 +496,13 @@ MINIMUM = {"hang": 15.0}
 
 
 def make_windows(seconds: float, lab: Lab, gunicorn: Gunicorn, log: Path,
-                 resumptions: Resumptions) -> list[Window]:  # fmt: skip
+                 returns: Returns) -> list[Window]:  # fmt: skip
     scale = seconds / sum(length for _, length, _ in PLAN)
     faults: dict[str, Callable[[], Fault]] = {
         "calm": Fault,
-        "hang": lambda: HangNode(lab, "node1", resumptions),
-        "kill node": lambda: KillDaemon(lab, "node2", log),
-        "kill tracker": lambda: KillDaemon(lab, "tracker1", log),
+        "hang": lambda: HangNode(lab, "node1", returns),
+        "kill node": lambda: KillDaemon(lab, "node2", log, returns),
+        "kill tracker": lambda: KillDaemon(lab, "tracker1", log, returns),
         "kill worker": lambda: KillWorker(gunicorn),
     }
     return [
@@ -679,15 +706,15 @@ def main() -> None:
     prefix = f"soak/{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}/"
     client = Client(domain, trackers, timeout=5.0, http_timeout=3.0, connect_timeout=2.0)
     gunicorn = Gunicorn(workdir, trackers, domain, args.mogile_class, args)
-    resumptions = Resumptions()
-    windows = make_windows(args.seconds, lab, gunicorn, workdir / "lab-start.log", resumptions)
+    returns = Returns()
+    windows = make_windows(args.seconds, lab, gunicorn, workdir / "lab-start.log", returns)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     began = time.monotonic()
     staging_before = set(client.iter_keys(STAGING))
     try:
         with gunicorn:
             gunicorn.wait_for_workers()
-            ledger = load(windows, gunicorn, LiveCopyChecker(client, resumptions), prefix, args)
+            ledger = load(windows, gunicorn, LiveCopyChecker(client, returns), prefix, args)
     except BaseException:
         logger.error(
             "stopped early: the keys under %s and the logs in %s are kept", prefix, workdir
