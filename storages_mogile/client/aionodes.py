@@ -167,7 +167,7 @@ class AsyncStorageNodes(NodeRules):
         except BaseException as exc:
             response.close()
             if isinstance(exc, FAILURES):
-                raise self._failed("GET", url, exc) from exc
+                raise self.failed("GET", url, exc) from exc
             raise
 
     async def put(
@@ -193,7 +193,7 @@ class AsyncStorageNodes(NodeRules):
             try:
                 answer = await response.read()
             except FAILURES as exc:
-                raise self._failed("PUT", url, exc) from exc
+                raise self.failed("PUT", url, exc) from exc
         check_put(url, response.status, answer)
 
     async def aclose(self) -> None:
@@ -235,14 +235,9 @@ class AsyncStorageNodes(NodeRules):
         except FAILURES as exc:
             if feed is not None and feed.error is not None:
                 raise feed.error from None  # the caller's body failed, not the node
-            raise self._failed(method, url, exc) from exc
+            raise self.failed(method, url, exc) from exc
         self.answered(url)
         return response
-
-    def _failed(self, method: str, url: str, exc: BaseException) -> StorageNodeError:
-        """The error of a request the node failed without an answer; the node rests."""
-        self.rest(url)
-        return StorageNodeError(f"{method} {url} failed: {exc}", url=url)
 
     def _session(self) -> aiohttp.ClientSession:
         """The running event loop's session (a new one the first time)."""
@@ -437,11 +432,11 @@ class _AsyncBodyTransport:
         self._body: AsyncNodeBody | None = None
 
     async def open(self, url: str, start: int, end: int | None, *, last: bool) -> Any:
-        """The body of ``url`` from ``start``, or the StorageNodeError of the attempt."""
+        """The body of ``url`` from ``start``, or why the attempt failed."""
         try:
             self._body = await self._nodes.open(url, start, end, last=last)
         except StorageNodeError as exc:
-            return exc
+            return Broken.of(exc)
         return self._body
 
     async def receive(self, amount: int) -> bytes | Broken:
@@ -449,7 +444,7 @@ class _AsyncBodyTransport:
         try:
             return await self._body.read(amount)
         except FAILURES as exc:
-            return Broken(str(exc) or type(exc).__name__)
+            return Broken.of(exc)
 
     async def release(self) -> None:
         if self._body is not None:

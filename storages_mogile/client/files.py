@@ -310,11 +310,11 @@ class _BodyTransport:
         self._body: NodeBody | None = None
 
     def open(self, url: str, start: int, end: int | None, *, last: bool) -> Any:
-        """The body of ``url`` from ``start``, or the StorageNodeError of the attempt."""
+        """The body of ``url`` from ``start``, or why the attempt failed."""
         try:
             self._body = self._nodes.open(url, start, end, last=last)
         except StorageNodeError as exc:
-            return exc
+            return Broken.of(exc)
         return self._body
 
     def receive(self, amount: int) -> bytes | Broken:
@@ -322,7 +322,7 @@ class _BodyTransport:
         try:
             return self._body.read(amount)
         except (HTTPError, OSError) as exc:
-            return Broken(str(exc))
+            return Broken.of(exc)
 
     def release(self) -> None:
         if self._body is not None:

@@ -29,13 +29,13 @@ import urllib3
 from urllib3.exceptions import HTTPError
 
 from .core import Steps, run_steps
-from .errors import StorageNodeError
 from .reading import (
     NodeRules,
     NodeStat,
     Timeouts,
     body_start,
     check_put,
+    drop_frames,
     ended_early,
     head_stat,
     range_header,
@@ -173,8 +173,7 @@ class StorageNodes(NodeRules):
                 check_put(url, response.status, body)
             return sent
         except (OSError, http.client.HTTPException) as exc:
-            self.rest(url)
-            raise StorageNodeError(f"PUT {url} failed: {exc}", url=url) from exc
+            raise self.failed("PUT", url, exc) from exc
         finally:
             connection.close()
 
@@ -206,8 +205,7 @@ class StorageNodes(NodeRules):
             response.close()
             response.release_conn()
             if isinstance(exc, (HTTPError, OSError)):
-                self.rest(url)
-                raise StorageNodeError(f"GET {url} failed: {exc}", url=url) from exc
+                raise self.failed("GET", url, exc) from exc
             raise
 
     def _body(self, url: str, response: urllib3.BaseHTTPResponse, start: int) -> NodeBody:
@@ -243,8 +241,7 @@ class StorageNodes(NodeRules):
                 timeout=urllib3.Timeout(connect=timeouts.connect, read=timeouts.silence),
             )
         except (HTTPError, OSError) as exc:
-            self.rest(url)
-            raise StorageNodeError(f"{method} {url} failed: {exc}", url=url) from exc
+            raise self.failed(method, url, exc) from exc
         self.answered(url)
         return response
 
@@ -273,7 +270,8 @@ def probe_answers(
             redirect=False,
             timeout=urllib3.Timeout(connect=connect_timeout, read=progress_timeout),
         )
-    except (HTTPError, OSError):
+    except (HTTPError, OSError) as exc:
+        drop_frames(exc)  # else its frames would keep the nodes, and so this probe, alive
         return False
     return True
 

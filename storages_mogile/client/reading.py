@@ -11,7 +11,7 @@ Their effects:
 * :class:`AwaitAnswer`: wait a moment for a hanging node to answer its
   probe; answered with whether it did.
 * :class:`Open`: GET a byte range of a copy; answered with the open body
-  (anything with ``size`` and ``last_modified``) or the StorageNodeError.
+  (anything with ``size`` and ``last_modified``) or :class:`Broken`.
 * :class:`Receive`: read from the open body; answered with the bytes
   (``b""`` at its end) or :class:`Broken`.
 * :class:`Release`: give the open body's connection back (or close it).
@@ -40,6 +40,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
+import traceback
 from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -93,9 +94,20 @@ class BodyStart:
 
 @dataclass(frozen=True)
 class Broken:
-    """A body's read failed (reset, silent past the progress timeout, cut)."""
+    """A copy failed: its GET (refused, non-2xx, a hanging node) or a read of
+    its body (reset, silent past the progress timeout, cut).
+
+    A reason, not the exception: an exception kept in a rule's generator
+    would hold, through its traceback's frames, the transport stepping it.
+    """
 
     reason: str
+
+    @classmethod
+    def of(cls, exc: BaseException) -> Broken:
+        """The failure ``exc`` tells of (its frames dropped, :func:`drop_frames`)."""
+        drop_frames(exc)
+        return cls(str(exc) or type(exc).__name__)
 
 
 @dataclass(frozen=True)
@@ -148,6 +160,23 @@ class OpenBody(Protocol):
 
 Headers = Mapping[str, str]
 Effect = AwaitAnswer | Open | Receive | Release
+
+
+def drop_frames(exc: BaseException) -> None:
+    """Clear the locals of the finished frames that ``exc``, and the exceptions
+    it chains, went through.
+
+    An HTTP library may keep a failure in a local of a frame of its own
+    traceback (urllib3 does): a cycle, holding every caller's frame, and so
+    the client, until a full garbage collection, and the probe thread of a
+    dropped client with it.
+    """
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        traceback.clear_frames(current.__traceback__)
+        current = current.__cause__ or current.__context__
 
 
 def node_of(url: str) -> str:
@@ -205,6 +234,13 @@ class NodeRules:
     def answered(self, url: str) -> None:
         """The node of ``url`` answered a request: it is no longer wary."""
         self.health.answered(node_of(url))
+
+    def failed(self, method: str, url: str, exc: BaseException) -> StorageNodeError:
+        """The error of a ``method`` request the node of ``url`` failed without an
+        answer (``exc``); the node rests."""
+        drop_frames(exc)
+        self.rest(url)
+        return StorageNodeError(f"{method} {url} failed: {exc}", url=url)
 
     def admit(
         self, method: str, url: str, *, last: bool, read: bool = False
@@ -354,8 +390,8 @@ class CopyReading:
         while self._candidates:
             url = self._candidates[0]
             body = yield Open(url, start, end, len(self._candidates) == 1)
-            if isinstance(body, StorageNodeError):
-                self._drop_candidate(str(body))
+            if isinstance(body, Broken):
+                self._drop_candidate(body.reason)
                 continue
             self.holding = True
             if self.size is not None and body.size is not None and body.size != self.size:
