@@ -435,7 +435,15 @@ class AsyncNodeReader(CopyReader):
         """Drive the reading rules' ``steps`` over this reader's storage nodes."""
         if self.closed:
             raise ValueError(f"read of key {self.key!r} from a closed reader")
-        return await arun_steps(Steps(steps), self._transport)
+        position = self._reading.position
+        try:
+            return await arun_steps(Steps(steps), self._transport)
+        except asyncio.CancelledError:
+            # Bytes it received were handed out to no one: the next read
+            # reopens where this one started, else they would be skipped.
+            await arun_steps(Steps(self._reading.release()), self._transport)
+            await arun_steps(Steps(self._reading.seek(position)), self._transport)
+            raise
 
 
 class _AsyncBodyTransport:
