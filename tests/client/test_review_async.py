@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from storages_mogile.client import Client
+from storages_mogile.client import ChecksumMismatchError, Client
 from storages_mogile.client.aio import AsyncTrackerPool
 from storages_mogile.client.aioclient import AsyncClient
 from tests.conftest import Target
@@ -182,6 +182,36 @@ def test_new_files_cancelled_at_any_point_leave_their_bytes_under_one_key_at_mos
         if record.getMessage().startswith("storing") and "was interrupted" in record.message
     }
     assert set(orphans) <= logged
+
+
+def test_a_read_cancelled_mid_body_keeps_the_md5_check(hangable: Hangable) -> None:
+    """A whole read with an MD5, cancelled mid-body and read on, is still
+    checked: bytes that differ from the MD5 end in ChecksumMismatchError,
+    never handed out as the file."""
+    client = hangable.client()
+    data = os.urandom(16 << 20)
+    key = f"review-async/{os.urandom(8).hex()}"
+    client.store_content(key, data, "thumb")
+    (url,) = client.get_paths(key)
+    aclient = AsyncClient(
+        hangable.target.domain, hangable.target.trackers, chunk_size=CHUNK, http_timeout=PATIENCE
+    )
+
+    async def work() -> bytes:
+        async with aclient:
+            reader = await aclient.read_file(key, md5=hashlib.md5(b"other bytes").hexdigest())
+            async with reader:
+                first = await reader.read(CHUNK)
+                with hangable.hang(url), pytest.raises(TimeoutError):
+                    await asyncio.wait_for(reader.read(), 1.0)
+                return first + await reader.read()
+
+    try:
+        with pytest.raises(ChecksumMismatchError):
+            asyncio.run(work())
+    finally:
+        client.delete(key)
+        client.close()
 
 
 def cancelled_after(pool: AsyncTrackerPool, command: str) -> Callable[..., Any]:
