@@ -8,24 +8,23 @@ They run on the dev MogileFS and the real one (hung nodes: the dev node's
 from __future__ import annotations
 
 import asyncio
-import gc
 import hashlib
 import io
-import logging
 import os
 import random
 import threading
-import weakref
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import pytest
 
-from storages_mogile.client import ChecksumMismatchError, Client
+from storages_mogile.client import (
+    ChecksumMismatchError,
+    Client,
+)
 from storages_mogile.client.aio import AsyncTrackerPool
 from storages_mogile.client.aioclient import AsyncClient
-from storages_mogile.devserver import DevCluster
-from tests.conftest import TEST_DOMAIN, Target
+from tests.conftest import Target
 
 from .conftest import Keys
 from .test_hung_nodes import PATIENCE, Hangable, hangable
@@ -268,53 +267,3 @@ def test_a_new_file_cancelled_as_its_request_took_effect(
             f"storing {keys('staging')!r} was interrupted while renaming it onto "
             f"{keys('target')!r}: that key may hold the file (fid {fid})" in caplog.text
         )
-
-
-def sync_node_failures(client: Client, key: str) -> None:
-    """A store failing over past a stopped node, a stat and a read falling through it."""
-    client.store_content(key, b"stored past a stopped node", "avatar")
-    client.stat(key, paths=client.nodes.order(client.get_paths(key, noverify=True)))
-    assert client.get_file_data(key) == b"stored past a stopped node"
-    client.close()
-
-
-def async_node_failures(client: AsyncClient, key: str) -> None:
-    async def work() -> None:
-        async with client:
-            await client.store_content(key, b"stored past a stopped node", "avatar")
-            await client.stat(key)
-            assert await client.get_file_data(key) == b"stored past a stopped node"
-
-    asyncio.run(work())
-
-
-@pytest.mark.parametrize(
-    "made, fail",
-    [(Client, sync_node_failures), (AsyncClient, async_node_failures)],
-    ids=["sync", "async"],
-)
-def test_a_client_dropped_after_node_failures_is_freed_at_once(
-    dev_cluster: DevCluster,
-    made: Any,
-    fail: Callable[[Any, str], None],
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    """Node failures thrown through the operations (upload failover, HEAD and
-    GET fall-through) leave no reference cycle: the dropped client is freed
-    without the garbage collector (its wary nodes' probes end with it)."""
-    # A kept log record's arguments would hold the node errors, and they the client.
-    caplog.set_level(logging.ERROR, "storages_mogile.client")
-    stopped = dev_cluster.nodes[0]
-    client = made(TEST_DOMAIN, dev_cluster.trackers, backoff=0.2)
-    stopped.stop()
-    try:
-        fail(client, f"freed/{os.urandom(4).hex()}")
-    finally:
-        stopped.start()
-    gc.disable()
-    try:
-        dropped = weakref.ref(client)
-        del client
-        assert dropped() is None
-    finally:
-        gc.enable()
