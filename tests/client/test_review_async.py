@@ -267,3 +267,35 @@ def test_a_new_file_cancelled_as_its_request_took_effect(
             f"storing {keys('staging')!r} was interrupted while renaming it onto "
             f"{keys('target')!r}: that key may hold the file (fid {fid})" in caplog.text
         )
+
+
+def test_stores_cancelled_at_any_point_leave_the_old_bytes_or_the_new(
+    mogile_target: Target, client: Client, keys: Keys
+) -> None:
+    """store_file tasks overwriting keys, cancelled at random points (mid
+    create_open, upload or create_close): each key holds its old bytes or
+    the new ones, whole, and the loop's connections serve on."""
+    aclient = AsyncClient(mogile_target.domain, mogile_target.trackers, chunk_size=CHUNK)
+    rng = random.Random(5)
+    old = {keys(f"{index}"): b"old %d" % index for index in range(6)}
+    for key, data in old.items():
+        client.store_content(key, data, "thumb")
+    new = {key: os.urandom(rng.randrange(1, 3 << 20)) for key in old}
+
+    async def work() -> int:
+        cancelled = 0
+        async with aclient:
+            for _ in range(4):
+                tasks = [
+                    asyncio.create_task(aclient.store_content(key, data, "thumb"))
+                    for key, data in new.items()
+                ]
+                await asyncio.sleep(rng.uniform(0, 0.04))
+                cancelled += sum(task.cancel() for task in tasks)
+                await asyncio.gather(*tasks, return_exceptions=True)
+            assert await aclient.get_file_data(keys("0")) in (old[keys("0")], new[keys("0")])
+        return cancelled
+
+    assert asyncio.run(work())
+    for key, data in old.items():
+        assert client.get_file_data(key) in (data, new[key])
