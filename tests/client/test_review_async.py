@@ -34,6 +34,36 @@ __all__ = ["hangable"]  # the fixture, shared with the blocking tests
 CHUNK = 64 << 10
 
 
+def read_on_after_a_cancelled_read(
+    hangable: Hangable, data: bytes, amount: int = -1, **options: Any
+) -> bytes:
+    """``data`` stored and read by an AsyncClient (with ``options``) whose
+    ``read(amount)`` is cancelled by ``asyncio.wait_for`` after bytes arrived
+    (the node stalls), then read on to the end: all it gave."""
+    client = hangable.client()
+    key = f"review-async/{os.urandom(8).hex()}"
+    client.store_content(key, data, "thumb")
+    (url,) = client.get_paths(key)
+    aclient = AsyncClient(
+        hangable.target.domain, hangable.target.trackers, chunk_size=CHUNK, http_timeout=PATIENCE
+    )
+
+    async def work() -> bytes:
+        async with aclient:
+            reader = await aclient.read_file(key, **options)
+            async with reader:
+                first = await reader.read(CHUNK)
+                with hangable.hang(url), pytest.raises(TimeoutError):
+                    await asyncio.wait_for(reader.read(amount), 1.0)
+                return first + await reader.read()
+
+    try:
+        return asyncio.run(work())
+    finally:
+        client.delete(key)
+        client.close()
+
+
 @pytest.mark.parametrize("amount", [-1, 8 << 20], ids=["read-all", "read-n"])
 def test_a_read_cancelled_mid_body_loses_no_byte_for_the_next_read(
     hangable: Hangable, amount: int
@@ -41,30 +71,8 @@ def test_a_read_cancelled_mid_body_loses_no_byte_for_the_next_read(
     """A read cancelled after bytes arrived (``asyncio.wait_for`` timing out
     on a stalled node) hands none of them out: the next read must go on from
     where the cancelled one started, not from where it had got to."""
-    client = hangable.client()
     data = os.urandom(16 << 20)
-    key = f"review-async/{os.urandom(8).hex()}"
-    client.store_content(key, data, "thumb")
-    (url,) = client.get_paths(key)
-    aclient = AsyncClient(
-        hangable.target.domain,
-        hangable.target.trackers,
-        chunk_size=CHUNK,
-        http_timeout=PATIENCE,
-    )
-
-    async def work() -> bytes:
-        async with aclient:
-            reader = await aclient.read_file(key)
-            async with reader:
-                first = await reader.read(CHUNK)
-                with hangable.hang(url), pytest.raises(TimeoutError):
-                    await asyncio.wait_for(reader.read(amount), 1.0)
-                return first + await reader.read()
-
-    read = asyncio.run(work())
-    client.delete(key)
-    client.close()
+    read = read_on_after_a_cancelled_read(hangable, data, amount)
     assert (len(read), hashlib.md5(read).hexdigest()) == (
         len(data),
         hashlib.md5(data).hexdigest(),
@@ -191,30 +199,10 @@ def test_a_read_cancelled_mid_body_keeps_the_md5_check(hangable: Hangable) -> No
     """A whole read with an MD5, cancelled mid-body and read on, is still
     checked: bytes that differ from the MD5 end in ChecksumMismatchError,
     never handed out as the file."""
-    client = hangable.client()
-    data = os.urandom(16 << 20)
-    key = f"review-async/{os.urandom(8).hex()}"
-    client.store_content(key, data, "thumb")
-    (url,) = client.get_paths(key)
-    aclient = AsyncClient(
-        hangable.target.domain, hangable.target.trackers, chunk_size=CHUNK, http_timeout=PATIENCE
-    )
-
-    async def work() -> bytes:
-        async with aclient:
-            reader = await aclient.read_file(key, md5=hashlib.md5(b"other bytes").hexdigest())
-            async with reader:
-                first = await reader.read(CHUNK)
-                with hangable.hang(url), pytest.raises(TimeoutError):
-                    await asyncio.wait_for(reader.read(), 1.0)
-                return first + await reader.read()
-
-    try:
-        with pytest.raises(ChecksumMismatchError):
-            asyncio.run(work())
-    finally:
-        client.delete(key)
-        client.close()
+    with pytest.raises(ChecksumMismatchError):
+        read_on_after_a_cancelled_read(
+            hangable, os.urandom(16 << 20), md5=hashlib.md5(b"other bytes").hexdigest()
+        )
 
 
 def cancelled_after(pool: AsyncTrackerPool, command: str) -> Callable[..., Any]:
