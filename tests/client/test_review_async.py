@@ -13,17 +13,15 @@ import io
 import os
 import random
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 import pytest
 
-from storages_mogile.client import (
-    ChecksumMismatchError,
-    Client,
-)
+from storages_mogile.client import ChecksumMismatchError, Client, StorageNodeError
 from storages_mogile.client.aio import AsyncTrackerPool
 from storages_mogile.client.aioclient import AsyncClient
+from storages_mogile.client.aionodes import AsyncStorageNodes
 from tests.conftest import Target
 
 from .conftest import Keys
@@ -287,3 +285,61 @@ def test_stores_cancelled_at_any_point_leave_the_old_bytes_or_the_new(
     assert asyncio.run(work())
     for key, data in old.items():
         assert client.get_file_data(key) in (data, new[key])
+
+
+def test_a_slow_upload_source_is_not_taken_for_a_silent_node(client: Client, keys: Keys) -> None:
+    """An async body that takes longer than the progress timeout to give its
+    next chunk (the caller's source is slow, not the node) is waited for:
+    the node takes every byte it is given, so it is neither given up nor
+    rested, as the blocking nodes do."""
+    client.store_content(keys("slow"), b"x", "thumb")
+    (url,) = client.get_paths(keys("slow"))
+    storage = AsyncStorageNodes(
+        connect_timeout=3.0, http_timeout=30.0, progress_timeout=0.3, backoff=5.0
+    )
+
+    async def slow_source() -> AsyncIterator[bytes]:
+        for _ in range(3):
+            await asyncio.sleep(0.6)
+            yield b"slow"
+
+    async def work() -> None:
+        try:
+            await storage.put(url, slow_source(), 12, failover=True)
+        finally:
+            await storage.aclose()
+
+    asyncio.run(work())
+    assert not storage.wary(url)
+    assert client.nodes.head(url).length == 12
+
+
+def test_an_async_body_to_a_hung_node_is_still_given_up(hangable: Hangable) -> None:
+    """The other side of the test above: an async body the node stops taking
+    is given up after the progress timeout when another destination is left."""
+    client = hangable.client()
+    key = f"review-async/{os.urandom(8).hex()}"
+    client.store_content(key, b"x", "thumb")
+    (url,) = client.get_paths(key)
+    storage = AsyncStorageNodes(
+        connect_timeout=3.0, http_timeout=PATIENCE, progress_timeout=0.5, backoff=5.0
+    )
+    chunk = b"y" * CHUNK
+
+    async def body() -> AsyncIterator[bytes]:
+        for _ in range(512):  # 32 MiB: more than the sockets' buffers hold
+            yield chunk
+
+    async def work() -> None:
+        try:
+            with pytest.raises(StorageNodeError, match="no byte for 0.5 s"):
+                await asyncio.wait_for(storage.put(url, body(), 512 * CHUNK, failover=True), 10)
+        finally:
+            await storage.aclose()
+
+    with hangable.hang(url):
+        asyncio.run(work())
+    assert storage.wary(url)
+    storage.health.close()
+    client.delete(key)
+    client.close()
