@@ -385,6 +385,8 @@ class Operations:
                     continue
                 return key
             raise self._refusal("key_exists", "rename", staging_key)
+        except GeneratorExit:
+            raise  # closed unfinished (its event loop is gone): nothing can be sent now
         except BaseException as exc:
             yield from self._discard(staging_key)
             if target is not None and not isinstance(exc, Exception):
@@ -425,7 +427,7 @@ class Operations:
                     raise
                 logger.warning("storing %r starts over under another staging key: %s", key, exc)
                 source.restart(str(exc))
-            except Exception:
+            except (Exception, GeneratorExit):
                 raise
             except BaseException:
                 # Interrupted (a cancelled task): a create_close under way may

@@ -8,10 +8,12 @@ They run on the dev MogileFS and the real one (hung nodes: the dev node's
 from __future__ import annotations
 
 import asyncio
+import gc
 import hashlib
 import io
 import os
 import random
+import sys
 import threading
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
@@ -343,3 +345,37 @@ def test_an_async_body_to_a_hung_node_is_still_given_up(hangable: Hangable) -> N
     storage.health.close()
     client.delete(key)
     client.close()
+
+
+def test_a_save_whose_event_loop_closed_under_it_ends_quietly(
+    mogile_target: Target, client: Client, keys: Keys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A store_new_file task left pending when its event loop closes (a
+    server's shutdown) is closed by the garbage collector: its operation
+    must end there, not try to send the staging key's delete from a closed
+    coroutine (``RuntimeError: generator ignored GeneratorExit``)."""
+    unraisable: list[str] = []
+    monkeypatch.setattr(sys, "unraisablehook", lambda raised: unraisable.append(repr(raised)))
+    aclient = AsyncClient(mogile_target.domain, mogile_target.trackers)
+    call = aclient.trackers.call
+    renaming = asyncio.Event()
+
+    async def rename_never_answered(name: str, args: Mapping[str, Any], **settings: Any) -> Any:
+        if name == "rename":
+            renaming.set()
+            await asyncio.get_running_loop().create_future()
+        return await call(name, args, **settings)
+
+    aclient.trackers.call = rename_never_answered  # type: ignore[method-assign]
+    loop = asyncio.new_event_loop()
+    saving = loop.create_task(
+        aclient.store_new_file(
+            [keys("target")], io.BytesIO(b"left"), "thumb", staging_key=keys("staging")
+        )
+    )
+    loop.run_until_complete(renaming.wait())
+    loop.run_until_complete(aclient.aclose())
+    loop.close()
+    del saving
+    gc.collect()
+    assert unraisable == []
