@@ -302,24 +302,26 @@ class _Feed:
     """An upload's body for aiohttp, and the watch on its progress.
 
     aiohttp asks for the next chunk once the last one was taken by the
-    socket, so the time since the last chunk is how long the node has taken
-    nothing (aiohttp's own read timeout starts only after the body). An
-    error raised by the caller's body is kept in ``error``.
+    socket, so the time from giving a chunk until it is asked for the next
+    is how long the node has taken nothing; the time the caller's body
+    takes to make a chunk is not counted (aiohttp's own read timeout starts
+    only after the body). An error raised by the caller's body is kept in
+    ``error``.
     """
 
     def __init__(self, body: Iterable[bytes] | AsyncIterable[bytes]) -> None:
         self._body = body
         self.error: BaseException | None = None
-        self._moved: float | None = None  # when a chunk was last taken; None before the first
+        self._moved: float | None = None  # when a chunk was given; None while none is waiting
         self._sent = False
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
-        self._moved = time.monotonic()
         try:
             if isinstance(self._body, AsyncIterable):
                 async for chunk in self._body:
                     self._moved = time.monotonic()
                     yield chunk
+                    self._moved = None  # taken: a slow body is not the node's silence
             else:
                 for chunk in self._body:
                     self._moved = time.monotonic()
@@ -349,7 +351,8 @@ class _Feed:
 
     def _left(self, silence: float) -> float:
         """Seconds the node has left to take the next chunk of the body (all of
-        ``silence`` before the body starts: connecting is the connect timeout's)."""
+        ``silence`` before the body starts, connecting is the connect timeout's,
+        and while the body makes its next chunk)."""
         if self._moved is None:
             return silence
         return max(0.0, silence - (time.monotonic() - self._moved))
@@ -421,7 +424,15 @@ class AsyncNodeReader(CopyReader):
         """Drive the reading rules' ``steps`` over this reader's storage nodes."""
         if self.closed:
             raise ValueError(f"read of key {self.key!r} from a closed reader")
-        return await arun_steps(Steps(steps), self._transport)
+        position = self._reading.position
+        try:
+            return await arun_steps(Steps(steps), self._transport)
+        except asyncio.CancelledError:
+            # Bytes it received were handed out to no one: the next read
+            # reopens where this one started, else they would be skipped.
+            await arun_steps(Steps(self._reading.release()), self._transport)
+            await arun_steps(Steps(self._reading.seek(position)), self._transport)
+            raise
 
 
 class _AsyncBodyTransport:

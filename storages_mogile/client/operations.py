@@ -374,17 +374,32 @@ class Operations:
         """Store under ``staging_key``, then rename onto the first free key of ``keys``."""
         staging_key, cls = check_key(staging_key), check_class(cls)
         fid, staging_key = yield from self._stage(staging_key, fileobj, cls)
+        target: str | None = None
         try:
             for key in keys:
+                target = check_key(key)
                 try:
-                    yield from self._rename_fid(fid, staging_key, check_key(key))
+                    yield from self._rename_fid(fid, staging_key, target)
                 except KeyExistsError:
                     logger.debug("key %r was taken first; trying the next", key)
                     continue
                 return key
             raise self._refusal("key_exists", "rename", staging_key)
-        except BaseException:
+        except GeneratorExit:
+            raise  # closed unfinished (its event loop is gone): nothing can be sent now
+        except BaseException as exc:
             yield from self._discard(staging_key)
+            if target is not None and not isinstance(exc, Exception):
+                # Interrupted (a cancelled task) with the rename sent: it may
+                # have taken effect. The target is not deleted: another
+                # writer may have replaced the file there since.
+                logger.warning(
+                    "storing %r was interrupted while renaming it onto %r: that key may "
+                    "hold the file (fid %d), which nothing refers to",
+                    staging_key,
+                    target,
+                    fid,
+                )
             raise
 
     def _stage(
@@ -412,6 +427,13 @@ class Operations:
                     raise
                 logger.warning("storing %r starts over under another staging key: %s", key, exc)
                 source.restart(str(exc))
+            except (Exception, GeneratorExit):
+                raise
+            except BaseException:
+                # Interrupted (a cancelled task): a create_close under way may
+                # still commit, and nothing would ever refer to the key.
+                yield from self._discard(key)
+                raise
             key = f"{staging_key}.{attempt}"
             attempt += 1
             opened = yield from self._create_open(key, cls)
@@ -549,6 +571,8 @@ class Operations:
         """Delete ``key`` if it can be; a failure is logged, never raised."""
         try:
             yield from self._delete(key)
+        except UnknownKeyError:
+            pass  # nothing was stored under it, or it was renamed
         except MogileFSError as exc:
             logger.warning("could not delete staging key %r: %s", key, exc)
 
