@@ -18,11 +18,11 @@ import math
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextvars import ContextVar
 from datetime import datetime
 from tempfile import SpooledTemporaryFile
-from typing import IO, Any, TypeVar
+from typing import IO, TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlencode, urljoin
 
 from django.conf import settings as django_settings
@@ -51,6 +51,9 @@ from storages_mogile.client.protocol import ENCODING, ERRORS
 from storages_mogile.client.trackers import parse_trackers
 from storages_mogile.digits import parse_digits
 from storages_mogile.pathcache import PathCache
+
+if TYPE_CHECKING:
+    from storages_mogile.client.aioclient import AsyncClient, AsyncNodeReader
 
 logger = logging.getLogger(__name__)
 
@@ -151,7 +154,7 @@ OPTION_CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "storages_alias": (_optional(_name), "the alias of a STORAGES entry (a str), or None"),
 }
 
-_clients: dict[tuple[Any, ...], Client] = {}
+_clients: dict[tuple[Any, ...], Any] = {}
 _clients_lock = threading.Lock()
 
 
@@ -161,11 +164,26 @@ def shared_client(domain: str, trackers: tuple[str, ...], **options: Any) -> Cli
     Storages with the same configuration share it, and so its tracker
     connections (one per thread) and its storage-node connection pool.
     """
-    key = (domain, trackers, tuple(sorted(options.items())))
+    return _shared(Client, domain, trackers, options)
+
+
+def shared_async_client(domain: str, trackers: tuple[str, ...], **options: Any) -> AsyncClient:
+    """The one AsyncClient for these trackers, domain and options, made on first use.
+
+    It keeps connections per event loop (docs/client.md), so one serves
+    every loop of the process.
+    """
+    from storages_mogile.client.aioclient import AsyncClient  # aiohttp: the "async" extra
+
+    return _shared(AsyncClient, domain, trackers, options)
+
+
+def _shared(cls: type[T], domain: str, trackers: tuple[str, ...], options: dict[str, Any]) -> T:
+    key = (cls, domain, trackers, tuple(sorted(options.items())))
     with _clients_lock:
         client = _clients.get(key)
         if client is None:
-            client = _clients[key] = Client(domain, list(trackers), **options)
+            client = _clients[key] = cls(domain, list(trackers), **options)  # type: ignore[call-arg]
         return client
 
 
@@ -394,6 +412,15 @@ class MogileFSStorage(BaseStorage):
     @property
     def client(self) -> Client:
         """The shared MogileFS client for this storage's trackers and domain."""
+        return shared_client(self.domain, self._trackers, **self._client_options())
+
+    @property
+    def aclient(self) -> AsyncClient:
+        """The shared asyncio MogileFS client for this storage's trackers and domain."""
+        return shared_async_client(self.domain, self._trackers, **self._client_options())
+
+    def _client_options(self) -> dict[str, Any]:
+        """The client's options; ImproperlyConfigured without a domain or trackers."""
         if not self.domain:
             raise ImproperlyConfigured(
                 "MogileFSStorage has no domain: set MOGILEFS_DOMAIN or the 'domain' OPTION"
@@ -404,16 +431,14 @@ class MogileFSStorage(BaseStorage):
                 "MogileFSStorage has no trackers: set MOGILEFS_TRACKERS or the 'trackers' "
                 "OPTION to a list of 'host:port' strings" + self._which_entry_hint()
             )
-        return shared_client(
-            self.domain,
-            self._trackers,
-            connect_timeout=self.connect_timeout,
-            timeout=self.timeout,
-            http_timeout=self.http_timeout,
-            node_progress_timeout=self.node_progress_timeout,
-            chunk_size=self.chunk_size,
-            verify_checksum=self.verify_checksum,
-        )
+        return {
+            "connect_timeout": self.connect_timeout,
+            "timeout": self.timeout,
+            "http_timeout": self.http_timeout,
+            "node_progress_timeout": self.node_progress_timeout,
+            "chunk_size": self.chunk_size,
+            "verify_checksum": self.verify_checksum,
+        }
 
     def _which_entry_hint(self) -> str:
         """How to point this storage at a STORAGES entry, when there is a choice."""
@@ -497,15 +522,26 @@ class MogileFSStorage(BaseStorage):
         tracker recorded (classes with a hash type); a copy found damaged is
         marked in the path cache, so that every process reads it last.
         """
-        return self.client.read_file(
-            key,
-            offset=offset,
-            length=length,
-            paths=location.paths,
-            size=location.size,
-            md5=location.md5 if self.verify_checksum else None,
-            on_damaged=lambda url: self._path_cache.mark_damaged(key, url),
-        )
+        return self.client.read_file(key, **self._read_options(key, location, offset, length))
+
+    async def aopen_reader(
+        self, key: str, location: Location, *, offset: int = 0, length: int | None = None
+    ) -> AsyncNodeReader:
+        """``open_reader`` with asyncio: ``await reader.read(n)``, ``async for``, ``aclose()``."""
+        options = self._read_options(key, location, offset, length)
+        return await self.aclient.read_file(key, **options)
+
+    def _read_options(
+        self, key: str, location: Location, offset: int, length: int | None
+    ) -> dict[str, Any]:
+        return {
+            "offset": offset,
+            "length": length,
+            "paths": location.paths,
+            "size": location.size,
+            "md5": location.md5 if self.verify_checksum else None,
+            "on_damaged": lambda url: self._path_cache.mark_damaged(key, url),
+        }
 
     def save(self, name: str | None, content: Any, max_length: int | None = None) -> str:
         token = _max_length.set(max_length)
@@ -721,14 +757,27 @@ class MogileFSStorage(BaseStorage):
         cached one: the copies may have moved since (a node lost, the file
         replicated after it was cached with one path).
         """
-        location = self._path_cache.get(key)
-        if location is None:
-            return use(self._fresh_location(key))
-        try:
-            return use(location)
-        except NoPathsError as exc:
-            logger.info("every cached path of key %r failed (%s); asking the tracker", key, exc)
-            return use(self._fresh_location(key))
+        cached = self._path_cache.get(key)
+        if cached is not None:
+            try:
+                return use(cached)
+            except NoPathsError as exc:
+                _log_stale(key, exc)
+        return use(self._fresh_location(key))
+
+    async def ausing_location(self, key: str, use: Callable[[Location], Awaitable[T]]) -> T:
+        """``using_location`` for a coroutine ``use``, the tracker asked with asyncio.
+
+        The path cache is read in the event loop with its synchronous methods
+        (docs/serving.md, "Under ASGI").
+        """
+        cached = self._path_cache.get(key)
+        if cached is not None:
+            try:
+                return await use(cached)
+            except NoPathsError as exc:
+                _log_stale(key, exc)
+        return await use(await self._afresh_location(key))
 
     def _fresh_location(self, key: str) -> Location:
         """The key's location from the tracker, kept in the path cache."""
@@ -736,6 +785,18 @@ class MogileFSStorage(BaseStorage):
         if location.fid is not None:
             self.client.require_exact(key, location.fid)
         return self._path_cache.set(key, location)
+
+    async def _afresh_location(self, key: str) -> Location:
+        """``_fresh_location`` with asyncio."""
+        aclient = self.aclient
+        location = await aclient.locate(key, noverify=self.noverify, pathcount=self.pathcount)
+        if location.fid is not None:
+            await aclient.require_exact(key, location.fid)
+        return self._path_cache.set(key, location)
+
+
+def _log_stale(key: str, exc: NoPathsError) -> None:
+    logger.info("every cached path of key %r failed (%s); asking the tracker", key, exc)
 
 
 def _key_bytes(key: str) -> int:
