@@ -1,4 +1,4 @@
-"""Real servers for the end-to-end tests and benchmarks: uvicorn, Perlbal, nginx.
+"""Real servers for the end-to-end tests and benchmarks: uvicorn, gunicorn, Perlbal, nginx.
 
 Each runs as a subprocess with its output in a log file, on a loopback port
 the OS picked, and is stopped for sure (terminated, then killed). Perlbal
@@ -139,22 +139,37 @@ class Server:
         self.stop()
 
 
-def django_server(workdir: Path, trackers: list[str], domain: str) -> Server:
-    """The end-to-end Django site under uvicorn (ASGI), not started."""
-    port = free_port()
-    env = {
+def site_env(trackers: list[str], domain: str) -> dict[str, str]:
+    """The environment of the end-to-end Django site on this MogileFS."""
+    return {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "tests.e2e.site.settings",
         "MOGILEFS_E2E_TRACKERS": ",".join(trackers),
         "MOGILEFS_E2E_DOMAIN": domain,
         "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
     }
+
+
+def django_server(workdir: Path, trackers: list[str], domain: str) -> Server:
+    """The end-to-end Django site under uvicorn (ASGI), not started."""
+    port = free_port()
     args = [
         sys.executable, "-m", "uvicorn", "tests.e2e.site.asgi:application",
         "--host", "127.0.0.1", "--port", str(port),
         "--lifespan", "off", "--no-access-log", "--log-level", "warning",
     ]  # fmt: skip
-    return Server("uvicorn", args, port, workdir / "uvicorn.log", env)
+    return Server("uvicorn", args, port, workdir / "uvicorn.log", site_env(trackers, domain))
+
+
+def gunicorn_server(workdir: Path, trackers: list[str], domain: str, threads: int = 16) -> Server:
+    """The end-to-end Django site under gunicorn (WSGI), one worker of ``threads``; not started."""
+    port = free_port()
+    args = [
+        sys.executable, "-m", "gunicorn", "tests.e2e.site.wsgi:application",
+        "--bind", f"127.0.0.1:{port}", "--workers", "1", "--threads", str(threads),
+        "--log-level", "warning",
+    ]  # fmt: skip
+    return Server("gunicorn", args, port, workdir / "gunicorn.log", site_env(trackers, domain))
 
 
 def perlbal_server(

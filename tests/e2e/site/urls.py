@@ -1,9 +1,10 @@
 """The end-to-end site: /media/ as a project sets it up, plus a fixed mode per prefix."""
 
 from django.http import HttpRequest, HttpResponse
-from django.urls import include, path
+from django.urls import include, path, re_path
 
 from storages_mogile.serving.urls import serve_patterns
+from storages_mogile.views import serve
 
 
 def bare(request: HttpRequest) -> HttpResponse:
@@ -21,6 +22,8 @@ urlpatterns = [
         headers={"Cache-Control": "max-age=60"},
     ),
     *serve_patterns(prefix="/stream/", mode="stream"),
+    # The synchronous view whatever the server: the baseline of bench/serve_small.py.
+    re_path(r"^stream-sync/(?P<name>(?s:.+))\Z", serve, {"mode": "stream"}),
     *serve_patterns(prefix="/auto/", mode="auto", trust_proxy=True),
     *serve_patterns(prefix="/cached/", mode="perlbal", reproxy_cache_for=60),
     *serve_patterns(prefix="/signed/", storage="signed", mode="stream"),
