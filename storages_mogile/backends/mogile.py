@@ -178,6 +178,18 @@ def shared_async_client(domain: str, trackers: tuple[str, ...], **options: Any) 
     return _shared(AsyncClient, domain, trackers, options)
 
 
+async def aclose_clients() -> None:
+    """Close the running event loop's connections of every shared AsyncClient.
+
+    For an event loop that ends before the process (a test's, a worker's):
+    connections are kept per loop, and a loop's cannot be closed from another.
+    """
+    with _clients_lock:
+        clients = [client for (cls, *_), client in _clients.items() if cls is not Client]
+    for client in clients:
+        await client.aclose()
+
+
 def _shared(cls: type[T], domain: str, trackers: tuple[str, ...], options: dict[str, Any]) -> T:
     key = (cls, domain, trackers, tuple(sorted(options.items())))
     with _clients_lock:
@@ -885,6 +897,7 @@ __all__ = [
     "MAX_KEY_BYTES",
     "MogileFSFile",
     "MogileFSStorage",
+    "aclose_clients",
     "mogile_storage",
     "mogilefs_aliases",
     "shared_client",

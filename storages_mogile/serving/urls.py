@@ -36,7 +36,12 @@ class ServePattern(URLPattern):
 
     def resolve(self, path: str) -> ResolverMatch | None:
         match = super().resolve(path)
-        if match is None or not _in_event_loop() or not _async_client() or _atomic_requests():
+        if (
+            match is None
+            or not _in_event_loop()
+            or not async_client_available()
+            or _atomic_requests()
+        ):
             return match
         return ResolverMatch(
             aserve,
@@ -59,7 +64,7 @@ def _in_event_loop() -> bool:
 
 
 @functools.cache
-def _async_client() -> bool:
+def async_client_available() -> bool:
     """Whether the asyncio client can be imported (it needs aiohttp)."""
     try:
         import storages_mogile.client.aioclient  # noqa: F401
