@@ -24,7 +24,6 @@ import os
 import shutil
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -33,32 +32,12 @@ import urllib3
 from harness import MIB, DevServer, PeakRSS  # puts the repo on sys.path
 
 from storages_mogile.client import Client
-from tests.e2e.servers import Server, django_server, free_port
+from tests.e2e.servers import django_server, wsgiref_server
 
 KEY = f"bench/stream-{os.getpid()}.bin"
 WARM_KEY = f"bench/warm-{os.getpid()}.bin"
 GOAL_MIB = 32
 GOAL_RATIO = 0.9
-
-
-def wsgi_server(workdir: Path, trackers: list[str], domain: str) -> Server:
-    """The e2e site under wsgiref's single-threaded WSGI server; not started."""
-    port = free_port()
-    code = (
-        "from wsgiref.simple_server import make_server, WSGIRequestHandler\n"
-        "from django.core.wsgi import get_wsgi_application\n"
-        "class Quiet(WSGIRequestHandler):\n"
-        "    def log_message(self, *args): pass\n"
-        f"make_server('127.0.0.1', {port}, get_wsgi_application(), handler_class=Quiet)"
-        ".serve_forever()\n"
-    )
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "tests.e2e.site.settings",
-        "MOGILEFS_E2E_TRACKERS": ",".join(trackers),
-        "MOGILEFS_E2E_DOMAIN": domain,
-    }
-    return Server("wsgiref", [sys.executable, "-c", code], port, workdir / "wsgiref.log", env)
 
 
 def sha256_of(url: str) -> tuple[int, str]:
@@ -128,7 +107,7 @@ def main() -> None:
             urls = {"storage node directly": client.get_paths(KEY)[0]}
             with (
                 django_server(work, trackers, domain) as asgi,
-                wsgi_server(work, trackers, domain) as wsgi,
+                wsgiref_server(work, trackers, domain) as wsgi,
             ):
                 for label, server in (("uvicorn (ASGI)", asgi), ("wsgiref (WSGI)", wsgi)):
                     sha256_of(f"{server.url}/stream/{WARM_KEY}")  # imports, pools, caches

@@ -1,4 +1,4 @@
-"""Real servers for the end-to-end tests and benchmarks: uvicorn, gunicorn, Perlbal, nginx.
+"""Real servers for the end-to-end tests and benchmarks: uvicorn, gunicorn, wsgiref, Perlbal, nginx.
 
 Each runs as a subprocess with its output in a log file, on a loopback port
 the OS picked, and is stopped for sure (terminated, then killed). Perlbal
@@ -170,6 +170,20 @@ def gunicorn_server(workdir: Path, trackers: list[str], domain: str, threads: in
         "--log-level", "warning",
     ]  # fmt: skip
     return Server("gunicorn", args, port, workdir / "gunicorn.log", site_env(trackers, domain))
+
+
+def wsgiref_server(workdir: Path, trackers: list[str], domain: str) -> Server:
+    """The end-to-end site under wsgiref's single-threaded WSGI server; not started."""
+    port = free_port()
+    code = (
+        "from wsgiref.simple_server import make_server, WSGIRequestHandler\n"
+        "from tests.e2e.site.wsgi import application\n"
+        "class Quiet(WSGIRequestHandler):\n"
+        "    def log_message(self, *args): pass\n"
+        f"make_server('127.0.0.1', {port}, application, handler_class=Quiet).serve_forever()\n"
+    )
+    args = [sys.executable, "-c", code]
+    return Server("wsgiref", args, port, workdir / "wsgiref.log", site_env(trackers, domain))
 
 
 def perlbal_server(
