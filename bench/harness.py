@@ -31,6 +31,7 @@ if str(REPO) not in sys.path:
 
 PAGE = os.sysconf("SC_PAGE_SIZE")
 MIB = 1024 * 1024
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 @dataclass
@@ -77,6 +78,16 @@ def rss(pid: int) -> int:
     """Resident set size of process ``pid`` in bytes."""
     with open(f"/proc/{pid}/statm") as statm:
         return int(statm.read().split()[1]) * PAGE
+
+
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time of process ``pid``, its threads and its child processes
+    (gunicorn's worker)."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rpartition(")")[2].split()
+    own = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+    with open(f"/proc/{pid}/task/{pid}/children") as children:
+        return own + sum(cpu_seconds(int(child)) for child in children.read().split())
 
 
 class PeakRSS:

@@ -39,7 +39,7 @@ import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from harness import MIB, DevServer, rss  # puts the repo on sys.path
+from harness import MIB, DevServer, cpu_seconds, rss  # puts the repo on sys.path
 
 from storages_mogile.client import Client
 from tests.e2e.servers import Server, django_server, gunicorn_server
@@ -52,7 +52,6 @@ SMALL = 4096
 SLOW_SIZE = MIB
 SLOW_READ = 16 * 1024
 SLOW_PAUSE = 0.05
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 class Connection:
@@ -91,16 +90,6 @@ class Connection:
 
     def close(self) -> None:
         self.writer.close()
-
-
-def cpu_seconds(pid: int) -> float:
-    """User and system CPU time of process ``pid``, its threads and its child processes
-    (gunicorn's worker)."""
-    with open(f"/proc/{pid}/stat") as stat:
-        fields = stat.read().rpartition(")")[2].split()
-    own = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
-    with open(f"/proc/{pid}/task/{pid}/children") as children:
-        return own + sum(cpu_seconds(int(child)) for child in children.read().split())
 
 
 def threads_of(pid: int) -> int:

@@ -208,18 +208,42 @@ def perlbal_server(
 
 
 def nginx_server(binary: str, workdir: Path, django: Server) -> Server:
-    """nginx with the documented configuration, in front of ``django``; not started.
-
-    The documented part goes into the ``http`` block of a minimal main
-    configuration that keeps nginx in the foreground as one process and
-    puts its pid, logs and temporary files under ``workdir``.
-    """
+    """nginx with the documented configuration, in front of ``django``; not started."""
     port = free_port()
     site = fill_in(
         doc_block("config: nginx"),
         {"listen 80;": f"listen 127.0.0.1:{port};", "127.0.0.1:8000": django.address},
     )
-    prefix = workdir / "nginx"
+    return _nginx(binary, workdir / "nginx", site, port)
+
+
+def nginx_relay(binary: str, workdir: Path, upstream: str) -> Server:
+    """nginx passing every request on to ``upstream`` (``http://host:port``), streaming the
+    answers as they come (the reference of a user-space relay); not started."""
+    port = free_port()
+    site = "\n".join(
+        [
+            "server {",
+            f"    listen 127.0.0.1:{port};",
+            "    location / {",
+            f"        proxy_pass {upstream};",
+            "        proxy_http_version 1.1;",
+            '        proxy_set_header Connection "";',
+            "        proxy_max_temp_file_size 0;",
+            "    }",
+            "}",
+        ]
+    )
+    return _nginx(binary, workdir / "nginx-relay", site, port)
+
+
+def _nginx(binary: str, prefix: Path, site: str, port: int) -> Server:
+    """nginx serving ``site`` (an ``http`` block's servers) on ``port``; not started.
+
+    The site goes into the ``http`` block of a minimal main configuration
+    that keeps nginx in the foreground as one process and puts its pid,
+    logs and temporary files under ``prefix``.
+    """
     (prefix / "logs").mkdir(parents=True, exist_ok=True)
     temp = {
         kind: prefix / f"{kind}_temp"
@@ -243,4 +267,4 @@ def nginx_server(binary: str, workdir: Path, django: Server) -> Server:
     config = prefix / "nginx.conf"
     config.write_text(main)
     args = [binary, "-p", str(prefix), "-c", str(config), "-e", "stderr"]
-    return Server("nginx", args, port, workdir / "nginx.log")
+    return Server("nginx", args, port, prefix.parent / f"{prefix.name}.log")
