@@ -6,8 +6,10 @@ its parts, is up to tests/conftest.py.
 
 from __future__ import annotations
 
+import inspect
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
 
 import pytest
 
@@ -49,6 +51,42 @@ def keys(client: Client) -> Iterator[Keys]:
     made = Keys(client)
     yield made
     made.cleanup()
+
+
+def after_file_info(pool: Any, key: str, action: Callable[[], None]) -> Callable[..., Any]:
+    """``pool.call`` (a client's tracker pool, sync or async) that runs ``action``
+    once, right after a ``file_info`` of ``key`` is answered (or refused):
+    another client's real write lands between two requests of one operation."""
+    call = pool.call
+    acted: list[bool] = []
+
+    def act(command: str, args: Mapping[str, Any], **settings: Any) -> Any:
+        if command == "file_info" and args.get("key") == key and not acted:
+            acted.append(True)
+            return _then(lambda: call(command, args, **settings), action)
+        return call(command, args, **settings)
+
+    return act
+
+
+def _then(call: Callable[[], Any], action: Callable[[], None]) -> Any:
+    """``call()``, then ``action()``; after awaiting a coroutine's answer (an async pool's)."""
+    try:
+        answer = call()
+    except BaseException:
+        action()
+        raise
+    if not inspect.isawaitable(answer):
+        action()
+        return answer
+
+    async def awaited() -> Any:
+        try:
+            return await answer
+        finally:
+            action()
+
+    return awaited()
 
 
 @pytest.fixture

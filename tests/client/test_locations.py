@@ -12,11 +12,11 @@ import os
 
 import pytest
 
-from storages_mogile.client import Client, FileInfo
+from storages_mogile.client import Client
 from storages_mogile.devserver import DevCluster
 from tests.conftest import Target
 
-from .conftest import Keys
+from .conftest import Keys, after_file_info
 from .test_roundtrip import wait_for
 
 
@@ -24,17 +24,8 @@ def overwrite_after_file_info(
     monkeypatch: pytest.MonkeyPatch, reader: Client, writer: Client, key: str, new: bytes, cls: str
 ) -> None:
     """Make ``reader``'s next ``file_info`` of ``key`` be followed by a real overwrite."""
-    file_info = reader.file_info
-    raced: list[bool] = []
-
-    def file_info_then_overwrite(asked: str) -> FileInfo:
-        info = file_info(asked)
-        if asked == key and not raced:
-            raced.append(True)
-            writer.store_content(key, new, cls)
-        return info
-
-    monkeypatch.setattr(reader, "file_info", file_info_then_overwrite)
+    overwrite = after_file_info(reader.trackers, key, lambda: writer.store_content(key, new, cls))
+    monkeypatch.setattr(reader.trackers, "call", overwrite)
 
 
 @pytest.fixture

@@ -29,7 +29,7 @@ from storages_mogile.devserver import DevCluster
 from tests.conftest import Target
 from tests.devserver.helpers import Line
 
-from .conftest import Keys
+from .conftest import Keys, after_file_info
 
 ROUNDS = 50
 
@@ -181,21 +181,15 @@ def test_rename_reply_lost_while_the_target_was_taken(dev_cluster: DevCluster) -
     client = Client("testdomain", dev_cluster.trackers, timeout=1)
     client.store_content("a", b"mine")
     tracker = dev_cluster.tracker_servers[0].tracker
-    original = client.file_info
 
-    def file_info_then_race(key: str):  # type: ignore[no-untyped-def]
-        info = original(key)  # the client's look at "a" comes first, then "b" is stored
-        if key == "a" and not race.is_set():
-            race.set()
-            Client("testdomain", dev_cluster.trackers).store_content("b", b"theirs")
-            tracker.drop_reply("rename", act=True)
-        return info
+    def race() -> None:  # the client's look at "a" comes first, then "b" is stored
+        Client("testdomain", dev_cluster.trackers).store_content("b", b"theirs")
+        tracker.drop_reply("rename", act=True)
 
-    race = threading.Event()
-    client.file_info = file_info_then_race  # type: ignore[method-assign]
+    client.trackers.call = after_file_info(client.trackers, "a", race)  # type: ignore[method-assign]
     with pytest.raises(KeyExistsError):
         client.rename("a", "b")
-    assert original("a").length == len(b"mine")
+    assert client.file_info("a").length == len(b"mine")
     assert client.get_file_data("b") == b"theirs"
 
 

@@ -1,0 +1,204 @@
+"""The MogileFS client for asyncio: :class:`AsyncClient`.
+
+It runs the same operations as the blocking :class:`~.client.Client`
+(:mod:`.operations`: the rules are written once), performing their tracker
+requests with an :class:`~.aio.AsyncTrackerPool`, so it gives the same
+answers and raises the same errors, without blocking the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from .aio import AsyncTrackerPool
+from .operations import Emit, FileInfo, Location, Operation, Operations, Stepper
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
+
+T = TypeVar("T")
+
+
+class AsyncClient(Operations):
+    """Files in one MogileFS domain, from asyncio: :class:`~.client.Client`'s
+    settings, methods and errors, with coroutines.
+
+    ``await aclient.file_info(key)``, ``async for key in
+    aclient.iter_keys(prefix)``; ``await aclient.aclose()`` (or ``async
+    with``) in each event loop that used it, before the loop ends, closes
+    that loop's tracker connections. An AsyncClient may be shared by tasks
+    and by event loops in several threads (each loop has its own
+    connections); a forked child runs an event loop of its own, where it
+    opens connections of its own.
+    """
+
+    def __init__(
+        self,
+        domain: str,
+        trackers: str | Iterable[str],
+        *,
+        connect_timeout: float = 3.0,
+        timeout: float = 10.0,
+        backoff: float = 5.0,
+        http_timeout: float = 30.0,
+        node_progress_timeout: float = 5.0,
+        chunk_size: int = 1 << 20,
+        verify_checksum: bool = False,
+    ) -> None:
+        super().__init__(
+            domain,
+            connect_timeout=connect_timeout,
+            timeout=timeout,
+            backoff=backoff,
+            http_timeout=http_timeout,
+            node_progress_timeout=node_progress_timeout,
+            chunk_size=chunk_size,
+            verify_checksum=verify_checksum,
+        )
+        self.trackers = AsyncTrackerPool(
+            trackers, connect_timeout=connect_timeout, timeout=timeout, backoff=backoff
+        )
+
+    def __repr__(self) -> str:
+        return f"<AsyncClient domain={self.domain!r} trackers={self.trackers.trackers!r}>"
+
+    # Storing
+
+    async def records_checksums(self, cls: str | None) -> bool:
+        """As :meth:`.Client.records_checksums`."""
+        return await self._run(self._records_checksums(cls))
+
+    async def copies_wanted(self, cls: str | None) -> int:
+        """As :meth:`.Client.copies_wanted`."""
+        return await self._run(self._copies_wanted(cls))
+
+    async def wait_for_copies(self, key: str, copies: int, timeout: float) -> int:
+        """As :meth:`.Client.wait_for_copies`."""
+        return await self._run(self._wait_for_copies(key, copies, timeout))
+
+    # Reading
+
+    async def file_info(self, key: str) -> FileInfo:
+        """As :meth:`.Client.file_info`."""
+        return await self._run(self._file_info(key))
+
+    async def get_paths(
+        self, key: str, noverify: bool = False, pathcount: int | None = None
+    ) -> list[str]:
+        """As :meth:`.Client.get_paths`."""
+        return await self._run(self._get_paths(key, noverify, pathcount))
+
+    async def locate(
+        self, key: str, noverify: bool = False, pathcount: int | None = None
+    ) -> Location:
+        """As :meth:`.Client.locate`."""
+        return await self._run(self._locate(key, noverify, pathcount))
+
+    # Listing
+
+    async def list_keys(
+        self, prefix: str | None = None, after: str | None = None, limit: int | None = None
+    ) -> list[str]:
+        """As :meth:`.Client.list_keys`."""
+        return await self._run(self._list_page(prefix, after, limit))
+
+    def iter_keys(self, prefix: str | None = None, page_size: int = 1000) -> AsyncIterator[str]:
+        """As :meth:`.Client.iter_keys`: ``async for key in aclient.iter_keys(prefix)``."""
+        return Asynchronous(self.trackers).iterate(self._iter_keys(prefix, page_size))
+
+    async def folds_keys(self, key: str, other: str) -> bool:
+        """As :meth:`.Client.folds_keys`."""
+        return await self._run(self._folds(key, other))
+
+    async def spelt_otherwise(self, key: str, fid: int) -> bool:
+        """As :meth:`.Client.spelt_otherwise`."""
+        return await self._run(self._spelt_otherwise(key, fid))
+
+    async def exact_file_info(self, key: str) -> FileInfo:
+        """As :meth:`.Client.exact_file_info`."""
+        return await self._run(self._exact_file_info(key))
+
+    async def require_exact(self, key: str, fid: int, *, command: str = "file_info") -> None:
+        """As :meth:`.Client.require_exact`."""
+        await self._run(self._require_exact(key, fid, command=command))
+
+    async def refuse_other_spelling(self, key: str) -> None:
+        """As :meth:`.Client.refuse_other_spelling`."""
+        await self._run(self._refuse_other_spelling(key))
+
+    # Changing
+
+    async def delete(self, key: str) -> None:
+        """As :meth:`.Client.delete`."""
+        await self._run(self._delete(key))
+
+    async def rename(self, from_key: str, to_key: str) -> None:
+        """As :meth:`.Client.rename`."""
+        await self._run(self._rename(from_key, to_key))
+
+    async def update_class(self, key: str, cls: str) -> None:
+        """As :meth:`.Client.update_class`."""
+        await self._run(self._update_class(key, cls))
+
+    async def aclose(self) -> None:
+        """Close the running event loop's tracker connections; later calls open new ones."""
+        await self.trackers.aclose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def _run(self, operation: Operation[T]) -> T:
+        """Run ``operation`` in the running event loop."""
+        return await Asynchronous(self.trackers).run(operation)
+
+
+class Asynchronous:
+    """The asyncio transport of the operations (:mod:`.operations`): it
+    performs their effects with an :class:`~.aio.AsyncTrackerPool`."""
+
+    def __init__(self, trackers: AsyncTrackerPool) -> None:
+        self.trackers = trackers
+
+    async def run(self, operation: Operation[T]) -> T:
+        """Perform the effects of ``operation``; its result."""
+        stepper = Stepper(operation)
+        while (effect := stepper.next()) is not None:
+            await self._perform(stepper, effect)
+        return stepper.result
+
+    async def iterate(self, operation: Operation[None]) -> AsyncIterator[str]:
+        """Perform the effects of ``operation``, yielding the keys it emits."""
+        stepper = Stepper(operation)
+        while (effect := stepper.next()) is not None:
+            if isinstance(effect, Emit):
+                yield effect.key
+            else:
+                await self._perform(stepper, effect)
+
+    async def _perform(self, stepper: Stepper[Any], effect: Any) -> None:
+        try:
+            stepper.answer(await effect.via(self))
+        except BaseException as exc:  # noqa: BLE001  the operation's, as an await raising it
+            stepper.fail(exc)
+
+    async def call(
+        self,
+        command: str,
+        args: Mapping[str, str | int | None],
+        settle: Callable[[], Operation[bool]] | None,
+        patient: bool,
+    ) -> dict[str, str]:
+        return await self.trackers.call(
+            command,
+            args,
+            settle=None if settle is None else lambda: self.run(settle()),
+            patient=patient,
+        )
+
+    async def pause(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
