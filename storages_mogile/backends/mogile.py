@@ -47,6 +47,7 @@ from storages.utils import (
 from storages_mogile.backends.redirect import active_redirection, redirection_changed
 from storages_mogile.client import Client, Location, NodeReader
 from storages_mogile.client.errors import NoPathsError, NotDurableError, UnknownKeyError
+from storages_mogile.client.nodes import NodeStat
 from storages_mogile.client.protocol import ENCODING, ERRORS
 from storages_mogile.client.trackers import parse_trackers
 from storages_mogile.digits import parse_digits
@@ -636,31 +637,68 @@ class MogileFSStorage(BaseStorage):
             logger.warning("%s", exc)
 
     def delete(self, name: str) -> None:
-        if not name:
-            raise ValueError("The name must be given to delete().")
-        key = self.key_for(name)
+        key = self._key_to_delete(name)
         try:
             if not self.client.compares_bytes:
                 self.client.exact_file_info(key)  # not another spelling's file
             self.client.delete(key)
         except UnknownKeyError:
-            logger.debug("delete of missing MogileFS key %r ignored", key)
+            _log_missing(key)
         self._path_cache.forget(key)
 
+    async def adelete(self, name: str) -> None:
+        """``delete`` with asyncio."""
+        key = self._key_to_delete(name)
+        aclient = self.aclient
+        try:
+            if not aclient.compares_bytes:
+                await aclient.exact_file_info(key)  # not another spelling's file
+            await aclient.delete(key)
+        except UnknownKeyError:
+            _log_missing(key)
+        self._path_cache.forget(key)
+
+    def _key_to_delete(self, name: str) -> str:
+        if not name:
+            raise ValueError("The name must be given to delete().")
+        return self.key_for(name)
+
     def exists(self, name: str) -> bool:
-        if not name:  # the root "directory" always exists
-            return True
-        key = self._unchecked_key(name)
-        if _key_bytes(key) > MAX_KEY_BYTES:
-            return False  # no tracker can hold it; get_available_name asks before truncating
+        key = self._key_to_look_up(name)
+        if not isinstance(key, str):
+            return key
         try:
             info = self.client.file_info(key)
         except UnknownKeyError:
             return False
         return _any_spelling.get() or not self.client.spelt_otherwise(key, info.fid)
 
+    async def aexists(self, name: str) -> bool:
+        """``exists`` with asyncio."""
+        key = self._key_to_look_up(name)
+        if not isinstance(key, str):
+            return key
+        try:
+            info = await self.aclient.file_info(key)
+        except UnknownKeyError:
+            return False
+        return _any_spelling.get() or not await self.aclient.spelt_otherwise(key, info.fid)
+
+    def _key_to_look_up(self, name: str) -> str | bool:
+        """The key ``exists()`` asks the tracker for, or its answer when no tracker is needed."""
+        if not name:  # the root "directory" always exists
+            return True
+        key = self._unchecked_key(name)
+        if _key_bytes(key) > MAX_KEY_BYTES:
+            return False  # no tracker can hold it; get_available_name asks before truncating
+        return key
+
     def size(self, name: str) -> int:
         return self.client.exact_file_info(self.key_for(name)).length
+
+    async def asize(self, name: str) -> int:
+        """``size`` with asyncio."""
+        return (await self.aclient.exact_file_info(self.key_for(name))).length
 
     def url(self, name: str, expire: int | None = None) -> str:
         """``base_url`` plus the percent-encoded name; signed when asked.
@@ -716,34 +754,40 @@ class MogileFSStorage(BaseStorage):
         return urljoin(self.base_url, filepath_to_uri(clean_name(name)).lstrip("/"))
 
     def listdir(self, path: str) -> tuple[list[str], list[str]]:
+        listing = _Listing(self._listing_prefix(path), self.key_prefix)
+        for key in self.client.iter_keys(prefix=listing.prefix or None):
+            listing.add(key)
+        return listing.result()
+
+    async def alistdir(self, path: str) -> tuple[list[str], list[str]]:
+        """``listdir`` with asyncio."""
+        listing = _Listing(self._listing_prefix(path), self.key_prefix)
+        async for key in self.aclient.iter_keys(prefix=listing.prefix or None):
+            listing.add(key)
+        return listing.result()
+
+    def _listing_prefix(self, path: str) -> str:
+        """The key prefix of the directory ``path``; refuses NUL and reserved directories."""
         _refuse_nul(path)
         _refuse_reserved(clean_name(path).strip("/"))
         prefix = clean_name(path).strip("/")
-        prefix = f"{self.key_prefix}{prefix}/" if prefix else self.key_prefix
-        directories: set[str] = set()
-        files: list[str] = []
-        for key in self.client.iter_keys(prefix=prefix or None):
-            head, sep, _ = key[len(prefix) :].partition("/")
-            if sep:
-                directories.add(head)
-            else:
-                files.append(head)
-        if prefix == self.key_prefix:
-            directories -= _RESERVED_DIRS  # uploads in progress and quarantined orphans
-        return sorted(directories), files
+        return f"{self.key_prefix}{prefix}/" if prefix else self.key_prefix
 
     def get_modified_time(self, name: str) -> datetime:
         key = self.key_for(name)
-        modified = self.using_location(
+        found = self.using_location(
             key, lambda location: self.client.stat(key, paths=location.paths, size=location.size)
         )
-        if modified.last_modified is None:
-            raise NotImplementedError(
-                f"The storage node serving {name!r} sent no Last-Modified header."
-            )
-        if setting("USE_TZ"):
-            return modified.last_modified
-        return timezone.make_naive(modified.last_modified)
+        return _modified_time(name, found)
+
+    async def aget_modified_time(self, name: str) -> datetime:
+        """``get_modified_time`` with asyncio."""
+        key = self.key_for(name)
+
+        async def stat(location: Location) -> NodeStat:
+            return await self.aclient.stat(key, paths=location.paths, size=location.size)
+
+        return _modified_time(name, await self.ausing_location(key, stat))
 
     # Paths, for serving
 
@@ -805,6 +849,44 @@ class MogileFSStorage(BaseStorage):
         if location.fid is not None:
             await aclient.require_exact(key, location.fid)
         return self._path_cache.set(key, location)
+
+
+class _Listing:
+    """The directories and files of one directory, from the keys under its ``prefix``."""
+
+    def __init__(self, prefix: str, key_prefix: str) -> None:
+        self.prefix = prefix
+        self._at_root = prefix == key_prefix
+        self._directories: set[str] = set()
+        self._files: list[str] = []
+
+    def add(self, key: str) -> None:
+        head, sep, _ = key[len(self.prefix) :].partition("/")
+        if sep:
+            self._directories.add(head)
+        else:
+            self._files.append(head)
+
+    def result(self) -> tuple[list[str], list[str]]:
+        directories = self._directories
+        if self._at_root:
+            directories -= _RESERVED_DIRS  # uploads in progress and quarantined orphans
+        return sorted(directories), self._files
+
+
+def _modified_time(name: str, found: NodeStat) -> datetime:
+    """The storage node's Last-Modified of ``name``, naive without USE_TZ."""
+    if found.last_modified is None:
+        raise NotImplementedError(
+            f"The storage node serving {name!r} sent no Last-Modified header."
+        )
+    if setting("USE_TZ"):
+        return found.last_modified
+    return timezone.make_naive(found.last_modified)
+
+
+def _log_missing(key: str) -> None:
+    logger.debug("delete of missing MogileFS key %r ignored", key)
 
 
 def _log_stale(key: str, exc: NoPathsError) -> None:

@@ -14,6 +14,7 @@ import asyncio
 import threading
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from typing import Any, TypeVar
+from urllib.parse import unquote
 
 from django.http import HttpResponseBase
 from django.test import AsyncClient
@@ -67,11 +68,33 @@ async def anext_chunk(chunks: AsyncIterator[bytes]) -> bytes:
     return await anext(chunks)
 
 
+def as_headers(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The test client's ``HTTP_*`` keyword arguments as AsyncClient's ``headers``
+    (its other keywords go into the ASGI scope, which has no such keys)."""
+    headers = dict(kwargs.pop("headers", None) or {})
+    for name in [name for name in kwargs if name.startswith("HTTP_")]:
+        headers[name.removeprefix("HTTP_").replace("_", "-")] = kwargs.pop(name)
+    return {**kwargs, "headers": headers}
+
+
+class Utf8PathAsyncClient(AsyncClient):
+    """AsyncClient putting the path into the ASGI scope as text decoded from UTF-8.
+
+    Django's request factory decodes it as ISO-8859-1 for both handlers,
+    which is WSGI's convention; an ASGI scope's path is the decoded text,
+    as uvicorn sends it, so ``/s%C3%ADgnet`` would otherwise reach the view
+    as ``sÃ\xadgnet``.
+    """
+
+    def _get_path(self, parsed: Any) -> str:
+        return unquote(parsed.path)
+
+
 class AsgiClient:
     """``client.get(...)`` and the other request methods through Django's AsyncClient."""
 
     def __init__(self, loop: LoopThread) -> None:
-        self._client = AsyncClient()
+        self._client = Utf8PathAsyncClient()
         self._loop = loop
         self.responses: list[HttpResponseBase] = []
 
@@ -79,7 +102,7 @@ class AsgiClient:
         send = getattr(self._client, method)
 
         def request(*args: Any, **kwargs: Any) -> HttpResponseBase:
-            response = self._loop.run(send(*args, **kwargs))
+            response = self._loop.run(send(*args, **as_headers(kwargs)))
             if response.streaming and response.is_async:
                 response.streaming_content = SyncChunks(response.streaming_content, self._loop)
             self.responses.append(response)
