@@ -9,7 +9,7 @@ answers and raises the same errors, without blocking the event loop.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from .aio import AsyncTrackerPool
@@ -34,35 +34,8 @@ class AsyncClient(Operations):
     opens connections of its own.
     """
 
-    def __init__(
-        self,
-        domain: str,
-        trackers: str | Iterable[str],
-        *,
-        connect_timeout: float = 3.0,
-        timeout: float = 10.0,
-        backoff: float = 5.0,
-        http_timeout: float = 30.0,
-        node_progress_timeout: float = 5.0,
-        chunk_size: int = 1 << 20,
-        verify_checksum: bool = False,
-    ) -> None:
-        super().__init__(
-            domain,
-            connect_timeout=connect_timeout,
-            timeout=timeout,
-            backoff=backoff,
-            http_timeout=http_timeout,
-            node_progress_timeout=node_progress_timeout,
-            chunk_size=chunk_size,
-            verify_checksum=verify_checksum,
-        )
-        self.trackers = AsyncTrackerPool(
-            trackers, connect_timeout=connect_timeout, timeout=timeout, backoff=backoff
-        )
-
-    def __repr__(self) -> str:
-        return f"<AsyncClient domain={self.domain!r} trackers={self.trackers.trackers!r}>"
+    pool_class = AsyncTrackerPool
+    trackers: AsyncTrackerPool
 
     # Storing
 
@@ -185,20 +158,6 @@ class Asynchronous:
             stepper.answer(await effect.via(self))
         except BaseException as exc:  # noqa: BLE001  the operation's, as an await raising it
             stepper.fail(exc)
-
-    async def call(
-        self,
-        command: str,
-        args: Mapping[str, str | int | None],
-        settle: Callable[[], Operation[bool]] | None,
-        patient: bool,
-    ) -> dict[str, str]:
-        return await self.trackers.call(
-            command,
-            args,
-            settle=None if settle is None else lambda: self.run(settle()),
-            patient=patient,
-        )
 
     async def pause(self, seconds: float) -> None:
         await asyncio.sleep(seconds)

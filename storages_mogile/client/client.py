@@ -14,7 +14,7 @@ import hashlib
 import io
 import logging
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator
 from typing import IO, TYPE_CHECKING, Any, TypeVar
 
 import urllib3
@@ -29,6 +29,7 @@ from .operations import (
     Location,
     Operation,
     Operations,
+    Settings,
     Stepper,
     check_class,
     check_key,
@@ -37,7 +38,7 @@ from .operations import (
 from .trackers import TrackerPool
 
 if TYPE_CHECKING:
-    from typing_extensions import Self
+    from typing_extensions import Self, Unpack
 
 __all__ = ["STORE_ATTEMPTS", "Client", "FileInfo", "Location", "path_fid"]
 
@@ -76,48 +77,26 @@ class Client(Operations):
     here is copied, with its settings, in the child).
     """
 
+    pool_class = TrackerPool
+    trackers: TrackerPool
+
     def __init__(
         self,
         domain: str,
         trackers: str | Iterable[str],
         *,
-        connect_timeout: float = 3.0,
-        timeout: float = 10.0,
-        backoff: float = 5.0,
         http: urllib3.PoolManager | None = None,
-        http_timeout: float = 30.0,
-        node_progress_timeout: float = 5.0,
-        chunk_size: int = 1 << 20,
-        verify_checksum: bool = False,
+        **settings: Unpack[Settings],
     ) -> None:
-        super().__init__(
-            domain,
-            connect_timeout=connect_timeout,
-            timeout=timeout,
-            backoff=backoff,
-            http_timeout=http_timeout,
-            node_progress_timeout=node_progress_timeout,
-            chunk_size=chunk_size,
-            verify_checksum=verify_checksum,
-        )
-        self.trackers = TrackerPool(
-            trackers, connect_timeout=connect_timeout, timeout=timeout, backoff=backoff
-        )
+        super().__init__(domain, trackers, **settings)
         self.nodes = StorageNodes(
-            http if http is not None else urllib3.PoolManager(maxsize=16),
-            connect_timeout=connect_timeout,
-            http_timeout=http_timeout,
-            progress_timeout=node_progress_timeout,
-            backoff=backoff,
+            http if http is not None else urllib3.PoolManager(maxsize=16), **self.node_settings
         )
 
     @property
     def http(self) -> urllib3.PoolManager:
         """The storage-node connection pool of this process."""
         return self.nodes.http
-
-    def __repr__(self) -> str:
-        return f"<Client domain={self.domain!r} trackers={self.trackers.trackers!r}>"
 
     # Storing
 
@@ -443,20 +422,6 @@ class Blocking:
             stepper.answer(effect.via(self))
         except BaseException as exc:  # noqa: BLE001  the operation's, as a call raising it
             stepper.fail(exc)
-
-    def call(
-        self,
-        command: str,
-        args: Mapping[str, str | int | None],
-        settle: Callable[[], Operation[bool]] | None,
-        patient: bool,
-    ) -> dict[str, str]:
-        return self.trackers.call(
-            command,
-            args,
-            settle=None if settle is None else lambda: self.run(settle()),
-            patient=patient,
-        )
 
     def pause(self, seconds: float) -> None:
         time.sleep(seconds)

@@ -209,13 +209,16 @@ Outcome = Reply | Unsent | Lost | bool | TrackerUnavailableError | None
 
 class Steps(Generic[T]):
     """A generator of effects, stepped by a transport: ``send`` the outcome of
-    the last effect, get the next one, ``None`` once ``result`` is there."""
+    the last effect, get the next one, ``None`` once ``result`` is there.
 
-    def __init__(self, generator: Generator[Effect, Outcome, T]) -> None:
+    The effects are this module's, or :mod:`.reading`'s for storage nodes.
+    """
+
+    def __init__(self, generator: Generator[Any, Any, T]) -> None:
         self._generator = generator
         self.result: T
 
-    def send(self, outcome: Outcome) -> Effect | None:
+    def send(self, outcome: Any) -> Any:
         try:
             return self._generator.send(outcome)
         except StopIteration as done:
@@ -228,6 +231,14 @@ def run_steps(steps: Steps[T], transport: Any) -> T:
     effect = steps.send(None)
     while effect is not None:
         effect = steps.send(effect.via(transport))
+    return steps.result
+
+
+async def arun_steps(steps: Steps[T], transport: Any) -> T:
+    """Drive ``steps`` with an asyncio ``transport`` (its methods are coroutines); their result."""
+    effect = steps.send(None)
+    while effect is not None:
+        effect = steps.send(await effect.via(transport))
     return steps.result
 
 

@@ -14,19 +14,18 @@ import logging
 import os
 import stat
 import tempfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from datetime import datetime
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 
 from urllib3.exceptions import HTTPError
 
-from .errors import (
-    ChecksumMismatchError,
-    NoPathsError,
-    StorageNodeError,
-    UnrewindableSourceError,
-)
+from .core import Steps, run_steps
+from .errors import StorageNodeError, UnrewindableSourceError
 from .nodes import NodeBody, StorageNodes
+from .reading import Broken, CopyReading
+
+T = TypeVar("T")
 
 logger = logging.getLogger(__name__)
 
@@ -221,7 +220,7 @@ class NodeReader(io.RawIOBase):
     (connection error, non-2xx answer), breaks mid-stream or stays silent
     for the nodes' progress timeout while another is left is dropped, and
     reading goes on from the current position at the next one, with a
-    Range request.
+    Range request (the rules: :class:`.reading.CopyReading`).
     ``offset``/``length`` select a part of the file. Seeking is supported (it
     reopens at the new position). ``size`` is the file's length when known
     (the tracker's): a replica holding another length is skipped, and one
@@ -252,30 +251,35 @@ class NodeReader(io.RawIOBase):
         chunk_size: int = 1 << 20,
         on_damaged: Callable[[str], None] | None = None,
     ) -> None:
+        self._reading = CopyReading(
+            nodes.order(paths),
+            nodes=nodes,
+            key=key,
+            offset=offset,
+            length=length,
+            size=size,
+            md5=md5,
+            on_damaged=on_damaged,
+        )
         super().__init__()
-        if offset < 0:
-            raise ValueError(f"offset must be >= 0, got {offset}")
-        if length is not None and length < 0:
-            raise ValueError(f"length must be >= 0 or None, got {length}")
         self.key = key
-        self.url: str | None = None
-        self.size = size
-        self.last_modified: datetime | None = None
-        self._nodes = nodes
-        self._candidates = nodes.order(paths)
-        self._attempts: list[tuple[str, str]] = []
-        self._offset = offset
-        self._length = length
+        self._transport = _BodyTransport(nodes)
         self._chunk_size = chunk_size
-        self._position = 0
-        self._body: NodeBody | None = None
-        # Only a read of the whole file can be checked against its MD5.
-        self._md5 = md5.lower() if md5 and offset == 0 and length is None else None
-        self._hasher: Any = None
-        self._hashed = 0
-        self._on_damaged = on_damaged
-        self._restart_digest()
-        self._open()
+        self._run(self._reading.open())
+
+    @property
+    def url(self) -> str | None:
+        """The replica serving now."""
+        return self._reading.url
+
+    @property
+    def size(self) -> int | None:
+        """The length of the whole file, when known."""
+        return self._reading.size
+
+    @property
+    def last_modified(self) -> datetime | None:
+        return self._reading.last_modified
 
     def readable(self) -> bool:
         return True
@@ -291,53 +295,14 @@ class NodeReader(io.RawIOBase):
         """
         if size is None or size < 0:
             return self.readall()
-        return self._next(size)
+        return self._run(self._reading.read(size))
 
     def readinto(self, buffer: Any) -> int:
         """Read into ``buffer``; 0 only at the end of the stream."""
         view = memoryview(buffer).cast("B")
-        data = self._next(len(view))
+        data = self._run(self._reading.read(len(view)))
         view[: len(data)] = data
         return len(data)
-
-    def _next(self, size: int) -> bytes:
-        """Up to ``size`` bytes from the current position, from the first working replica."""
-        if self.closed:
-            raise ValueError("I/O operation on closed file")
-        handed_out = self._position > 0
-        while size:
-            remaining = self._remaining()
-            if remaining == 0:
-                self._verify()
-                return b""
-            if self._body is None:
-                self._open()
-            assert self._body is not None
-            want = size if remaining is None else min(size, remaining)
-            try:
-                data = self._body.read(want)
-            except (HTTPError, OSError) as exc:
-                self._fail_node(f"read failed at byte {self._offset + self._position}: {exc}")
-                continue
-            if not data:
-                if remaining is None:
-                    self._verify()
-                    return b""
-                self._fail_node(f"body ended {remaining} bytes early")
-                continue
-            self._digest(data)
-            self._position += len(data)
-            if remaining == len(data):
-                try:
-                    self._verify()  # before the last bytes are handed out
-                except ChecksumMismatchError:
-                    if handed_out or not self._candidates:
-                        raise
-                    self._position = 0  # none of it was handed out: read the next replica
-                    self._restart_digest()
-                    continue
-            return data
-        return b""
 
     def readall(self) -> bytes:
         """The rest of the stream, read in ``chunk_size`` pieces.
@@ -345,18 +310,7 @@ class NodeReader(io.RawIOBase):
         When the whole file is read and does not match its MD5, it is read
         again from the next replica; ChecksumMismatchError when none is left.
         """
-        while True:
-            from_start = self._position == 0
-            chunks = []
-            try:
-                while data := self.read(self._chunk_size):
-                    chunks.append(data)
-            except ChecksumMismatchError:
-                if not (from_start and self._candidates):
-                    raise
-                self.seek(0)
-                continue
-            return b"".join(chunks)
+        return self._run(self._reading.read_all(self._chunk_size))
 
     def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
         """Move to another position; the next read reopens there."""
@@ -365,121 +319,52 @@ class NodeReader(io.RawIOBase):
         if whence == io.SEEK_SET:
             target = offset
         elif whence == io.SEEK_CUR:
-            target = self._position + offset
+            target = self._reading.position + offset
         elif whence == io.SEEK_END:
-            target = self._stream_length() + offset
+            target = self._reading.stream_length() + offset
         else:
             raise ValueError(f"invalid whence {whence!r}")
-        if target < 0:
-            raise ValueError(f"negative seek position {target}")
-        if target != self._position:
-            self._release()
-            self._position = target
-            if target == 0:
-                self._restart_digest()
-        return self._position
+        return self._run(self._reading.seek(target))
 
     def tell(self) -> int:
-        return self._position
+        return self._reading.position
 
     def close(self) -> None:
         """Release the storage node connection back to the pool."""
         if not self.closed:
-            self._release()
+            self._run(self._reading.release())
         super().close()
 
-    def _restart_digest(self) -> None:
-        if self._md5 is not None:
-            self._hasher, self._hashed = hashlib.md5(), 0
+    def _run(self, steps: Generator[Any, Any, T]) -> T:
+        """Drive the reading rules' ``steps`` over this reader's storage nodes."""
+        if self.closed:
+            raise ValueError("I/O operation on closed file")
+        return run_steps(Steps(steps), self._transport)
 
-    def _digest(self, data: bytes) -> None:
-        """Hash bytes read in sequence from the start (a seek elsewhere stops it)."""
-        if self._hasher is not None and self._hashed == self._position:
-            self._hasher.update(data)
-            self._hashed += len(data)
 
-    def _verify(self) -> None:
-        """At the end of a whole read: ChecksumMismatchError if the bytes differ from the MD5."""
-        hasher, self._hasher = self._hasher, None
-        if hasher is None or self._hashed != self._position:
-            return
-        actual = hasher.hexdigest()
-        if actual == self._md5:
-            return
-        url = self.url or ""
-        self._fail(f"its bytes have MD5 {actual}, the tracker recorded {self._md5}")
-        if self._on_damaged is not None:
-            self._on_damaged(url)
-        raise ChecksumMismatchError(
-            f"key {self.key!r} as read from {url} has MD5 {actual}, not the {self._md5} the "
-            f"tracker recorded: that copy is damaged and the bytes read are not the file's",
-            url=url,
-            expected=self._md5 or "",
-            actual=actual,
-        )
+class _BodyTransport:
+    """The blocking transport of a :class:`NodeReader`: the body it holds open."""
 
-    def _stream_length(self) -> int:
-        stop = self._stop()
-        if stop is None:
-            raise OSError(f"the size of key {self.key!r} is unknown: cannot seek from the end")
-        return max(0, stop - self._offset)
+    def __init__(self, nodes: StorageNodes) -> None:
+        self._nodes = nodes
+        self._body: NodeBody | None = None
 
-    def _stop(self) -> int | None:
-        """Absolute position where this stream ends, when known."""
-        ends = [self.size]
-        if self._length is not None:
-            ends.append(self._offset + self._length)
-        known = [end for end in ends if end is not None]
-        return min(known) if known else None
+    def open(self, url: str, start: int, end: int | None, *, last: bool) -> Any:
+        """The body of ``url`` from ``start``, or the StorageNodeError of the attempt."""
+        try:
+            self._body = self._nodes.open(url, start, end, last=last)
+        except StorageNodeError as exc:
+            return exc
+        return self._body
 
-    def _remaining(self) -> int | None:
-        stop = self._stop()
-        return None if stop is None else max(0, stop - self._offset - self._position)
+    def receive(self, amount: int) -> bytes | Broken:
+        assert self._body is not None
+        try:
+            return self._body.read(amount)
+        except (HTTPError, OSError) as exc:
+            return Broken(str(exc))
 
-    def _open(self) -> None:
-        """Open the body at the current position from the first working replica."""
-        start = self._offset + self._position
-        end = self._offset + self._length - 1 if self._length else None
-        while self._candidates:
-            url = self._candidates[0]
-            try:
-                body = self._nodes.open(url, start, end, last=len(self._candidates) == 1)
-            except StorageNodeError as exc:
-                self._drop_candidate(str(exc))
-                continue
-            if self.size is not None and body.size is not None and body.size != self.size:
-                body.release()
-                self._drop_candidate(f"{url} holds {body.size} bytes, the file has {self.size}")
-                continue
-            self._body = body
-            self.url = url
-            self.size = body.size if self.size is None else self.size
-            self.last_modified = self.last_modified or body.last_modified
-            return
-        tried = "; ".join(f"{url}: {reason}" for url, reason in self._attempts)
-        raise NoPathsError(
-            f"no storage node could serve key {self.key!r} from byte {start} (tried {tried})",
-            key=self.key,
-            attempts=self._attempts,
-        )
-
-    def _fail(self, reason: str) -> None:
-        """The current replica broke: drop it and reopen elsewhere on the next read."""
-        self._release()
-        self._drop_candidate(reason)
-
-    def _fail_node(self, reason: str) -> None:
-        """The current replica's node stopped sending: rest that node, then :meth:`_fail`."""
-        if self.url is not None:
-            self._nodes.rest(self.url)
-        self._fail(reason)
-
-    def _drop_candidate(self, reason: str) -> None:
-        url = self._candidates.pop(0)
-        self._attempts.append((url, reason))
-        logger.warning("reading key %r from %s failed: %s", self.key, url, reason)
-
-    def _release(self) -> None:
+    def release(self) -> None:
         if self._body is not None:
             self._body.release()
             self._body = None

@@ -19,37 +19,36 @@ from __future__ import annotations
 import http.client
 import logging
 import os
-import re
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from email.utils import parsedate_to_datetime
 from typing import IO
 from urllib.parse import urlsplit
 
 import urllib3
 from urllib3.exceptions import HTTPError
 
-from ..digits import parse_digits
+from .core import Steps, run_steps
 from .errors import StorageNodeError
-from .health import NodeHealth
+from .reading import (
+    NodeRules,
+    NodeStat,
+    Timeouts,
+    body_start,
+    check_put,
+    ended_early,
+    head_stat,
+    range_header,
+)
+
+__all__ = ["NodeBody", "NodeStat", "StorageNodes"]
 
 logger = logging.getLogger(__name__)
 
-_CONTENT_RANGE = re.compile(r"bytes\s+(?:(\d+)-(\d+)|\*)/(\d+|\*)")
-_SKIP_SIZE = 1 << 20
+SKIP_SIZE = 1 << 20
 # The client picks the next destination or replica itself: urllib3 must not retry.
 _NO_RETRIES = urllib3.Retry(total=False, redirect=0)
-
-
-@dataclass(frozen=True)
-class NodeStat:
-    """What a storage node says about a file (from an HTTP HEAD)."""
-
-    url: str
-    length: int
-    last_modified: datetime | None
 
 
 @dataclass
@@ -94,16 +93,11 @@ class NodeBody:
         self.response = None
 
 
-class StorageNodes:
-    """GET, HEAD and PUT against storage node URLs.
+class StorageNodes(NodeRules):
+    """GET, HEAD and PUT against storage node URLs, blocking (urllib3).
 
-    ``connect_timeout`` bounds a connect; ``progress_timeout`` the silence
-    (no byte sent or received) a node is allowed on a read, and on an upload
-    when the caller can fail over to another destination; ``http_timeout``
-    on the upload to the last destination left.
-    A node that failed without an answer is wary (:class:`.health.NodeHealth`)
-    until it answers a probe: :meth:`order` puts it last, and no request goes
-    to it while it hangs.
+    The timeouts, and the wary nodes that :meth:`order` puts last and no
+    request goes to while they hang, are :class:`.reading.NodeRules`'.
     """
 
     def __init__(
@@ -115,13 +109,15 @@ class StorageNodes:
         progress_timeout: float,
         backoff: float,
     ) -> None:
+        super().__init__(
+            connect_timeout=connect_timeout,
+            http_timeout=http_timeout,
+            progress_timeout=progress_timeout,
+            backoff=backoff,
+        )
         self._http = http
         self._pid = os.getpid()
         self._lock = threading.Lock()
-        self.connect_timeout = connect_timeout
-        self.http_timeout = http_timeout
-        self.progress_timeout = progress_timeout
-        self.health = NodeHealth(probe=self._probe, backoff=backoff)
 
     @property
     def http(self) -> urllib3.PoolManager:
@@ -146,27 +142,6 @@ class StorageNodes:
         self.http.clear()
         self.health.close()
 
-    @property
-    def backoff(self) -> float:
-        """The client's ``backoff``: ``0`` turns wary nodes off (:mod:`.health`)."""
-        return self.health.backoff
-
-    def order(self, urls: Iterable[str]) -> list[str]:
-        """``urls`` with those of wary nodes moved last.
-
-        The order among the others (the tracker's, weighted by free space)
-        is kept.
-        """
-        return self.health.order(urls, _node)
-
-    def wary(self, url: str) -> bool:
-        """Whether the node of ``url`` failed without an answer and has not answered since."""
-        return self.health.wary(_node(url))
-
-    def rest(self, url: str) -> None:
-        """The node of ``url`` failed without an answer: not used until it answers a probe."""
-        self.health.failed(_node(url), url)
-
     def put(
         self, url: str, body: Iterable[bytes], length: int | None, *, failover: bool = False
     ) -> None:
@@ -180,12 +155,7 @@ class StorageNodes:
         response = self._request(
             "PUT", url, last=not failover, body=body, headers=headers, preload_content=True
         )
-        if not 200 <= response.status < 300:
-            raise StorageNodeError(
-                f"PUT {url} answered HTTP {response.status}: {_excerpt(response.data)}",
-                url=url,
-                status=response.status,
-            )
+        check_put(url, response.status, response.data)
 
     def put_file(
         self, url: str, file: IO[bytes], offset: int, count: int, *, failover: bool = False
@@ -209,18 +179,13 @@ class StorageNodes:
             connection.putheader("Content-Length", str(count))
             connection.endheaders()
             assert connection.sock is not None
-            connection.sock.settimeout(timeout.read_timeout)
+            connection.sock.settimeout(timeout.silence)
             sent = connection.sock.sendfile(file, offset, count) if count else 0
             if sent == count:
                 response = connection.getresponse()
                 body = response.read()
-                self.health.answered(_node(url))
-                if not 200 <= response.status < 300:
-                    raise StorageNodeError(
-                        f"PUT {url} answered HTTP {response.status}: {_excerpt(body)}",
-                        url=url,
-                        status=response.status,
-                    )
+                self.answered(url)
+                check_put(url, response.status, body)
             return sent
         except (OSError, http.client.HTTPException) as exc:
             self.rest(url)
@@ -232,15 +197,7 @@ class StorageNodes:
         """Length and modification time of the file at ``url``; ``last``: no
         other copy is left to ask (see :mod:`.health`)."""
         response = self._request("HEAD", url, last=last, read=True, preload_content=True)
-        if not 200 <= response.status < 300:
-            raise StorageNodeError(
-                f"HEAD {url} answered HTTP {response.status}", url=url, status=response.status
-            )
-        length = response.headers.get("Content-Length")
-        size = parse_digits(length)
-        if size is None:
-            raise StorageNodeError(f"HEAD {url} gave no usable Content-Length", url=url)
-        return NodeStat(url, size, _last_modified(response))
+        return head_stat(url, response.status, response.headers)
 
     def open(self, url: str, start: int, end: int | None, *, last: bool = True) -> NodeBody:
         """GET bytes ``start``..``end`` (inclusive; ``None``: to the end) of ``url``.
@@ -250,11 +207,13 @@ class StorageNodes:
         ``progress_timeout`` seconds of silence. ``last``: no other copy is
         left to read (see :mod:`.health`).
         """
-        headers = {}
-        if start or end is not None:
-            headers["Range"] = f"bytes={start}-{'' if end is None else end}"
         response = self._request(
-            "GET", url, last=last, read=True, headers=headers, preload_content=False
+            "GET",
+            url,
+            last=last,
+            read=True,
+            headers=range_header(start, end),
+            preload_content=False,
         )
         try:
             return self._body(url, response, start)
@@ -267,33 +226,13 @@ class StorageNodes:
             raise
 
     def _body(self, url: str, response: urllib3.BaseHTTPResponse, start: int) -> NodeBody:
-        modified = _last_modified(response)
-        content_range = _CONTENT_RANGE.fullmatch(response.headers.get("Content-Range", "").strip())
-        total = content_range and content_range.group(3)
-        size = int(total) if total and total != "*" else None
-        if response.status == 206:
-            if content_range is None or content_range.group(1) is None:
-                raise StorageNodeError(f"GET {url}: 206 without a usable Content-Range", url=url)
-            if int(content_range.group(1)) != start:
-                raise StorageNodeError(
-                    f"GET {url}: asked for byte {start}, got range {content_range.group(0)}",
-                    url=url,
-                )
-            return NodeBody(url, response, size, modified)
-        if response.status == 416 and size is not None and start >= size:
+        begins = body_start(url, response.status, response.headers, start)
+        if begins.empty:
             response.drain_conn()
             response.release_conn()
-            return NodeBody(url, None, size, modified)
-        if response.status == 200:
-            length = response.headers.get("Content-Length", "")
-            size = parse_digits(length)
-            if start:
-                logger.debug("%s ignored the Range header; skipping %d bytes", url, start)
-                _skip(response, start, url)
-            return NodeBody(url, response, size, modified)
-        raise StorageNodeError(
-            f"GET {url} answered HTTP {response.status}", url=url, status=response.status
-        )
+            return NodeBody(url, None, begins.size, begins.last_modified)
+        _skip(response, begins.skip, url)
+        return NodeBody(url, response, begins.size, begins.last_modified)
 
     def _request(
         self,
@@ -306,7 +245,7 @@ class StorageNodes:
         body: Iterable[bytes] | None = None,
         headers: dict[str, str] | None = None,
     ) -> urllib3.BaseHTTPResponse:
-        timeout = self._admit(method, url, last=last, read=read)
+        timeouts = self._admit(method, url, last=last, read=read)
         try:
             response = self.http.request(
                 method,
@@ -316,70 +255,48 @@ class StorageNodes:
                 preload_content=preload_content,
                 retries=_NO_RETRIES,
                 redirect=False,
-                timeout=timeout,
+                timeout=urllib3.Timeout(connect=timeouts.connect, read=timeouts.silence),
             )
         except (HTTPError, OSError) as exc:
             self.rest(url)
             raise StorageNodeError(f"{method} {url} failed: {exc}", url=url) from exc
-        self.health.answered(_node(url))
+        self.answered(url)
         return response
 
-    def _admit(self, method: str, url: str, *, last: bool, read: bool = False) -> urllib3.Timeout:
-        """The timeouts of a request to ``url``; StorageNodeError for a hanging node.
+    def _admit(self, method: str, url: str, *, last: bool, read: bool = False) -> Timeouts:
+        """The timeouts of a request to ``url`` (:meth:`.NodeRules.admit`)."""
+        return run_steps(Steps(self.admit(method, url, last=last, read=read)), self)
 
-        A read gives a silent node up after ``progress_timeout``; so does an
-        upload that has another destination, while the last one left
-        (``last``) is waited for up to ``http_timeout``.
-        """
-        node = _node(url)
-        if self.health.hanging(node) and not (last and self.health.await_answer(node)):
-            raise StorageNodeError(
-                f"{method} {url} not sent: the node failed without an answer a moment ago "
-                f"and has not answered a probe since",
-                url=url,
-            )
-        silence = self.progress_timeout if read or not last else self.http_timeout
-        return urllib3.Timeout(connect=self.connect_timeout, read=silence)
+    def await_answer(self, node: str) -> bool:
+        """Wait a moment for ``node`` to answer its probe (:class:`.reading.AwaitAnswer`)."""
+        return self.health.await_answer(node)
 
     def _probe(self, url: str) -> bool:
         """Whether the node of ``url`` answers a HEAD of it, whatever the status."""
-        try:
-            self.http.request(
-                "HEAD",
-                url,
-                retries=_NO_RETRIES,
-                redirect=False,
-                timeout=urllib3.Timeout(connect=self.connect_timeout, read=self.progress_timeout),
-            )
-        except (HTTPError, OSError):
-            return False
-        return True
+        return probe_answers(self.http, url, self.connect_timeout, self.progress_timeout)
 
 
-def _node(url: str) -> str:
-    """The node a URL is on: scheme, host and port."""
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}"
+def probe_answers(
+    http: urllib3.PoolManager, url: str, connect_timeout: float, progress_timeout: float
+) -> bool:
+    """Whether the node of ``url`` answers a HEAD of it through ``http``, whatever the status."""
+    try:
+        http.request(
+            "HEAD",
+            url,
+            retries=_NO_RETRIES,
+            redirect=False,
+            timeout=urllib3.Timeout(connect=connect_timeout, read=progress_timeout),
+        )
+    except (HTTPError, OSError):
+        return False
+    return True
 
 
 def _skip(response: urllib3.BaseHTTPResponse, count: int, url: str) -> None:
     """Read and drop ``count`` bytes of ``response``."""
     while count:
-        data = response.read1(min(count, _SKIP_SIZE))
+        data = response.read1(min(count, SKIP_SIZE))
         if not data:
-            raise StorageNodeError(f"GET {url}: body ended before the requested range", url=url)
+            raise ended_early(url)
         count -= len(data)
-
-
-def _last_modified(response: urllib3.BaseHTTPResponse) -> datetime | None:
-    value = response.headers.get("Last-Modified")
-    if not value:
-        return None
-    try:
-        return parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-
-
-def _excerpt(data: bytes) -> str:
-    return data[:200].decode("utf-8", "replace").strip()

@@ -19,8 +19,9 @@ raising that error would be. The effects:
 * :class:`Upload`: PUT an :class:`~.files.UploadSource` to a node URL.
 * :class:`Emit`: hand a key to the caller of a listing (``iter_keys``).
 
-Each effect is performed through ``effect.via(transport)``, a method of the
-transport of the same name.
+Each effect is performed through ``effect.via(transport)``: a Call by the
+transport's tracker pool (``transport.trackers``), settled with
+``transport.run``; the others by the transport's method of their name.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ import re
 import time
 from collections.abc import Callable, Generator, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import IO, Any, Generic, NamedTuple, NoReturn, TypeVar
+from typing import IO, Any, Generic, NamedTuple, NoReturn, TypedDict, TypeVar
 
 from .core import Pause
 from .damaged import DamagedCopies
@@ -51,6 +52,7 @@ from .errors import (
 )
 from .files import InputReadError, UploadSource
 from .protocol import ENCODING, ERRORS, ProtocolError, domain_classes, numbered
+from .trackers import BasePool
 
 logger = logging.getLogger(__name__)
 
@@ -150,50 +152,53 @@ class Call:
     patient: bool = True
 
     def via(self, transport: Any) -> Any:
-        return transport.call(self.command, self.args, self.settle, self.patient)
+        """``transport.trackers.call(...)``, settling with ``transport.run``."""
+        settle = self.settle
+        return transport.trackers.call(
+            self.command,
+            self.args,
+            settle=None if settle is None else lambda: transport.run(settle()),
+            patient=self.patient,
+        )
+
+
+class NodeEffect:
+    """An effect on the storage nodes, performed by the transport's method of
+    the effect's name, given its fields (``Head``: ``transport.head(url, last)``)."""
+
+    def via(self, transport: Any) -> Any:
+        return getattr(transport, type(self).__name__.lower())(*vars(self).values())
 
 
 @dataclass(frozen=True)
-class Order:
+class Order(NodeEffect):
     """``urls`` with those of wary nodes moved last."""
 
     urls: list[str]
 
-    def via(self, transport: Any) -> Any:
-        return transport.order(self.urls)
-
 
 @dataclass(frozen=True)
-class Rest:
+class Rest(NodeEffect):
     """The node of ``url`` failed: try it last until it answers."""
 
     url: str
 
-    def via(self, transport: Any) -> Any:
-        return transport.rest(self.url)
-
 
 @dataclass(frozen=True)
-class Head:
+class Head(NodeEffect):
     """HEAD ``url``; ``last``: no other copy is left to ask."""
 
     url: str
     last: bool
 
-    def via(self, transport: Any) -> Any:
-        return transport.head(self.url, self.last)
-
 
 @dataclass(frozen=True)
-class Upload:
+class Upload(NodeEffect):
     """PUT ``source`` to ``url``; ``failover``: another destination is left."""
 
     source: UploadSource
     url: str
     failover: bool
-
-    def via(self, transport: Any) -> Any:
-        return transport.upload(self.source, self.url, self.failover)
 
 
 @dataclass(frozen=True)
@@ -240,6 +245,28 @@ class Stepper(Generic[T]):
         self._outcome, self._error = None, error
 
 
+class Settings(TypedDict, total=False):
+    """The settings of a client besides its domain and trackers (see
+    :class:`~.client.Client`)."""
+
+    connect_timeout: float
+    timeout: float
+    backoff: float
+    http_timeout: float
+    node_progress_timeout: float
+    chunk_size: int
+    verify_checksum: bool
+
+
+class NodeSettings(TypedDict):
+    """The settings of a client's storage nodes (``StorageNodes``' arguments)."""
+
+    connect_timeout: float
+    http_timeout: float
+    progress_timeout: float
+    backoff: float
+
+
 class Operations:
     """What :class:`~.client.Client` and :class:`~.aioclient.AsyncClient` share:
     their settings, what they learn of the tracker (its classes, whether it
@@ -248,18 +275,21 @@ class Operations:
 
     spool_size = 8 << 20  # bytes new_file() keeps in memory before spilling to disk
     class_cache_timeout = 60.0  # seconds the classes' hash types and copy counts are kept
+    #: The tracker pool class of the client's transport.
+    pool_class: type[BasePool]
 
     def __init__(
         self,
         domain: str,
+        trackers: str | Iterable[str],
         *,
-        connect_timeout: float,
-        timeout: float,
-        backoff: float,
-        http_timeout: float,
-        node_progress_timeout: float,
-        chunk_size: int,
-        verify_checksum: bool,
+        connect_timeout: float = 3.0,
+        timeout: float = 10.0,
+        backoff: float = 5.0,
+        http_timeout: float = 30.0,
+        node_progress_timeout: float = 5.0,
+        chunk_size: int = 1 << 20,
+        verify_checksum: bool = False,
     ) -> None:
         for name, seconds in (
             ("connect_timeout", connect_timeout),
@@ -272,11 +302,24 @@ class Operations:
         if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
             raise ValueError(f"chunk_size must be a positive number of bytes, got {chunk_size!r}")
         self.domain = check_name("domain", domain)
+        self.trackers = self.pool_class(
+            trackers, connect_timeout=connect_timeout, timeout=timeout, backoff=backoff
+        )
+        #: The settings of the client's storage nodes.
+        self.node_settings = NodeSettings(
+            connect_timeout=connect_timeout,
+            http_timeout=http_timeout,
+            progress_timeout=node_progress_timeout,
+            backoff=backoff,
+        )
         self.chunk_size = chunk_size
         self.verify_checksum = verify_checksum
         self.damaged = DamagedCopies()
         self._classes: tuple[float, dict[str, dict[str, str]]] | None = None
         self._folds_keys: bool | None = None
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} domain={self.domain!r} trackers={self.trackers.trackers!r}>"
 
     def _request(
         self,

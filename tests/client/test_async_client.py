@@ -261,6 +261,12 @@ def test_the_sync_and_the_async_client_agree(
     assert any("Error" in str(outcome) for outcome in sync) or scenario is copies
 
 
+@pytest.fixture
+def aclient(mogile_target: Target) -> AsyncClient:
+    """An AsyncClient of the MogileFS under test (each test's loop closes its connections)."""
+    return AsyncClient(mogile_target.domain, mogile_target.trackers)
+
+
 def run(aclient: AsyncClient, work: Callable[[], Any]) -> Any:
     """``await work()`` in a new event loop, closing the client's connections after."""
 
@@ -271,10 +277,9 @@ def run(aclient: AsyncClient, work: Callable[[], Any]) -> Any:
     return asyncio.run(main())
 
 
-def test_concurrent_tasks_of_one_client(mogile_target: Target, client: Client, keys: Keys) -> None:
+def test_concurrent_tasks_of_one_client(aclient: AsyncClient, client: Client, keys: Keys) -> None:
     for index in range(20):
         store(client, keys(f"{index:02d}"), b"%d" % index)
-    aclient = AsyncClient(mogile_target.domain, mogile_target.trackers)
 
     async def work() -> list[int]:
         lengths = asyncio.gather(*(aclient.file_info(keys(f"{i:02d}")) for i in range(10)))
@@ -289,11 +294,10 @@ def test_concurrent_tasks_of_one_client(mogile_target: Target, client: Client, k
 
 
 def test_a_listing_left_early_and_another_event_loop(
-    mogile_target: Target, client: Client, keys: Keys
+    aclient: AsyncClient, client: Client, keys: Keys
 ) -> None:
     for index in range(5):
         store(client, keys(f"{index}"))
-    aclient = AsyncClient(mogile_target.domain, mogile_target.trackers)
 
     async def first_two() -> list[str]:
         found = []
@@ -403,10 +407,9 @@ def test_a_rename_whose_outcome_no_tracker_can_tell(dev_cluster: DevCluster) -> 
 
 
 def test_a_cancelled_task_leaves_the_client_usable(
-    mogile_target: Target, client: Client, keys: Keys
+    aclient: AsyncClient, client: Client, keys: Keys
 ) -> None:
     store(client, keys("a"), b"a")
-    aclient = AsyncClient(mogile_target.domain, mogile_target.trackers)
 
     async def work() -> int:
         task = asyncio.ensure_future(aclient.iter_keys(keys()).__anext__())
@@ -425,10 +428,9 @@ def test_a_cancelled_task_leaves_the_client_usable(
 # Python 3.12+ warns that fork() in a process with threads (the dev MogileFS's) may deadlock.
 @pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
 def test_a_forked_child_runs_its_own_event_loop(
-    mogile_target: Target, client: Client, keys: Keys
+    aclient: AsyncClient, client: Client, keys: Keys
 ) -> None:
     store(client, keys("a"), b"parent's")
-    aclient = AsyncClient(mogile_target.domain, mogile_target.trackers)
     loop = asyncio.new_event_loop()
     try:
         assert loop.run_until_complete(aclient.file_info(keys("a"))).length == 8
@@ -455,10 +457,9 @@ def test_a_forked_child_runs_its_own_event_loop(
 
 
 def test_a_client_shared_by_event_loops_in_threads(
-    mogile_target: Target, client: Client, keys: Keys
+    aclient: AsyncClient, client: Client, keys: Keys
 ) -> None:
     store(client, keys("a"), b"shared")
-    aclient = AsyncClient(mogile_target.domain, mogile_target.trackers)
     lengths: list[int] = []
 
     def in_a_thread() -> None:
@@ -494,30 +495,27 @@ def test_bad_settings_are_refused_alike(settings: dict[str, Any]) -> None:
         AsyncClient("", ["127.0.0.1:7001"])
 
 
-def fail_thrice_sync(client: Client, keys: Keys) -> None:
+def failing_calls(keys: Keys) -> list[tuple[str, tuple[str, ...]]]:
     """Three calls whose errors go through an operation (thrown in, raised on)."""
-    for call in (
-        lambda: client.file_info(keys("missing")),
-        lambda: client.rename(keys("missing"), keys("b")),
-        lambda: client.delete(keys("missing")),
-    ):
+    missing = keys("missing")
+    return [("file_info", (missing,)), ("rename", (missing, keys("b"))), ("delete", (missing,))]
+
+
+def fail_thrice_sync(client: Client, keys: Keys) -> None:
+    for method, args in failing_calls(keys):
         with pytest.raises(UnknownKeyError):
-            call()
+            getattr(client, method)(*args)
     client.close()
 
 
 def fail_thrice_async(client: AsyncClient, keys: Keys) -> None:
-    """The same with an AsyncClient, the errors caught inside the task (a
-    task's result holds the error, and asyncio's loop holds the task)."""
+    """The errors are caught inside the task: a task's result holds its
+    error, and asyncio's loop holds the task."""
 
     async def work() -> None:
-        for call in (
-            lambda: client.file_info(keys("missing")),
-            lambda: client.rename(keys("missing"), keys("b")),
-            lambda: client.delete(keys("missing")),
-        ):
+        for method, args in failing_calls(keys):
             with pytest.raises(UnknownKeyError):
-                await call()
+                await getattr(client, method)(*args)
         await client.aclose()
 
     asyncio.run(work())
