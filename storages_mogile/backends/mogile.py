@@ -432,6 +432,11 @@ class MogileFSStorage(BaseStorage):
         """The shared asyncio MogileFS client for this storage's trackers and domain."""
         return shared_async_client(self.domain, self._trackers, **self._client_options())
 
+    async def aclose(self) -> None:
+        """Close the running event loop's connections of this storage's AsyncClient
+        (shared with storages of the same configuration), before the loop ends."""
+        await self.aclient.aclose()
+
     def _client_options(self) -> dict[str, Any]:
         """The client's options; ImproperlyConfigured without a domain or trackers."""
         if not self.domain:
