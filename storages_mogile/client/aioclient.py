@@ -2,21 +2,35 @@
 
 It runs the same operations as the blocking :class:`~.client.Client`
 (:mod:`.operations`: the rules are written once), performing their tracker
-requests with an :class:`~.aio.AsyncTrackerPool`, so it gives the same
-answers and raises the same errors, without blocking the event loop.
+requests with an :class:`~.aio.AsyncTrackerPool` and their storage-node
+requests with :class:`~.aionodes.AsyncStorageNodes` (aiohttp: the ``async``
+extra), so it gives the same answers and raises the same errors, without
+blocking the event loop.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Any, TypeVar
+import io
+from collections.abc import AsyncIterator, Iterable
+from typing import IO, TYPE_CHECKING, Any, TypeVar
 
 from .aio import AsyncTrackerPool
-from .operations import Emit, FileInfo, Location, Operation, Operations, Stepper
+from .files import UploadSource
+from .operations import Emit, Operations, Stepper, Transport
+from .reading import NodeStat
+
+try:
+    from .aionodes import AsyncNodeReader, AsyncStorageNodes
+except ImportError as exc:  # aiohttp is an optional dependency
+    raise ImportError(
+        f"the asyncio MogileFS client needs aiohttp ({exc}): install storages-mogile[async]"
+    ) from exc
 
 if TYPE_CHECKING:
-    from typing_extensions import Self
+    from typing_extensions import Self, Unpack
+
+    from .operations import FileInfo, Location, Operation, ReadOptions, Settings
 
 T = TypeVar("T")
 
@@ -26,18 +40,43 @@ class AsyncClient(Operations):
     settings, methods and errors, with coroutines.
 
     ``await aclient.file_info(key)``, ``async for key in
-    aclient.iter_keys(prefix)``; ``await aclient.aclose()`` (or ``async
-    with``) in each event loop that used it, before the loop ends, closes
-    that loop's tracker connections. An AsyncClient may be shared by tasks
-    and by event loops in several threads (each loop has its own
-    connections); a forked child runs an event loop of its own, where it
-    opens connections of its own.
+    aclient.iter_keys(prefix)``, ``await aclient.store_file(key, fileobj)``
+    (a binary file, read in chunks in the event loop: a file on disk or in
+    memory), ``await aclient.read_file(key)`` (an
+    :class:`~.aionodes.AsyncNodeReader`); ``await aclient.aclose()`` (or
+    ``async with``) in each event loop that used it, before the loop ends,
+    closes that loop's tracker and storage-node connections. An
+    AsyncClient may be shared by tasks and by event loops in several
+    threads (each loop has its own connections); a forked child runs an
+    event loop of its own, where it opens connections of its own.
     """
 
     pool_class = AsyncTrackerPool
     trackers: AsyncTrackerPool
 
+    def __init__(
+        self, domain: str, trackers: str | Iterable[str], **settings: Unpack[Settings]
+    ) -> None:
+        super().__init__(domain, trackers, **settings)
+        self.nodes = AsyncStorageNodes(**self.node_settings)
+
     # Storing
+
+    async def store_content(self, key: str, data: bytes, cls: str | None = None) -> int:
+        """As :meth:`.Client.store_content`."""
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            raise TypeError(f"store_content needs bytes, got {type(data).__name__}")
+        return await self.store_file(key, io.BytesIO(data), cls)
+
+    async def store_file(self, key: str, fileobj: IO[bytes], cls: str | None = None) -> int:
+        """As :meth:`.Client.store_file`."""
+        return (await self._run(self._store(key, fileobj, cls)))[1]
+
+    async def store_new_file(
+        self, keys: Iterable[str], fileobj: IO[bytes], cls: str | None = None, *, staging_key: str
+    ) -> str:
+        """As :meth:`.Client.store_new_file`."""
+        return await self._run(self._store_new_file(keys, fileobj, cls, staging_key))
 
     async def records_checksums(self, cls: str | None) -> bool:
         """As :meth:`.Client.records_checksums`."""
@@ -69,6 +108,25 @@ class AsyncClient(Operations):
         """As :meth:`.Client.locate`."""
         return await self._run(self._locate(key, noverify, pathcount))
 
+    async def read_file(self, key: str, **options: Unpack[ReadOptions]) -> AsyncNodeReader:
+        """As :meth:`.Client.read_file`: an open :class:`~.aionodes.AsyncNodeReader`
+        (``await reader.read(n)``, ``async for chunk in reader``, ``await
+        reader.aclose()``)."""
+        reader = AsyncNodeReader(self.nodes, **(await self._run(self._reader(key, options))))
+        await reader.open()
+        return reader
+
+    async def get_file_data(self, key: str) -> bytes:
+        """As :meth:`.Client.get_file_data`."""
+        async with await self.read_file(key) as reader:
+            return await reader.read()
+
+    async def stat(
+        self, key: str, paths: list[str] | None = None, size: int | None = None
+    ) -> NodeStat:
+        """As :meth:`.Client.stat`."""
+        return await self._run(self._stat(key, paths, size))
+
     # Listing
 
     async def list_keys(
@@ -79,7 +137,7 @@ class AsyncClient(Operations):
 
     def iter_keys(self, prefix: str | None = None, page_size: int = 1000) -> AsyncIterator[str]:
         """As :meth:`.Client.iter_keys`: ``async for key in aclient.iter_keys(prefix)``."""
-        return Asynchronous(self.trackers).iterate(self._iter_keys(prefix, page_size))
+        return Asynchronous(self.trackers, self.nodes).iterate(self._iter_keys(prefix, page_size))
 
     async def folds_keys(self, key: str, other: str) -> bool:
         """As :meth:`.Client.folds_keys`."""
@@ -116,8 +174,10 @@ class AsyncClient(Operations):
         await self._run(self._update_class(key, cls))
 
     async def aclose(self) -> None:
-        """Close the running event loop's tracker connections; later calls open new ones."""
+        """Close the running event loop's tracker and storage-node connections;
+        later calls open new ones."""
         await self.trackers.aclose()
+        await self.nodes.aclose()
 
     async def __aenter__(self) -> Self:
         return self
@@ -127,18 +187,19 @@ class AsyncClient(Operations):
 
     async def _run(self, operation: Operation[T]) -> T:
         """Run ``operation`` in the running event loop."""
-        return await Asynchronous(self.trackers).run(operation)
+        return await Asynchronous(self.trackers, self.nodes).run(operation)
 
 
-class Asynchronous:
+class Asynchronous(Transport):
     """The asyncio transport of the operations (:mod:`.operations`): it
-    performs their effects with an :class:`~.aio.AsyncTrackerPool`."""
+    performs their effects with an :class:`~.aio.AsyncTrackerPool` and
+    :class:`~.aionodes.AsyncStorageNodes`."""
 
-    def __init__(self, trackers: AsyncTrackerPool) -> None:
-        self.trackers = trackers
+    trackers: AsyncTrackerPool
+    nodes: AsyncStorageNodes
 
     async def run(self, operation: Operation[T]) -> T:
-        """Perform the effects of ``operation``; its result."""
+        """Await the effects of ``operation`` one after the other; its result."""
         stepper = Stepper(operation)
         while (effect := stepper.next()) is not None:
             await self._perform(stepper, effect)
@@ -161,3 +222,16 @@ class Asynchronous:
 
     async def pause(self, seconds: float) -> None:
         await asyncio.sleep(seconds)
+
+    async def order(self, urls: list[str]) -> list[str]:
+        return self.nodes.order(urls)
+
+    async def rest(self, url: str) -> None:
+        self.nodes.rest(url)
+
+    async def head(self, url: str, last: bool) -> NodeStat:
+        return await self.nodes.head(url, last=last)
+
+    async def upload(self, source: UploadSource, url: str, failover: bool) -> None:
+        """PUT the source's chunks (read from its file in the event loop)."""
+        await self.nodes.put(url, source.chunks(), source.length, failover=failover)

@@ -29,8 +29,10 @@ from .operations import (
     Location,
     Operation,
     Operations,
+    ReadOptions,
     Settings,
     Stepper,
+    Transport,
     check_class,
     check_key,
     path_fid,
@@ -221,18 +223,15 @@ class Client(Operations):
         before are read last. Wrap the result in ``io.BufferedReader`` for
         line reading; close it to release the storage node connection.
         """
-        found = self._run(self._reading(key, paths, size, md5))
-        return NodeReader(
-            self.nodes,
-            found.paths,
-            key=key,
-            offset=offset,
-            length=length,
-            size=found.size,
-            md5=found.md5,
-            chunk_size=self.chunk_size,
-            on_damaged=self._damaged_reporter(key, on_damaged),
-        )
+        options: ReadOptions = {
+            "offset": offset,
+            "length": length,
+            "paths": paths,
+            "size": size,
+            "md5": md5,
+            "on_damaged": on_damaged,
+        }
+        return NodeReader(self.nodes, **self._run(self._reader(key, options)))
 
     def damaged_copies(self, key: str) -> list[str]:
         """The paths of ``key``'s copies whose bytes differ from the MD5 the tracker recorded.
@@ -392,14 +391,13 @@ class Client(Operations):
         return Blocking(self.trackers, self.nodes).run(operation)
 
 
-class Blocking:
+class Blocking(Transport):
     """The blocking transport of the operations (:mod:`.operations`): it
     performs their effects with a :class:`~.trackers.TrackerPool` and
     :class:`~.nodes.StorageNodes`."""
 
-    def __init__(self, trackers: TrackerPool, nodes: StorageNodes) -> None:
-        self.trackers = trackers
-        self.nodes = nodes
+    trackers: TrackerPool
+    nodes: StorageNodes
 
     def run(self, operation: Operation[T]) -> T:
         """Perform the effects of ``operation``; its result."""

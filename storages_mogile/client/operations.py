@@ -245,6 +245,15 @@ class Stepper(Generic[T]):
         self._outcome, self._error = None, error
 
 
+class Transport:
+    """What the blocking and the asyncio transports of the operations share:
+    the tracker pool and the storage nodes they perform the effects with."""
+
+    def __init__(self, trackers: Any, nodes: Any) -> None:
+        self.trackers = trackers
+        self.nodes = nodes
+
+
 class Settings(TypedDict, total=False):
     """The settings of a client besides its domain and trackers (see
     :class:`~.client.Client`)."""
@@ -256,6 +265,17 @@ class Settings(TypedDict, total=False):
     node_progress_timeout: float
     chunk_size: int
     verify_checksum: bool
+
+
+class ReadOptions(TypedDict, total=False):
+    """How ``read_file`` reads a key (see :meth:`.Client.read_file`)."""
+
+    offset: int
+    length: int | None
+    paths: list[str] | None
+    size: int | None
+    md5: str | None
+    on_damaged: Callable[[str], None] | None
 
 
 class NodeSettings(TypedDict):
@@ -306,12 +326,12 @@ class Operations:
             trackers, connect_timeout=connect_timeout, timeout=timeout, backoff=backoff
         )
         #: The settings of the client's storage nodes.
-        self.node_settings = NodeSettings(
-            connect_timeout=connect_timeout,
-            http_timeout=http_timeout,
-            progress_timeout=node_progress_timeout,
-            backoff=backoff,
-        )
+        self.node_settings: NodeSettings = {
+            "connect_timeout": connect_timeout,
+            "http_timeout": http_timeout,
+            "progress_timeout": node_progress_timeout,
+            "backoff": backoff,
+        }
         self.chunk_size = chunk_size
         self.verify_checksum = verify_checksum
         self.damaged = DamagedCopies()
@@ -657,14 +677,24 @@ class Operations:
         info = yield from self._file_info(key)
         return info, (yield from self._get_paths(key, noverify, pathcount))
 
-    def _reading(
-        self, key: str, paths: list[str] | None, size: int | None, md5: str | None
-    ) -> Operation[Found]:
-        """What a read of ``key`` needs: its copies (damaged ones last), size and MD5 to check."""
-        location = yield from self._located(check_key(key), paths, size)
+    def _reader(self, key: str, options: ReadOptions) -> Operation[dict[str, Any]]:
+        """The arguments of a reader of ``key`` (a NodeReader, an AsyncNodeReader)
+        read as ``options`` say: its copies (damaged ones last), size and MD5 to check."""
+        key = check_key(key)
+        paths, md5 = options.get("paths"), options.get("md5")
+        location = yield from self._located(key, paths, options.get("size"))
         if md5 is None and paths is None and self.verify_checksum:
             md5 = location.md5
-        return Found(self.damaged.last(location.paths), location.size, md5)
+        return {
+            "paths": self.damaged.last(location.paths),
+            "key": key,
+            "offset": options.get("offset", 0),
+            "length": options.get("length"),
+            "size": location.size,
+            "md5": md5,
+            "chunk_size": self.chunk_size,
+            "on_damaged": self._damaged_reporter(key, options.get("on_damaged")),
+        }
 
     def _found_damaged(self, key: str, url: str) -> None:
         """Remember a damaged copy; the first time, log it for the operator."""
