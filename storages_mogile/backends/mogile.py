@@ -54,7 +54,8 @@ from storages_mogile.digits import parse_digits
 from storages_mogile.pathcache import PathCache
 
 if TYPE_CHECKING:
-    from storages_mogile.client.aioclient import AsyncClient, AsyncNodeReader
+    from storages_mogile.client.aioclient import AsyncClient
+    from storages_mogile.client.aionodes import AsyncNodeReader
 
 logger = logging.getLogger(__name__)
 
