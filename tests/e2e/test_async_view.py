@@ -34,6 +34,8 @@ def answer(http: urllib3.PoolManager, method: str, url: str, **headers: str) -> 
     """What a request is answered with, but the headers that name the server."""
     response = http.request(method, url, headers=headers, redirect=False)
     kept = {name.lower(): value for name, value in response.headers.items()}
+    if response.status == 304:  # wsgiref says Content-Length: 0, uvicorn nothing
+        kept.pop("content-length", None)
     return response.status, {k: v for k, v in kept.items() if k not in _TRANSPORT}, response.data
 
 
@@ -67,7 +69,7 @@ def test_the_async_and_the_sync_view_answer_alike(http, django_site, wsgi_site, 
         ("GET", stream, {"If-Unmodified-Since": "Thu, 01 Jan 1998 00:00:00 GMT"}),  # 412
         ("POST", stream, {}),  # 405
         ("GET", "/stream/e2e/never-stored.txt", {}),  # 404
-        ("GET", "/stream/e2e/../escape.txt", {}),  # 400
+        ("GET", "/stream/e2e/%2E%2E/escape.txt", {}),  # 400
         ("GET", f"/media/{key}", {}),  # perlbal
         ("GET", f"/media/{key}", {"Range": "bytes=0-1"}),
         ("GET", f"/cached/{key}", {}),
@@ -153,18 +155,18 @@ async def paused_downloads(port: int, path: str, count: int, look: Callable[[], 
             writer.close()
 
 
-@pytest.mark.parametrize(("prefix", "view"), [("/stream/", "async"), ("/stream-sync/", "sync")])
-def test_downloads_in_progress_hold_no_thread_in_the_async_view(
-    http, django_site, put, prefix, view
-):
+def test_downloads_in_progress_hold_no_thread_of_the_async_view(http, django_site, put):
+    """Django's ASGI handler holds a thread per request (its ThreadSensitiveContext
+    runs request_started's receivers there): the view adds none to it, as an async
+    view doing no I/O does not."""
     key = put(os.urandom(8 * 1024 * 1024))
-    assert http.request("GET", f"{django_site.url}{prefix}{key}").status == 200  # warm
-    time.sleep(0.5)  # threads of earlier requests end
-    before = thread_count(django_site)
-    during = asyncio.run(
-        paused_downloads(django_site.port, f"{prefix}{key}", 40, lambda: thread_count(django_site))
-    )
-    if view == "async":
-        assert during - before <= 2, f"{during - before} threads more for 40 downloads"
-    else:  # the contrast: Django's thread per request for a sync view
-        assert during - before >= 40, f"{during - before} threads more for 40 downloads"
+    assert http.request("GET", f"{django_site.url}/stream/{key}").status == 200  # warm
+    assert http.request("GET", f"{django_site.url}/bare-stream/").status == 200
+
+    def added(path: str) -> int:
+        time.sleep(0.5)  # threads of earlier requests end
+        before = thread_count(django_site)
+        look = lambda: thread_count(django_site)
+        return asyncio.run(paused_downloads(django_site.port, path, 40, look)) - before
+
+    assert added(f"/stream/{key}") <= added("/bare-stream/") + 2

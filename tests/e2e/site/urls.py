@@ -1,6 +1,8 @@
 """The end-to-end site: /media/ as a project sets it up, plus a fixed mode per prefix."""
 
-from django.http import HttpRequest, HttpResponse
+from collections.abc import AsyncIterator
+
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.urls import include, path, re_path
 
 from storages_mogile.serving.urls import serve_patterns
@@ -10,6 +12,17 @@ from storages_mogile.views import serve
 def bare(request: HttpRequest) -> HttpResponse:
     """An empty answer: the baseline of bench/serve_perlbal.py."""
     return HttpResponse()
+
+
+async def bare_stream(request: HttpRequest) -> StreamingHttpResponse:
+    """8 MiB from an async view doing no I/O: the threads Django's ASGI handler holds
+    for a streamed answer (tests/e2e/test_async_view.py)."""
+
+    async def chunks() -> AsyncIterator[bytes]:
+        for _ in range(8):
+            yield bytes(1024 * 1024)
+
+    return StreamingHttpResponse(chunks())
 
 
 urlpatterns = [
@@ -34,4 +47,5 @@ urlpatterns = [
     ),
     *serve_patterns(storage="private", access="tests.serving.doc_examples.can_read"),
     path("bare/", bare),
+    path("bare-stream/", bare_stream),
 ]
