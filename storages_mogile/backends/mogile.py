@@ -18,7 +18,7 @@ import math
 import threading
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextvars import ContextVar
 from datetime import datetime
 from tempfile import SpooledTemporaryFile
@@ -54,6 +54,8 @@ from storages_mogile.digits import parse_digits
 from storages_mogile.pathcache import PathCache
 
 if TYPE_CHECKING:
+    from typing_extensions import Self
+
     from storages_mogile.client.aioclient import AsyncClient
     from storages_mogile.client.aionodes import AsyncNodeReader
 
@@ -278,6 +280,57 @@ class MogileFSFile(File):
         if exc_type is not None:
             self._dirty = False  # what the failed block wrote is not stored
         self.close()
+
+
+class AsyncMogileFSFile:
+    """A file in MogileFS opened for reading by ``MogileFSStorage.aopen()``.
+
+    ``async for chunk in file`` gives the content in ``chunk_size`` pieces
+    (``file.chunks(size)`` in pieces of another size); ``await
+    file.read(n)`` up to ``n`` bytes, all with no argument; ``await
+    file.aclose()``, or the end of an ``async with`` block, gives the
+    storage node's connection back. Reads fall through to the replicas as
+    the sync file's do.
+    """
+
+    mode = "rb"
+
+    def __init__(self, name: str, reader: AsyncNodeReader) -> None:
+        self.name = name
+        self._reader = reader
+
+    @property
+    def size(self) -> int | None:
+        """The file's length, as the tracker recorded it."""
+        return self._reader.size
+
+    @property
+    def closed(self) -> bool:
+        return self._reader.closed
+
+    async def read(self, size: int = -1) -> bytes:
+        return await self._reader.read(size)
+
+    async def chunks(self, chunk_size: int | None = None) -> AsyncIterator[bytes]:
+        """The rest of the content in pieces of ``chunk_size`` bytes (the last may be shorter)."""
+        size = chunk_size or self._reader.chunk_size
+        while chunk := await self._reader.read(size):
+            yield chunk
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return self.chunks()
+
+    async def aclose(self) -> None:
+        await self._reader.aclose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    def __repr__(self) -> str:
+        return f"<AsyncMogileFSFile: {self.name}>"
 
 
 @deconstructible(path="storages_mogile.backends.mogile.MogileFSStorage")
@@ -527,6 +580,24 @@ class MogileFSStorage(BaseStorage):
         # In read mode the file asks for the key's paths at once, so a
         # missing key raises FileNotFoundError (UnknownKeyError) here.
         return MogileFSFile(name, mode, self)
+
+    async def aopen(self, name: str, mode: str = "rb") -> AsyncMogileFSFile:
+        """``open`` for reading, with asyncio: an :class:`AsyncMogileFSFile`.
+
+        FileNotFoundError for a missing name, at once. Files are written
+        with ``asave``.
+        """
+        if mode != "rb":
+            raise ValueError(
+                f"aopen() opens MogileFS files for reading in mode 'rb', not {mode!r}: "
+                "write with asave(name, content)."
+            )
+        key = self.key_for(name)
+
+        async def opened(location: Location) -> AsyncNodeReader:
+            return await self.aopen_reader(key, location)
+
+        return AsyncMogileFSFile(name, await self.ausing_location(key, opened))
 
     def _reader(self, key: str) -> NodeReader:
         """A seekable stream of ``key``, located by the path cache when it knows the key."""
@@ -983,6 +1054,7 @@ def mogile_storage(
 
 __all__ = [
     "MAX_KEY_BYTES",
+    "AsyncMogileFSFile",
     "MogileFSFile",
     "MogileFSStorage",
     "aclose_clients",
