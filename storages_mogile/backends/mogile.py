@@ -19,12 +19,14 @@ import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import datetime
 from tempfile import SpooledTemporaryFile
 from typing import IO, TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlencode, urljoin
 
+from asgiref.sync import sync_to_async
 from django.conf import settings as django_settings
 from django.core.exceptions import ImproperlyConfigured, SuspiciousFileOperation
 from django.core.files.base import File
@@ -640,15 +642,52 @@ class MogileFSStorage(BaseStorage):
         finally:
             _max_length.reset(token)
 
+    async def asave(self, name: str | None, content: Any, max_length: int | None = None) -> str:
+        """``save`` with asyncio: the same names, staging, checksums and durability.
+
+        A storage without ``file_overwrite`` finds a free name with Django's
+        ``get_available_name()`` in a worker thread (it is synchronous); the
+        upload and the tracker's part are asyncio. The content is read in
+        the event loop: a file on disk (a large upload) is read from there.
+        """
+        token = _max_length.set(max_length)
+        try:
+            if name is None:
+                name = content.name
+            if not hasattr(content, "chunks"):
+                content = File(content, name)
+            validate_file_name(name, allow_relative_path=True)
+            name = await self._aavailable_name(name, max_length)
+            validate_file_name(name, allow_relative_path=True)
+            with self._byte_stream(name, content) as (cleaned, stream):
+                name = await self._asave_stream(cleaned, stream)
+            validate_file_name(name, allow_relative_path=True)
+            return name
+        finally:
+            _max_length.reset(token)
+
+    async def _aavailable_name(self, name: str, max_length: int | None) -> str:
+        if self.file_overwrite:  # no tracker asked
+            return self.get_available_name(name, max_length=max_length)
+        find = sync_to_async(self.get_available_name, thread_sensitive=False)
+        return await find(name, max_length=max_length)
+
     def _save(self, name: str, content: File) -> str:
+        with self._byte_stream(name, content) as (cleaned, stream):
+            return self._save_stream(cleaned, stream)
+
+    @contextmanager
+    def _byte_stream(self, name: str, content: File) -> Iterator[tuple[str, IO[bytes]]]:
+        """The clean name and the content as bytes from its start (text spooled as UTF-8)."""
         name = clean_name(name)
         self.key_for(name)  # refuses the name before any byte is read
         if is_seekable(content):
             content.seek(0)
         if isinstance(content.read(0), str):
             with self._encode_text(content) as encoded:
-                return self._save_stream(name, encoded)
-        return self._save_stream(name, content)
+                yield name, encoded
+        else:
+            yield name, content
 
     def _save_stream(self, name: str, stream: IO[bytes]) -> str:
         """Store ``stream`` as ``name``, or without overwrite as a name still free; the name."""
@@ -661,6 +700,25 @@ class MogileFSStorage(BaseStorage):
             self._free_keys(name), stream, cls=self.mogile_class, staging_key=self._staging_key()
         )
         self._stored(key)
+        return key[len(self.key_prefix) :]
+
+    async def _asave_stream(self, name: str, stream: IO[bytes]) -> str:
+        """``_save_stream`` with asyncio.
+
+        Should another save take the free name before the rename, the next
+        alternative is looked for in the event loop (``_free_keys``).
+        """
+        aclient = self.aclient
+        if self.file_overwrite:
+            key = self.key_for(name)
+            await aclient.refuse_other_spelling(key)
+            await aclient.store_file(key, stream, cls=self.mogile_class)
+            await self._astored(key)
+            return name
+        key = await aclient.store_new_file(
+            self._free_keys(name), stream, cls=self.mogile_class, staging_key=self._staging_key()
+        )
+        await self._astored(key)
         return key[len(self.key_prefix) :]
 
     def _free_keys(self, name: str) -> Iterator[str]:
@@ -709,9 +767,23 @@ class MogileFSStorage(BaseStorage):
         try:
             self.client.wait_for_copies(key, self.min_copies, self.min_copies_timeout)
         except NotDurableError as exc:
-            if self.min_copies_action == "raise":
-                raise
-            logger.warning("%s", exc)
+            self._not_durable(exc)
+
+    async def _astored(self, key: str) -> None:
+        """``_stored`` with asyncio."""
+        self._path_cache.forget(key)
+        if self.min_copies is None:
+            return
+        try:
+            await self.aclient.wait_for_copies(key, self.min_copies, self.min_copies_timeout)
+        except NotDurableError as exc:
+            self._not_durable(exc)
+
+    def _not_durable(self, exc: NotDurableError) -> None:
+        """``min_copies_action``: raise, or log at WARNING."""
+        if self.min_copies_action == "raise":
+            raise exc
+        logger.warning("%s", exc)
 
     def delete(self, name: str) -> None:
         key = self._key_to_delete(name)
