@@ -77,6 +77,14 @@ def django_site(e2e_dir: Path, e2e_mogilefs: Target) -> Iterator[Server]:
 
 
 @pytest.fixture(scope="package")
+def shared_threads_site(e2e_dir: Path, e2e_mogilefs: Target) -> Iterator[Server]:
+    """The site under uvicorn wrapped in SharedThreads (2 threads)."""
+    trackers, domain = e2e_mogilefs.trackers, e2e_mogilefs.domain
+    with django_server(e2e_dir, trackers, domain, "asgi_shared", "uvicorn-shared") as server:
+        yield server
+
+
+@pytest.fixture(scope="package")
 def wsgi_site(e2e_dir: Path, e2e_mogilefs: Target) -> Iterator[Server]:
     """The same site under a WSGI server (wsgiref)."""
     with wsgiref_server(e2e_dir, e2e_mogilefs.trackers, e2e_mogilefs.domain) as server:

@@ -150,15 +150,21 @@ def site_env(trackers: list[str], domain: str) -> dict[str, str]:
     }
 
 
-def django_server(workdir: Path, trackers: list[str], domain: str) -> Server:
-    """The end-to-end Django site under uvicorn (ASGI), not started."""
+def django_server(
+    workdir: Path, trackers: list[str], domain: str, entry: str = "asgi", name: str = "uvicorn"
+) -> Server:
+    """The end-to-end Django site under uvicorn (ASGI), not started.
+
+    ``entry``: the module of tests/e2e/site with the ASGI application
+    (``asgi_shared``: wrapped in SharedThreads).
+    """
     port = free_port()
     args = [
-        sys.executable, "-m", "uvicorn", "tests.e2e.site.asgi:application",
+        sys.executable, "-m", "uvicorn", f"tests.e2e.site.{entry}:application",
         "--host", "127.0.0.1", "--port", str(port),
         "--lifespan", "off", "--no-access-log", "--log-level", "warning",
     ]  # fmt: skip
-    return Server("uvicorn", args, port, workdir / "uvicorn.log", site_env(trackers, domain))
+    return Server(name, args, port, workdir / f"{name}.log", site_env(trackers, domain))
 
 
 def gunicorn_server(workdir: Path, trackers: list[str], domain: str, threads: int = 16) -> Server:

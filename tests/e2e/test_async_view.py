@@ -170,3 +170,26 @@ def test_downloads_in_progress_hold_no_thread_of_the_async_view(http, django_sit
         return asyncio.run(paused_downloads(django_site.port, path, 40, look)) - before
 
     assert added(f"/stream/{key}") <= added("/bare-stream/") + 2
+
+
+@pytest.mark.parametrize("prefix", ["/stream/", "/stream-sync/"])
+def test_shared_threads_bound_the_threads_of_downloads(
+    http, django_site, shared_threads_site, put, prefix
+):
+    """SharedThreads: 40 downloads in progress hold no thread each (Django's own included),
+    under either view; the same downloads under the bare handler hold 40."""
+    key = put(os.urandom(8 * 1024 * 1024))
+    path = f"{prefix}{key}"
+
+    def added(site: Server) -> int:
+        assert http.request("GET", f"{site.url}{path}").status == 200  # warm
+        time.sleep(0.5)  # threads of earlier requests end
+        before = thread_count(site)
+        return (
+            asyncio.run(paused_downloads(site.port, path, 40, lambda: thread_count(site))) - before
+        )
+
+    assert added(shared_threads_site) <= 2
+    assert added(django_site) >= 40
+    response = http.request("GET", f"{shared_threads_site.url}{path}")
+    assert response.headers["X-View"] == ("aserve" if prefix == "/stream/" else "serve")
