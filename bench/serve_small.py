@@ -6,6 +6,7 @@ alternating rounds, from the e2e site under:
 
 - uvicorn at ``/stream/``: ``serve_patterns()``, so the async view (ASGI);
 - uvicorn at ``/stream-sync/``: the synchronous view in Django's thread per request;
+- uvicorn with the site wrapped in ``SharedThreads`` (4 threads), the async view;
 - gunicorn, one worker of 16 threads (WSGI): the synchronous view.
 
 The median requests per second of each are reported with their ratio to
@@ -15,7 +16,8 @@ process, the same for every server.
 
 Slow downloads: ``--slow`` clients at once each download a 1 MiB file
 under uvicorn, reading 16 KiB every 50 ms through a small receive buffer,
-from the async view and then from the synchronous one; the server's thread
+from the async view and then from the synchronous one, under Django's ASGI
+handler as it is and wrapped in ``SharedThreads``; the server's thread
 count and RSS are sampled every 20 ms and their peaks reported. Every body
 is checked.
 
@@ -201,15 +203,20 @@ def main() -> None:
         try:
             with (
                 django_server(work, trackers, domain) as uvicorn,
+                django_server(work, trackers, domain, "asgi_shared", "shared") as shared,
                 gunicorn_server(work, trackers, domain, threads=CLIENTS) as gunicorn,
             ):
                 targets = {
                     "uvicorn, async view": (uvicorn, "/stream/"),
                     "uvicorn, sync view": (uvicorn, "/stream-sync/"),
+                    "uvicorn+Shared, async": (shared, "/stream/"),
                     "gunicorn 1x16 threads": (gunicorn, "/stream/"),
                 }
                 rates, cpu = measure_rates(targets, small, args.seconds, args.rounds)
-                slow = measure_slow(uvicorn, large_key, large, args.slow)
+                slow = {
+                    **measure_slow(uvicorn, "", large_key, large, args.slow),
+                    **measure_slow(shared, "SharedThreads, ", large_key, large, args.slow),
+                }
         finally:
             for key in [*small, large_key]:
                 client.delete(key)
@@ -241,10 +248,13 @@ def measure_rates(
     return rates, cpu
 
 
-def measure_slow(uvicorn: Server, key: str, data: bytes, count: int) -> dict[str, Peaks]:
+def measure_slow(
+    uvicorn: Server, label_prefix: str, key: str, data: bytes, count: int
+) -> dict[str, Peaks]:
     """Peaks of uvicorn while ``count`` slow clients download from each view."""
     found = {}
-    for label, prefix in (("async view", "/stream/"), ("sync view", "/stream-sync/")):
+    for view, prefix in (("async view", "/stream/"), ("sync view", "/stream-sync/")):
+        label = f"{label_prefix}{view}"
         address = ("127.0.0.1", uvicorn.port)
         with Peaks(pid_of(uvicorn)) as peaks:
             began = time.perf_counter()
@@ -278,10 +288,10 @@ def report(
         f"{args.slow} concurrent slow downloads of 1 MiB under uvicorn "
         f"({SLOW_READ // 1024} KiB per {SLOW_PAUSE * 1000:.0f} ms each)"
     )
-    print(f"{'':24}{'seconds':>8}{'peak threads':>14}{'RSS before':>12}{'peak RSS':>10}")
+    print(f"{'':28}{'seconds':>8}{'peak threads':>14}{'RSS before':>12}{'peak RSS':>10}")
     for label, peaks in slow.items():
         print(
-            f"{label:24}{peaks.seconds:>8.1f}{peaks.threads:>14}"
+            f"{label:28}{peaks.seconds:>8.1f}{peaks.threads:>14}"
             f"{peaks.start_rss / MIB:>11.1f}M{peaks.rss / MIB:>9.1f}M"
         )
 

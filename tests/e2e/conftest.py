@@ -78,7 +78,7 @@ def django_site(e2e_dir: Path, e2e_mogilefs: Target) -> Iterator[Server]:
 
 @pytest.fixture(scope="package")
 def shared_threads_site(e2e_dir: Path, e2e_mogilefs: Target) -> Iterator[Server]:
-    """The site under uvicorn wrapped in SharedThreads (2 threads)."""
+    """The site under uvicorn wrapped in SharedThreads (4 threads)."""
     trackers, domain = e2e_mogilefs.trackers, e2e_mogilefs.domain
     with django_server(e2e_dir, trackers, domain, "asgi_shared", "uvicorn-shared") as server:
         yield server

@@ -189,7 +189,7 @@ def test_shared_threads_bound_the_threads_of_downloads(
             asyncio.run(paused_downloads(site.port, path, 40, lambda: thread_count(site))) - before
         )
 
-    assert added(shared_threads_site) <= 2
+    assert added(shared_threads_site) <= 4  # the shared threads, started on first use
     assert added(django_site) >= 40
     response = http.request("GET", f"{shared_threads_site.url}{path}")
     assert response.headers["X-View"] == ("aserve" if prefix == "/stream/" else "serve")
