@@ -74,6 +74,33 @@ class DevServer:
             self.process.wait()
 
 
+@dataclass
+class BenchMogileFS:
+    """The MogileFS a benchmark runs against: the real one named by MOGILEFS_TEST_TRACKERS /
+    MOGILEFS_TEST_DOMAIN (class ``thumb``, one copy), else a dev MogileFS subprocess."""
+
+    trackers: list[str]
+    domain: str
+    cls: str
+    dev: DevServer | None
+
+    @classmethod
+    def start(cls, work: Path) -> BenchMogileFS:
+        real = os.environ.get("MOGILEFS_TEST_TRACKERS")
+        if real:
+            return cls(real.split(","), os.environ["MOGILEFS_TEST_DOMAIN"], "thumb", None)
+        dev = DevServer.start(work / "mogile", "bench", {"one": 1})
+        return cls([dev.tracker], "bench", "one", dev)
+
+    @property
+    def label(self) -> str:
+        return "dev (subprocess)" if self.dev else f"real, {','.join(self.trackers)}"
+
+    def stop(self) -> None:
+        if self.dev is not None:
+            self.dev.stop()
+
+
 def rss(pid: int) -> int:
     """Resident set size of process ``pid`` in bytes."""
     with open(f"/proc/{pid}/statm") as statm:

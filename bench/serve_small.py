@@ -41,7 +41,7 @@ import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from harness import MIB, DevServer, cpu_seconds, rss  # puts the repo on sys.path
+from harness import MIB, BenchMogileFS, cpu_seconds, rss  # puts the repo on sys.path
 
 from storages_mogile.client import Client
 from tests.e2e.servers import Server, django_server, gunicorn_server
@@ -189,17 +189,12 @@ def main() -> None:
     parser.add_argument("--files", type=int, default=100)
     parser.add_argument("--slow", type=int, default=200)
     args = parser.parse_args()
-    real = os.environ.get("MOGILEFS_TEST_TRACKERS")
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        mogile = None
-        if real:
-            trackers, domain, cls = real.split(","), os.environ["MOGILEFS_TEST_DOMAIN"], "thumb"
-        else:
-            mogile = DevServer.start(work / "mogile", "bench", {"one": 1})
-            trackers, domain, cls = [mogile.tracker], "bench", "one"
+        mogile = BenchMogileFS.start(work)
+        trackers, domain = mogile.trackers, mogile.domain
         client = Client(domain, trackers)
-        small, large_key, large = store_files(client, cls, args.files)
+        small, large_key, large = store_files(client, mogile.cls, args.files)
         try:
             with (
                 django_server(work, trackers, domain) as uvicorn,
@@ -221,9 +216,8 @@ def main() -> None:
             for key in [*small, large_key]:
                 client.delete(key)
             client.close()
-            if mogile is not None:
-                mogile.stop()
-    report(rates, cpu, slow, args, real)
+            mogile.stop()
+    report(rates, cpu, slow, args, mogile.label)
 
 
 def measure_rates(
@@ -269,9 +263,9 @@ def report(
     cpu: dict[str, float],
     slow: dict[str, Peaks],
     args: argparse.Namespace,
-    real: str | None,
+    mogilefs: str,
 ) -> None:
-    print(f"MogileFS: {'real, ' + real if real else 'dev (subprocess)'}")
+    print(f"MogileFS: {mogilefs}")
     print(
         f"{SMALL}-byte files ({args.files}), {CLIENTS} keep-alive clients, path cache warm, "
         f"medians of {args.rounds} rounds of {args.seconds:g} s"

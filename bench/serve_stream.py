@@ -35,7 +35,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import urllib3
-from harness import MIB, DevServer, PeakRSS, cpu_seconds  # puts the repo on sys.path
+from harness import MIB, BenchMogileFS, PeakRSS, cpu_seconds  # puts the repo on sys.path
 
 from storages_mogile.client import Client
 from tests.e2e.servers import Server, django_server, find_binary, nginx_relay, wsgiref_server
@@ -99,18 +99,13 @@ def main() -> None:
     curl = shutil.which("curl")
     if curl is None:
         raise SystemExit("curl is not installed (apt-get install curl)")
-    real = os.environ.get("MOGILEFS_TEST_TRACKERS")
     times: dict[str, list[float]] = {}
     cpu: dict[str, float] = {}
     growth: dict[str, PeakRSS] = {}
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        mogile = None
-        if real:
-            trackers, domain, cls = real.split(","), os.environ["MOGILEFS_TEST_DOMAIN"], "thumb"
-        else:
-            mogile = DevServer.start(work / "mogile", "bench", {"one": 1})
-            trackers, domain, cls = [mogile.tracker], "bench", "one"
+        mogile = BenchMogileFS.start(work)
+        trackers, domain, cls = mogile.trackers, mogile.domain, mogile.cls
         client = Client(domain, trackers)
         try:
             expected = store(client, work / "source.bin", size, cls)
@@ -149,10 +144,10 @@ def main() -> None:
             for key in (KEY, WARM_KEY):
                 client.delete(key)
             client.close()
-            if mogile is not None:
-                mogile.stop()
+            mogile.stop()
     gib = args.mib * args.rounds / 1024
-    report(times, {label: used / gib for label, used in cpu.items()}, growth, args.mib, real)
+    per_gib = {label: used / gib for label, used in cpu.items()}
+    report(times, per_gib, growth, args.mib, mogile.label)
 
 
 def nginx_binary() -> str:
@@ -172,10 +167,10 @@ def report(
     cpu_per_gib: dict[str, float],
     growth: dict[str, PeakRSS],
     mib: int,
-    real: str | None,
+    mogilefs: str,
 ) -> None:
     direct = statistics.median(times[NODE])
-    print(f"MogileFS: {'real, ' + real if real else 'dev (subprocess)'}")
+    print(f"MogileFS: {mogilefs}")
     rounds = len(times[NODE])
     print(f"stream mode, {mib} MiB downloaded with curl, medians of {rounds} rounds")
     print(
