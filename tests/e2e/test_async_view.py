@@ -36,7 +36,12 @@ def answer(http: urllib3.PoolManager, method: str, url: str, **headers: str) -> 
     kept = {name.lower(): value for name, value in response.headers.items()}
     if response.status == 304:  # wsgiref says Content-Length: 0, uvicorn nothing
         kept.pop("content-length", None)
-    return response.status, {k: v for k, v in kept.items() if k not in _TRANSPORT}, response.data
+    # Each server's path cache holds the paths in the order the tracker gave it.
+    if "x-reproxy-url" in kept:
+        kept["x-reproxy-url"] = " ".join(sorted(kept["x-reproxy-url"].split()))
+    paths = sorted(kept.pop(name) for name in list(kept) if name.startswith("x-mogilefs-path-"))
+    kept = {k: v for k, v in kept.items() if k not in _TRANSPORT}
+    return response.status, {**kept, "paths": paths}, response.data
 
 
 def test_each_server_runs_the_view_made_for_it(http, django_site, wsgi_site, put):
