@@ -22,7 +22,7 @@ import os
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 
 from . import guard
-from .core import Lost, ReplyLines, Stage, Unsent, no_reply
+from .core import Lost, ReplyLines, Stage, Unsent, arun_steps, no_reply
 from .errors import TrackerUnavailableError
 from .protocol import ProtocolError, Reply
 from .trackers import BasePool, split_address
@@ -139,11 +139,7 @@ class AsyncTrackerPool(BasePool):
         session = _Session(self, self._idle_here())
         try:
             request = self._request(command, args, settle, patient=patient)
-            steps = request.steps(session.preferred())
-            effect = steps.send(None)
-            while effect is not None:
-                effect = steps.send(await effect.via(session))
-            return steps.result
+            return await arun_steps(request.steps(session.preferred()), session)
         finally:
             session.release()
 

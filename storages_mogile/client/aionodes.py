@@ -19,6 +19,7 @@ resume with a Range, length and MD5 checks.
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import threading
 import time
@@ -26,23 +27,23 @@ from collections.abc import (
     AsyncIterable,
     AsyncIterator,
     Awaitable,
-    Callable,
     Generator,
     Iterable,
     Sequence,
 )
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import aiohttp
 import urllib3
+from aiohttp.client_proto import ResponseHandler
 
 from .core import Steps, arun_steps
 from .errors import StorageNodeError
 from .nodes import SKIP_SIZE, probe_answers
 from .reading import (
     Broken,
-    CopyReading,
+    CopyReader,
     Effect,
     NodeRules,
     NodeStat,
@@ -57,7 +58,7 @@ if TYPE_CHECKING:
     from typing_extensions import Self
 
 T = TypeVar("T")
-Steps_ = Generator[Effect, Any, T]
+ReadSteps = Generator[Effect, Any, T]
 
 #: What a failing node (or the connection to it) raises in aiohttp.
 FAILURES = (aiohttp.ClientError, OSError, asyncio.TimeoutError)
@@ -88,15 +89,25 @@ class AsyncNodeBody:
     async def read(self, amount: int) -> bytes:
         """``amount`` bytes, fewer only at the end of the body; ``b""`` there.
 
-        Whole chunks, as :meth:`.nodes.NodeBody.read` gives: a file read in
-        one call can fall through a damaged copy before any byte is handed out.
+        Whole chunks, as :meth:`.nodes.NodeBody.read` gives (a file read in
+        one call can fall through a damaged copy before any byte is handed
+        out). A connection that fails gives the bytes that arrived, and the
+        error with the next read.
         """
         if self.response is None:
             return b""
+        content = self.response.content
+        data = await content.read(amount)
+        if len(data) in (0, amount):
+            return data
+        parts, got = [data], len(data)
         try:
-            return await self.response.content.readexactly(amount)
-        except asyncio.IncompleteReadError as end:
-            return end.partial
+            while got < amount and (more := await content.read(amount - got)):
+                parts.append(more)
+                got += len(more)
+        except FAILURES:
+            pass  # the stream keeps its error for the next read
+        return b"".join(parts)
 
     async def skip(self, count: int) -> None:
         """Read and drop ``count`` bytes (a node that ignored the Range)."""
@@ -138,20 +149,8 @@ class AsyncStorageNodes(NodeRules):
     failed without an answer rests (is wary) as for the blocking nodes.
     """
 
-    def __init__(
-        self,
-        *,
-        connect_timeout: float,
-        http_timeout: float,
-        progress_timeout: float,
-        backoff: float,
-    ) -> None:
-        super().__init__(
-            connect_timeout=connect_timeout,
-            http_timeout=http_timeout,
-            progress_timeout=progress_timeout,
-            backoff=backoff,
-        )
+    def __init__(self, **settings: float) -> None:
+        super().__init__(**settings)
         self._sessions: dict[asyncio.AbstractEventLoop, aiohttp.ClientSession] = {}
         self._lock = threading.Lock()
         self._pid = os.getpid()
@@ -181,8 +180,7 @@ class AsyncStorageNodes(NodeRules):
         except BaseException as exc:
             response.close()
             if isinstance(exc, FAILURES):
-                self.rest(url)
-                raise StorageNodeError(f"GET {url} failed: {exc}", url=url) from exc
+                raise self._failed("GET", url, exc) from exc
             raise
 
     async def put(
@@ -205,7 +203,11 @@ class AsyncStorageNodes(NodeRules):
             "PUT", url, last=not failover, feed=_Feed(body), headers=headers
         )
         async with response:
-            check_put(url, response.status, await response.read())
+            try:
+                answer = await response.read()
+            except FAILURES as exc:
+                raise self._failed("PUT", url, exc) from exc
+        check_put(url, response.status, answer)
 
     async def aclose(self) -> None:
         """Close the running event loop's connections; later requests open new ones."""
@@ -246,10 +248,14 @@ class AsyncStorageNodes(NodeRules):
         except FAILURES as exc:
             if feed is not None and feed.error is not None:
                 raise feed.error from None  # the caller's body failed, not the node
-            self.rest(url)
-            raise StorageNodeError(f"{method} {url} failed: {exc}", url=url) from exc
+            raise self._failed(method, url, exc) from exc
         self.answered(url)
         return response
+
+    def _failed(self, method: str, url: str, exc: BaseException) -> StorageNodeError:
+        """The error of a request the node failed without an answer; the node rests."""
+        self.rest(url)
+        return StorageNodeError(f"{method} {url} failed: {exc}", url=url)
 
     def _session(self) -> aiohttp.ClientSession:
         """The running event loop's session (a new one the first time)."""
@@ -258,7 +264,7 @@ class AsyncStorageNodes(NodeRules):
         session = sessions.get(loop)
         if session is None or session.closed:
             session = sessions[loop] = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=0),
+                connector=_Connector(limit=0),
                 auto_decompress=False,
                 read_bufsize=READ_BUFSIZE,
                 timeout=aiohttp.ClientTimeout(total=None),
@@ -285,6 +291,31 @@ class AsyncStorageNodes(NodeRules):
             return probe_answers(http, url, self.connect_timeout, self.progress_timeout)
 
 
+class _Handler(ResponseHandler):
+    """aiohttp's connection protocol, closing a connection with unsent bytes at once.
+
+    An upload given up on a node that takes nothing would otherwise hold
+    its socket until the node reads the rest (a transport's close waits
+    for its buffer to be sent).
+    """
+
+    def close(self) -> None:
+        if self.transport is not None and self.transport.get_write_buffer_size():
+            self.abort()
+        else:
+            super().close()
+
+
+class _Connector(aiohttp.TCPConnector):
+    """aiohttp's TCP connector, with :class:`_Handler` connections."""
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        self._factory = cast(
+            "functools.partial[ResponseHandler]", functools.partial(_Handler, loop=self._loop)
+        )
+
+
 class _Feed:
     """An upload's body for aiohttp, and the watch on its progress.
 
@@ -297,10 +328,11 @@ class _Feed:
     def __init__(self, body: Iterable[bytes] | AsyncIterable[bytes]) -> None:
         self._body = body
         self.error: BaseException | None = None
-        self._moved = time.monotonic()
+        self._moved: float | None = None  # when a chunk was last taken; None before the first
         self._sent = False
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
+        self._moved = time.monotonic()
         try:
             if isinstance(self._body, AsyncIterable):
                 async for chunk in self._body:
@@ -321,19 +353,27 @@ class _Feed:
         task = asyncio.ensure_future(request)
         try:
             while True:
-                waited = time.monotonic() - self._moved
-                done, _ = await asyncio.wait({task}, timeout=max(0.0, silence - waited))
+                # Once the body is sent, aiohttp's read timeout watches the answer.
+                left = None if self._sent else self._left(silence)
+                done, _ = await asyncio.wait({task}, timeout=left)
                 if done:
                     return task.result()
-                if not self._sent and time.monotonic() - self._moved >= silence:
+                if not self._sent and self._left(silence) == 0:
                     raise TimeoutError(f"the node took no byte for {silence:g} s")
         finally:
             if not task.done():
                 task.cancel()
                 await asyncio.gather(task, return_exceptions=True)
 
+    def _left(self, silence: float) -> float:
+        """Seconds the node has left to take the next chunk of the body (all of
+        ``silence`` before the body starts: connecting is the connect timeout's)."""
+        if self._moved is None:
+            return silence
+        return max(0.0, silence - (time.monotonic() - self._moved))
 
-class AsyncNodeReader:
+
+class AsyncNodeReader(CopyReader):
     """A stored file, streamed from the first copy that answers, in asyncio.
 
     The arguments and rules of :class:`~.files.NodeReader` (the rules are
@@ -345,51 +385,14 @@ class AsyncNodeReader:
     reader.read(n)`` gives up to ``n`` bytes (all with -1; ``b""`` only at
     the end); ``async for chunk in reader`` gives ``chunk_size`` pieces;
     ``await reader.aclose()`` (or the end of an ``async with`` block) gives
-    the connection back. ``url``, ``size`` and ``last_modified`` as on the
-    blocking reader.
+    the connection back. The arguments and the attributes ``url``, ``size``
+    and ``last_modified`` are :class:`.reading.CopyReader`'s.
     """
 
-    def __init__(
-        self,
-        nodes: AsyncStorageNodes,
-        paths: Sequence[str],
-        *,
-        key: str,
-        offset: int = 0,
-        length: int | None = None,
-        size: int | None = None,
-        md5: str | None = None,
-        chunk_size: int = 1 << 20,
-        on_damaged: Callable[[str], None] | None = None,
-    ) -> None:
-        self._reading = CopyReading(
-            nodes.order(paths),
-            nodes=nodes,
-            key=key,
-            offset=offset,
-            length=length,
-            size=size,
-            md5=md5,
-            on_damaged=on_damaged,
-        )
-        self.key = key
-        self.chunk_size = chunk_size
+    def __init__(self, nodes: AsyncStorageNodes, paths: Sequence[str], **options: Any) -> None:
+        super().__init__(nodes, paths, **options)
         self.closed = False
         self._transport = _AsyncBodyTransport(nodes)
-
-    @property
-    def url(self) -> str | None:
-        """The copy serving now."""
-        return self._reading.url
-
-    @property
-    def size(self) -> int | None:
-        """The length of the whole file, when known."""
-        return self._reading.size
-
-    @property
-    def last_modified(self) -> datetime | None:
-        return self._reading.last_modified
 
     async def open(self) -> None:
         """Open the first copy that answers, unless one is open or was read from."""
@@ -428,7 +431,7 @@ class AsyncNodeReader:
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
 
-    async def _run(self, steps: Steps_[T]) -> T:
+    async def _run(self, steps: ReadSteps[T]) -> T:
         """Drive the reading rules' ``steps`` over this reader's storage nodes."""
         if self.closed:
             raise ValueError(f"read of key {self.key!r} from a closed reader")

@@ -15,7 +15,6 @@ import os
 import stat
 import tempfile
 from collections.abc import Callable, Generator, Iterator, Sequence
-from datetime import datetime
 from typing import IO, Any, TypeVar
 
 from urllib3.exceptions import HTTPError
@@ -23,7 +22,7 @@ from urllib3.exceptions import HTTPError
 from .core import Steps, run_steps
 from .errors import StorageNodeError, UnrewindableSourceError
 from .nodes import NodeBody, StorageNodes
-from .reading import Broken, CopyReading
+from .reading import Broken, CopyReader
 
 T = TypeVar("T")
 
@@ -212,7 +211,7 @@ def _start_position(fileobj: IO[bytes]) -> int | None:
         return None
 
 
-class NodeReader(io.RawIOBase):
+class NodeReader(CopyReader, io.RawIOBase):
     """A stored file, streamed from the first replica that answers.
 
     Replicas are tried in the given order, those on nodes that failed a
@@ -224,9 +223,8 @@ class NodeReader(io.RawIOBase):
     ``offset``/``length`` select a part of the file. Seeking is supported (it
     reopens at the new position). ``size`` is the file's length when known
     (the tracker's): a replica holding another length is skipped, and one
-    ending early is left for the next. Attributes: ``url`` (the replica
-    serving now), ``size`` (length of the whole file, from the first replica
-    when not given), ``last_modified``.
+    ending early is left for the next. The arguments and the attributes
+    ``url``, ``size`` and ``last_modified`` are :class:`.reading.CopyReader`'s.
 
     With ``md5`` (the hex digest the tracker recorded), a read of the whole
     file from its start is checked before its last bytes are returned, and
@@ -238,48 +236,10 @@ class NodeReader(io.RawIOBase):
     bytes, so a damaged copy is never delivered whole.
     """
 
-    def __init__(
-        self,
-        nodes: StorageNodes,
-        paths: Sequence[str],
-        *,
-        key: str,
-        offset: int = 0,
-        length: int | None = None,
-        size: int | None = None,
-        md5: str | None = None,
-        chunk_size: int = 1 << 20,
-        on_damaged: Callable[[str], None] | None = None,
-    ) -> None:
-        self._reading = CopyReading(
-            nodes.order(paths),
-            nodes=nodes,
-            key=key,
-            offset=offset,
-            length=length,
-            size=size,
-            md5=md5,
-            on_damaged=on_damaged,
-        )
-        super().__init__()
-        self.key = key
+    def __init__(self, nodes: StorageNodes, paths: Sequence[str], **options: Any) -> None:
+        super().__init__(nodes, paths, **options)
         self._transport = _BodyTransport(nodes)
-        self._chunk_size = chunk_size
         self._run(self._reading.open())
-
-    @property
-    def url(self) -> str | None:
-        """The replica serving now."""
-        return self._reading.url
-
-    @property
-    def size(self) -> int | None:
-        """The length of the whole file, when known."""
-        return self._reading.size
-
-    @property
-    def last_modified(self) -> datetime | None:
-        return self._reading.last_modified
 
     def readable(self) -> bool:
         return True
@@ -310,7 +270,7 @@ class NodeReader(io.RawIOBase):
         When the whole file is read and does not match its MD5, it is read
         again from the next replica; ChecksumMismatchError when none is left.
         """
-        return self._run(self._reading.read_all(self._chunk_size))
+        return self._run(self._reading.read_all(self.chunk_size))
 
     def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
         """Move to another position; the next read reopens there."""

@@ -17,7 +17,6 @@ child never read each other's responses from a shared keep-alive socket.
 from __future__ import annotations
 
 import http.client
-import logging
 import os
 import threading
 from collections.abc import Iterable
@@ -42,9 +41,7 @@ from .reading import (
     range_header,
 )
 
-__all__ = ["NodeBody", "NodeStat", "StorageNodes"]
-
-logger = logging.getLogger(__name__)
+__all__ = ["SKIP_SIZE", "NodeBody", "NodeStat", "StorageNodes", "probe_answers"]
 
 SKIP_SIZE = 1 << 20
 # The client picks the next destination or replica itself: urllib3 must not retry.
@@ -96,25 +93,13 @@ class NodeBody:
 class StorageNodes(NodeRules):
     """GET, HEAD and PUT against storage node URLs, blocking (urllib3).
 
-    The timeouts, and the wary nodes that :meth:`order` puts last and no
-    request goes to while they hang, are :class:`.reading.NodeRules`'.
+    The settings (timeouts, ``backoff``), and the wary nodes that
+    :meth:`order` puts last and no request goes to while they hang, are
+    :class:`.reading.NodeRules`'.
     """
 
-    def __init__(
-        self,
-        http: urllib3.PoolManager,
-        *,
-        connect_timeout: float,
-        http_timeout: float,
-        progress_timeout: float,
-        backoff: float,
-    ) -> None:
-        super().__init__(
-            connect_timeout=connect_timeout,
-            http_timeout=http_timeout,
-            progress_timeout=progress_timeout,
-            backoff=backoff,
-        )
+    def __init__(self, http: urllib3.PoolManager, **settings: float) -> None:
+        super().__init__(**settings)
         self._http = http
         self._pid = os.getpid()
         self._lock = threading.Lock()

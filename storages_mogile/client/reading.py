@@ -40,7 +40,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
-from collections.abc import Callable, Generator, Iterable, Mapping
+from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from email.utils import parsedate_to_datetime
@@ -148,7 +148,6 @@ class OpenBody(Protocol):
 
 Headers = Mapping[str, str]
 Effect = AwaitAnswer | Open | Receive | Release
-Steps = Generator[Effect, Any, Any]
 
 
 def node_of(url: str) -> str:
@@ -510,3 +509,56 @@ class CopyReading:
         url = self._candidates.pop(0)
         self.attempts.append((url, reason))
         read_logger.warning("reading key %r from %s failed: %s", self.key, url, reason)
+
+
+class CopyReader:
+    """What the blocking and the asyncio node readers share: their arguments,
+    and the attributes of the copy serving now.
+
+    ``paths`` are the copies' URLs, tried in order, those on wary nodes
+    last; ``offset``, ``length``, ``size``, ``md5`` and ``on_damaged`` are
+    :class:`CopyReading`'s; ``chunk_size`` is the piece a whole read is read
+    in. Attributes: ``url`` (the copy serving now), ``size`` (length of the
+    whole file, from the first copy when not given), ``last_modified``.
+    """
+
+    def __init__(
+        self,
+        nodes: NodeRules,
+        paths: Sequence[str],
+        *,
+        key: str,
+        offset: int = 0,
+        length: int | None = None,
+        size: int | None = None,
+        md5: str | None = None,
+        chunk_size: int = 1 << 20,
+        on_damaged: Callable[[str], None] | None = None,
+    ) -> None:
+        self._reading = CopyReading(
+            nodes.order(paths),
+            nodes=nodes,
+            key=key,
+            offset=offset,
+            length=length,
+            size=size,
+            md5=md5,
+            on_damaged=on_damaged,
+        )
+        super().__init__()  # the blocking reader's io.RawIOBase
+        self.key = key
+        self.chunk_size = chunk_size
+
+    @property
+    def url(self) -> str | None:
+        """The copy serving now."""
+        return self._reading.url
+
+    @property
+    def size(self) -> int | None:
+        """The length of the whole file, when known."""
+        return self._reading.size
+
+    @property
+    def last_modified(self) -> datetime | None:
+        return self._reading.last_modified

@@ -13,11 +13,13 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import gc
+import io
 import os
+import random
 import re
 import threading
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -30,17 +32,23 @@ from storages_mogile.client import (
     MogileFSError,
     TrackerUnavailableError,
     UnknownKeyError,
+    UnrewindableSourceError,
 )
 from storages_mogile.client.aioclient import AsyncClient
+from storages_mogile.client.nodes import NodeStat
 from storages_mogile.devserver import DevCluster
 from tests.conftest import Target
 
 from .conftest import Keys, after_file_info
 from .fakes import closed_port
-from .test_roundtrip import RAW_KEY
+from .test_roundtrip import RAW_KEY, wait_for
+from .test_transfers import NonSeekable
 
 #: A scenario's step: a method name and its arguments, for either client.
 Do = Callable[..., object]
+
+#: What a step may raise: the client's errors, bad arguments, the caller's file's errors.
+FAILURES = (MogileFSError, ValueError, TypeError, OSError)
 
 
 class SyncSide:
@@ -51,9 +59,12 @@ class SyncSide:
 
     def __call__(self, method: str, *args: Any, **kwargs: Any) -> object:
         try:
+            if method == "read":  # read_file, read whole
+                with self.client.read_file(*args, **kwargs) as reader:
+                    return reader.readall()
             answer = getattr(self.client, method)(*args, **kwargs)
             return list(answer) if method == "iter_keys" else answer
-        except (MogileFSError, ValueError, TypeError) as exc:
+        except FAILURES as exc:
             return exc
 
     def close(self) -> None:
@@ -72,10 +83,13 @@ class AsyncSide:
 
     async def _outcome(self, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> object:
         try:
+            if method == "read":
+                async with await self.client.read_file(*args, **kwargs) as reader:
+                    return await reader.read()
             if method == "iter_keys":
                 return [key async for key in self.client.iter_keys(*args, **kwargs)]
             return await getattr(self.client, method)(*args, **kwargs)
-        except (MogileFSError, ValueError, TypeError) as exc:
+        except FAILURES as exc:
             return exc
 
     def close(self) -> None:
@@ -97,9 +111,12 @@ def comparable(outcome: object, prefix: str) -> object:
         outcome = (type(outcome).__name__, fields, text)
     elif isinstance(outcome, FileInfo):
         outcome = dataclasses.replace(outcome, fid=0)
+    elif isinstance(outcome, NodeStat):
+        outcome = ("NodeStat", outcome.length, outcome.last_modified is not None)
     elif isinstance(outcome, Location):
         outcome = outcome._replace(paths=len(outcome.paths), fid=None)
-    return re.sub(r"\d+\.fid", "N.fid", repr(outcome).replace(prefix, "<keys>/"))
+    text = repr(outcome).replace(prefix, "<keys>/")
+    return re.sub(r"http://[^/\s]+/dev\d+/[\d/]+\.fid", "<copy>", text)
 
 
 def store(client: Client, key: str, data: bytes = b"data", cls: str | None = "thumb") -> None:
@@ -204,12 +221,18 @@ def copies(do: Do, k: Callable[[str], str], setup: Client) -> list[object]:
 
 
 def spellings(do: Do, k: Callable[[str], str], setup: Client) -> list[object]:
-    """A tracker on MariaDB takes ``Photo.JPG`` and ``photo.jpg`` for one key:
-    the exact-key rules must answer alike over both clients."""
+    """A tracker on MariaDB takes ``Photo.JPG`` and ``photo.jpg`` (and
+    ``résumé.txt``, ``resume.txt`` and ``résumé.txt `` ) for one key: the
+    exact-key rules must answer alike over both clients."""
     store(setup, k("Photo.JPG"), b"photo")
     store(setup, k("other"), b"other")
+    store(setup, k("résumé.txt"), b"accents")
     fid = setup.file_info(k("Photo.JPG")).fid
     return [
+        do("exact_file_info", k("resume.txt")),
+        do("exact_file_info", k("résumé.txt ")),
+        do("refuse_other_spelling", k("RESUME.txt")),
+        do("rename", k("resume.txt"), k("moved")),
         do("exact_file_info", k("Photo.JPG")),
         do("exact_file_info", k("photo.jpg")),
         do("folds_keys", k("photo.jpg"), k("Photo.JPG")),
@@ -234,11 +257,93 @@ def raw_bytes(do: Do, k: Callable[[str], str], setup: Client) -> list[object]:
         do("list_keys", k("")),
         do("file_info", k(RAW_KEY)),
         do("delete", k(RAW_KEY)),
-        do("rename", k("kept"), k(b"\xc3\xa9".decode("utf-8", "surrogateescape"))),
+        do("rename", k("kept"), k("\udcc3\udca9")),  # escapes of valid UTF-8: refused
     ]
 
 
-SCENARIOS = [file_info, paths, listing, rename, delete, update_class, copies, spellings, raw_bytes]
+class BrokenFile(io.RawIOBase):
+    """A binary file whose read fails after its first chunk (a disk error)."""
+
+    def __init__(self) -> None:
+        self.reads = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        self.reads += 1
+        if self.reads > 1:
+            raise OSError(5, "Input/output error")
+        buffer[:4] = b"part"
+        return 4
+
+
+def storing(do: Do, k: Callable[[str], str], setup: Client) -> list[object]:
+    big = random.Random(17).randbytes(3 << 20)  # several chunks
+    return [
+        do("store_content", k("a"), b"hello", "thumb"),
+        do("get_file_data", k("a")),
+        do("store_file", k("a"), io.BytesIO(big), "thumb"),
+        do("file_info", k("a")),
+        do("get_file_data", k("a")) == big,
+        do("store_file", k("stream"), NonSeekable(b"from a pipe")),
+        do("get_file_data", k("stream")),
+        do("store_file", k("from-offset"), seeked(b"skip:kept", 5)),
+        do("get_file_data", k("from-offset")),
+        do("store_content", k("b"), "text"),
+        do("store_content", k("b"), b"x", "no-such-class"),
+        do("store_content", "", b"x"),
+        do("store_file", k("b"), io.StringIO("text mode")),
+        do("store_file", k("b"), BrokenFile()),
+        do("file_info", k("b")),
+    ]
+
+
+def seeked(data: bytes, position: int) -> io.BytesIO:
+    stream = io.BytesIO(data)
+    stream.seek(position)
+    return stream
+
+
+def reading(do: Do, k: Callable[[str], str], setup: Client) -> list[object]:
+    data = random.Random(18).randbytes(100_000)
+    store(setup, k("a"), data, "thumb")
+    paths = setup.get_paths(k("a"))
+    return [
+        do("read", k("a")) == data,
+        do("read", k("a"), offset=99_990),
+        do("read", k("a"), offset=100, length=20) == data[100:120],
+        do("read", k("a"), paths=paths, size=len(data)) == data,
+        do("read", k("a"), paths=[]),
+        do("read", k("a"), paths=paths, size=5),
+        do("read", k("a"), md5="0" * 32),
+        do("read", k("missing")),
+        do("stat", k("a")),
+        do("stat", k("a"), paths=paths, size=7),
+        do("stat", k("a"), paths=[]),
+        do("stat", k("missing")),
+        do("get_file_data", k("missing")),
+    ]
+
+
+def saving_new(do: Do, k: Callable[[str], str], setup: Client) -> list[object]:
+    """store_new_file: the first free key, never a taken one, no staging key left."""
+    store(setup, k("taken"), b"theirs")
+    return [
+        do("store_new_file", [k("taken"), k("free")], io.BytesIO(b"new"), staging_key=k("s1")),
+        do("store_new_file", [k("taken"), k("free")], io.BytesIO(b"new"), staging_key=k("s2")),
+        do("store_new_file", iter([k("x"), ""]), io.BytesIO(b"new"), staging_key=k("s3")),
+        do("store_new_file", [k("y")], io.BytesIO(b"new"), staging_key=""),
+        do("get_file_data", k("taken")),
+        do("get_file_data", k("free")),
+        do("list_keys", k("")),
+    ]
+
+
+SCENARIOS = [
+    *(file_info, paths, listing, rename, delete, update_class, copies, spellings, raw_bytes),
+    *(storing, reading, saving_new),
+]
 
 
 @pytest.mark.parametrize("scenario", SCENARIOS, ids=lambda scenario: scenario.__name__)
@@ -258,7 +363,7 @@ def test_the_sync_and_the_async_client_agree(
         outcomes.append([comparable(outcome, prefix) for outcome in found])
     sync, async_ = outcomes
     assert async_ == sync
-    assert any("Error" in str(outcome) for outcome in sync) or scenario is copies
+    assert any("Error" in str(outcome) for outcome in sync)  # each meets an error too
 
 
 @pytest.fixture
@@ -541,3 +646,108 @@ def test_a_dropped_client_is_freed_at_once_after_errors(
         assert dropped() is None
     finally:
         gc.enable()
+
+
+@pytest.fixture(params=["sync", "async"])
+def make_side(request: pytest.FixtureRequest) -> Iterator[Callable[..., Any]]:
+    """Makes a SyncSide or an AsyncSide (the test runs once with each), closed after."""
+    made: list[Any] = []
+
+    def make(trackers: list[str], **settings: Any) -> Any:
+        if request.param == "sync":
+            made.append(SyncSide(Client("testdomain", trackers, **settings)))
+        else:
+            made.append(AsyncSide(AsyncClient("testdomain", trackers, **settings)))
+        return made[-1]
+
+    yield make
+    for side in made:
+        side.close()
+
+
+@pytest.mark.parametrize("command", ["create_open", "create_close"])
+@pytest.mark.parametrize("act", [False, True], ids=["before-acting", "after-acting"])
+def test_a_store_whose_reply_is_lost_is_settled(
+    dev_cluster: DevCluster, make_side: Callable[..., Any], command: str, act: bool
+) -> None:
+    do = make_side(dev_cluster.trackers)
+    assert do("store_content", "k", b"previous") == 8
+    dev_cluster.tracker_servers[0].tracker.drop_reply(command, act=act)
+    assert do("store_content", "k", b"new content") == 11
+    assert do("get_file_data", "k") == b"new content"
+
+
+def test_a_store_whose_close_no_tracker_can_settle(
+    dev_cluster: DevCluster, make_side: Callable[..., Any]
+) -> None:
+    do = make_side(dev_cluster.trackers, backoff=0)
+    tracker = dev_cluster.tracker_servers[0].tracker
+    tracker.drop_reply("create_close", act=True)
+    tracker.drop_reply("file_info", act=True, count=100)
+    error = do("store_content", "k", b"unknowable")
+    assert isinstance(error, TrackerUnavailableError)
+    assert "create_close" in str(error) and "'k'" in str(error) and "may or may not" in str(error)
+    tracker.cancel_faults()
+    assert do("get_file_data", "k") == b"unknowable"  # it did take effect
+
+
+def test_a_staged_save_starts_over_under_another_staging_key(
+    dev_cluster: DevCluster, make_side: Callable[..., Any]
+) -> None:
+    """create_close refused as held by an earlier attempt (no_temp_file): the
+    save is not waited for, it starts over under ``<staging key>.1``."""
+    do = make_side(dev_cluster.trackers)
+    dev_cluster.tracker_servers[0].tracker.fail_reply("create_close", "no_temp_file")
+    saved = do("store_new_file", ["name"], io.BytesIO(b"staged"), "thumb", staging_key="stage")
+    assert saved == "name"
+    assert do("get_file_data", "name") == b"staged"
+    assert do("list_keys", "stage") == []  # neither staging key is left
+
+
+def test_a_store_after_its_upload_was_lost_starts_over(
+    dev_cluster: DevCluster, make_side: Callable[..., Any]
+) -> None:
+    """create_close says the node lost the upload (size_verify_error): the
+    store starts over from create_open; a non-seekable source that was read
+    cannot, and says so."""
+    do = make_side(dev_cluster.trackers)
+    tracker = dev_cluster.tracker_servers[0].tracker
+    tracker.fail_reply("create_close", "size_verify_error")
+    assert do("store_content", "k", b"again") == 5
+    assert do("get_file_data", "k") == b"again"
+    tracker.fail_reply("create_close", "size_verify_error")
+    error = do("store_file", "k", NonSeekable(b"once only"))
+    assert isinstance(error, UnrewindableSourceError) and error.key == "k"
+    assert do("get_file_data", "k") == b"again"
+
+
+def test_an_upload_fails_over_to_the_next_destination(
+    dev_cluster: DevCluster, make_side: Callable[..., Any]
+) -> None:
+    do = make_side(dev_cluster.trackers)
+    dev_cluster.nodes[0].stop()
+    try:
+        for index in range(4):  # create_open offers the stopped node first at random
+            assert do("store_content", f"k{index}", b"%d" % index, "thumb") == 1
+        assert do("stat", "k0").length == 1
+    finally:
+        dev_cluster.nodes[0].start()
+    assert [do("get_file_data", f"k{index}") for index in range(4)] == [b"0", b"1", b"2", b"3"]
+
+
+def test_a_read_falls_through_to_another_copy(
+    dev_cluster: DevCluster, make_side: Callable[..., Any]
+) -> None:
+    do = make_side(dev_cluster.trackers)
+    data = random.Random(19).randbytes(50_000)
+    assert do("store_content", "k", data, "avatar") == len(data)
+    wait_for(lambda: do("file_info", "k").devcount == 2, timeout=30)
+    stopped = dev_cluster.nodes[0]
+    paths = sorted(do("get_paths", "k"), key=lambda url: not url.startswith(stopped.url))
+    assert paths[0].startswith(stopped.url)  # the copy tried first is down
+    stopped.stop()
+    try:
+        assert do("read", "k", paths=paths, size=len(data)) == data
+        assert do("stat", "k", paths=paths, size=len(data)).length == len(data)
+    finally:
+        stopped.start()
