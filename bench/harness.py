@@ -31,6 +31,7 @@ if str(REPO) not in sys.path:
 
 PAGE = os.sysconf("SC_PAGE_SIZE")
 MIB = 1024 * 1024
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 @dataclass
@@ -73,10 +74,47 @@ class DevServer:
             self.process.wait()
 
 
+@dataclass
+class BenchMogileFS:
+    """The MogileFS a benchmark runs against: the real one named by MOGILEFS_TEST_TRACKERS /
+    MOGILEFS_TEST_DOMAIN (class ``thumb``, one copy), else a dev MogileFS subprocess."""
+
+    trackers: list[str]
+    domain: str
+    cls: str
+    dev: DevServer | None
+
+    @classmethod
+    def start(cls, work: Path) -> BenchMogileFS:
+        real = os.environ.get("MOGILEFS_TEST_TRACKERS")
+        if real:
+            return cls(real.split(","), os.environ["MOGILEFS_TEST_DOMAIN"], "thumb", None)
+        dev = DevServer.start(work / "mogile", "bench", {"one": 1})
+        return cls([dev.tracker], "bench", "one", dev)
+
+    @property
+    def label(self) -> str:
+        return "dev (subprocess)" if self.dev else f"real, {','.join(self.trackers)}"
+
+    def stop(self) -> None:
+        if self.dev is not None:
+            self.dev.stop()
+
+
 def rss(pid: int) -> int:
     """Resident set size of process ``pid`` in bytes."""
     with open(f"/proc/{pid}/statm") as statm:
         return int(statm.read().split()[1]) * PAGE
+
+
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time of process ``pid``, its threads and its child processes
+    (gunicorn's worker)."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rpartition(")")[2].split()
+    own = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+    with open(f"/proc/{pid}/task/{pid}/children") as children:
+        return own + sum(cpu_seconds(int(child)) for child in children.read().split())
 
 
 class PeakRSS:

@@ -125,7 +125,7 @@ def check_serving(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMe
 
 def _routing(where: str, storage: MogileFSStorage) -> Iterable[checks.CheckMessage]:
     """W002: the storage's URLs (base_url) do not reach the serving view."""
-    from storages_mogile.views import serve
+    from storages_mogile.views import aserve, serve
 
     base_url = storage.base_url
     if not base_url or urlsplit(base_url).netloc:
@@ -137,7 +137,7 @@ def _routing(where: str, storage: MogileFSStorage) -> Iterable[checks.CheckMessa
         match = None
     except ImportError:
         return []  # a URLconf that does not import: Django's own checks report it
-    if match is not None and match.func is serve:
+    if match is not None and match.func in (serve, aserve):
         return []
     return [
         checks.Warning(

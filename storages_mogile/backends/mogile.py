@@ -18,13 +18,15 @@ import math
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import datetime
 from tempfile import SpooledTemporaryFile
-from typing import IO, Any, TypeVar
+from typing import IO, TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlencode, urljoin
 
+from asgiref.sync import sync_to_async
 from django.conf import settings as django_settings
 from django.core.exceptions import ImproperlyConfigured, SuspiciousFileOperation
 from django.core.files.base import File
@@ -47,10 +49,17 @@ from storages.utils import (
 from storages_mogile.backends.redirect import active_redirection, redirection_changed
 from storages_mogile.client import Client, Location, NodeReader
 from storages_mogile.client.errors import NoPathsError, NotDurableError, UnknownKeyError
+from storages_mogile.client.nodes import NodeStat
 from storages_mogile.client.protocol import ENCODING, ERRORS
 from storages_mogile.client.trackers import parse_trackers
 from storages_mogile.digits import parse_digits
 from storages_mogile.pathcache import PathCache
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
+
+    from storages_mogile.client.aioclient import AsyncClient
+    from storages_mogile.client.aionodes import AsyncNodeReader
 
 logger = logging.getLogger(__name__)
 
@@ -151,7 +160,7 @@ OPTION_CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "storages_alias": (_optional(_name), "the alias of a STORAGES entry (a str), or None"),
 }
 
-_clients: dict[tuple[Any, ...], Client] = {}
+_clients: dict[tuple[Any, ...], Any] = {}
 _clients_lock = threading.Lock()
 
 
@@ -161,11 +170,38 @@ def shared_client(domain: str, trackers: tuple[str, ...], **options: Any) -> Cli
     Storages with the same configuration share it, and so its tracker
     connections (one per thread) and its storage-node connection pool.
     """
-    key = (domain, trackers, tuple(sorted(options.items())))
+    return _shared(Client, domain, trackers, options)
+
+
+def shared_async_client(domain: str, trackers: tuple[str, ...], **options: Any) -> AsyncClient:
+    """The one AsyncClient for these trackers, domain and options, made on first use.
+
+    It keeps connections per event loop (docs/client.md), so one serves
+    every loop of the process.
+    """
+    from storages_mogile.client.aioclient import AsyncClient  # aiohttp: the "async" extra
+
+    return _shared(AsyncClient, domain, trackers, options)
+
+
+async def aclose_clients() -> None:
+    """Close the running event loop's connections of every shared AsyncClient.
+
+    For an event loop that ends before the process (a test's, a worker's):
+    connections are kept per loop, and a loop's cannot be closed from another.
+    """
+    with _clients_lock:
+        clients = [client for (cls, *_), client in _clients.items() if cls is not Client]
+    for client in clients:
+        await client.aclose()
+
+
+def _shared(cls: type[T], domain: str, trackers: tuple[str, ...], options: dict[str, Any]) -> T:
+    key = (cls, domain, trackers, tuple(sorted(options.items())))
     with _clients_lock:
         client = _clients.get(key)
         if client is None:
-            client = _clients[key] = Client(domain, list(trackers), **options)
+            client = _clients[key] = cls(domain, list(trackers), **options)  # type: ignore[call-arg]
         return client
 
 
@@ -246,6 +282,57 @@ class MogileFSFile(File):
         if exc_type is not None:
             self._dirty = False  # what the failed block wrote is not stored
         self.close()
+
+
+class AsyncMogileFSFile:
+    """A file in MogileFS opened for reading by ``MogileFSStorage.aopen()``.
+
+    ``async for chunk in file`` gives the content in ``chunk_size`` pieces
+    (``file.chunks(size)`` in pieces of another size); ``await
+    file.read(n)`` up to ``n`` bytes, all with no argument; ``await
+    file.aclose()``, or the end of an ``async with`` block, gives the
+    storage node's connection back. Reads fall through to the replicas as
+    the sync file's do.
+    """
+
+    mode = "rb"
+
+    def __init__(self, name: str, reader: AsyncNodeReader) -> None:
+        self.name = name
+        self._reader = reader
+
+    @property
+    def size(self) -> int | None:
+        """The file's length, as the tracker recorded it."""
+        return self._reader.size
+
+    @property
+    def closed(self) -> bool:
+        return self._reader.closed
+
+    async def read(self, size: int = -1) -> bytes:
+        return await self._reader.read(size)
+
+    async def chunks(self, chunk_size: int | None = None) -> AsyncIterator[bytes]:
+        """The rest of the content in pieces of ``chunk_size`` bytes (the last may be shorter)."""
+        size = chunk_size or self._reader.chunk_size
+        while chunk := await self._reader.read(size):
+            yield chunk
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return self.chunks()
+
+    async def aclose(self) -> None:
+        await self._reader.aclose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    def __repr__(self) -> str:
+        return f"<AsyncMogileFSFile: {self.name}>"
 
 
 @deconstructible(path="storages_mogile.backends.mogile.MogileFSStorage")
@@ -394,6 +481,20 @@ class MogileFSStorage(BaseStorage):
     @property
     def client(self) -> Client:
         """The shared MogileFS client for this storage's trackers and domain."""
+        return shared_client(self.domain, self._trackers, **self._client_options())
+
+    @property
+    def aclient(self) -> AsyncClient:
+        """The shared asyncio MogileFS client for this storage's trackers and domain."""
+        return shared_async_client(self.domain, self._trackers, **self._client_options())
+
+    async def aclose(self) -> None:
+        """Close the running event loop's connections of this storage's AsyncClient
+        (shared with storages of the same configuration), before the loop ends."""
+        await self.aclient.aclose()
+
+    def _client_options(self) -> dict[str, Any]:
+        """The client's options; ImproperlyConfigured without a domain or trackers."""
         if not self.domain:
             raise ImproperlyConfigured(
                 "MogileFSStorage has no domain: set MOGILEFS_DOMAIN or the 'domain' OPTION"
@@ -404,16 +505,14 @@ class MogileFSStorage(BaseStorage):
                 "MogileFSStorage has no trackers: set MOGILEFS_TRACKERS or the 'trackers' "
                 "OPTION to a list of 'host:port' strings" + self._which_entry_hint()
             )
-        return shared_client(
-            self.domain,
-            self._trackers,
-            connect_timeout=self.connect_timeout,
-            timeout=self.timeout,
-            http_timeout=self.http_timeout,
-            node_progress_timeout=self.node_progress_timeout,
-            chunk_size=self.chunk_size,
-            verify_checksum=self.verify_checksum,
-        )
+        return {
+            "connect_timeout": self.connect_timeout,
+            "timeout": self.timeout,
+            "http_timeout": self.http_timeout,
+            "node_progress_timeout": self.node_progress_timeout,
+            "chunk_size": self.chunk_size,
+            "verify_checksum": self.verify_checksum,
+        }
 
     def _which_entry_hint(self) -> str:
         """How to point this storage at a STORAGES entry, when there is a choice."""
@@ -484,6 +583,24 @@ class MogileFSStorage(BaseStorage):
         # missing key raises FileNotFoundError (UnknownKeyError) here.
         return MogileFSFile(name, mode, self)
 
+    async def aopen(self, name: str, mode: str = "rb") -> AsyncMogileFSFile:
+        """``open`` for reading, with asyncio: an :class:`AsyncMogileFSFile`.
+
+        FileNotFoundError for a missing name, at once. Files are written
+        with ``asave``.
+        """
+        if mode != "rb":
+            raise ValueError(
+                f"aopen() opens MogileFS files for reading in mode 'rb', not {mode!r}: "
+                "write with asave(name, content)."
+            )
+        key = self.key_for(name)
+
+        async def opened(location: Location) -> AsyncNodeReader:
+            return await self.aopen_reader(key, location)
+
+        return AsyncMogileFSFile(name, await self.ausing_location(key, opened))
+
     def _reader(self, key: str) -> NodeReader:
         """A seekable stream of ``key``, located by the path cache when it knows the key."""
         return self.using_location(key, lambda location: self.open_reader(key, location))
@@ -497,15 +614,26 @@ class MogileFSStorage(BaseStorage):
         tracker recorded (classes with a hash type); a copy found damaged is
         marked in the path cache, so that every process reads it last.
         """
-        return self.client.read_file(
-            key,
-            offset=offset,
-            length=length,
-            paths=location.paths,
-            size=location.size,
-            md5=location.md5 if self.verify_checksum else None,
-            on_damaged=lambda url: self._path_cache.mark_damaged(key, url),
-        )
+        return self.client.read_file(key, **self._read_options(key, location, offset, length))
+
+    async def aopen_reader(
+        self, key: str, location: Location, *, offset: int = 0, length: int | None = None
+    ) -> AsyncNodeReader:
+        """``open_reader`` with asyncio: ``await reader.read(n)``, ``async for``, ``aclose()``."""
+        options = self._read_options(key, location, offset, length)
+        return await self.aclient.read_file(key, **options)
+
+    def _read_options(
+        self, key: str, location: Location, offset: int, length: int | None
+    ) -> dict[str, Any]:
+        return {
+            "offset": offset,
+            "length": length,
+            "paths": location.paths,
+            "size": location.size,
+            "md5": location.md5 if self.verify_checksum else None,
+            "on_damaged": lambda url: self._path_cache.mark_damaged(key, url),
+        }
 
     def save(self, name: str | None, content: Any, max_length: int | None = None) -> str:
         token = _max_length.set(max_length)
@@ -514,15 +642,52 @@ class MogileFSStorage(BaseStorage):
         finally:
             _max_length.reset(token)
 
+    async def asave(self, name: str | None, content: Any, max_length: int | None = None) -> str:
+        """``save`` with asyncio: the same names, staging, checksums and durability.
+
+        A storage without ``file_overwrite`` finds a free name with Django's
+        ``get_available_name()`` in a worker thread (it is synchronous); the
+        upload and the tracker's part are asyncio. The content is read in
+        the event loop: a file on disk (a large upload) is read from there.
+        """
+        token = _max_length.set(max_length)
+        try:
+            if name is None:
+                name = content.name
+            if not hasattr(content, "chunks"):
+                content = File(content, name)
+            validate_file_name(name, allow_relative_path=True)
+            name = await self._aavailable_name(name, max_length)
+            validate_file_name(name, allow_relative_path=True)
+            with self._byte_stream(name, content) as (cleaned, stream):
+                name = await self._asave_stream(cleaned, stream)
+            validate_file_name(name, allow_relative_path=True)
+            return name
+        finally:
+            _max_length.reset(token)
+
+    async def _aavailable_name(self, name: str, max_length: int | None) -> str:
+        if self.file_overwrite:  # no tracker asked
+            return self.get_available_name(name, max_length=max_length)
+        find = sync_to_async(self.get_available_name, thread_sensitive=False)
+        return await find(name, max_length=max_length)
+
     def _save(self, name: str, content: File) -> str:
+        with self._byte_stream(name, content) as (cleaned, stream):
+            return self._save_stream(cleaned, stream)
+
+    @contextmanager
+    def _byte_stream(self, name: str, content: File) -> Iterator[tuple[str, IO[bytes]]]:
+        """The clean name and the content as bytes from its start (text spooled as UTF-8)."""
         name = clean_name(name)
         self.key_for(name)  # refuses the name before any byte is read
         if is_seekable(content):
             content.seek(0)
         if isinstance(content.read(0), str):
             with self._encode_text(content) as encoded:
-                return self._save_stream(name, encoded)
-        return self._save_stream(name, content)
+                yield name, encoded
+        else:
+            yield name, content
 
     def _save_stream(self, name: str, stream: IO[bytes]) -> str:
         """Store ``stream`` as ``name``, or without overwrite as a name still free; the name."""
@@ -535,6 +700,25 @@ class MogileFSStorage(BaseStorage):
             self._free_keys(name), stream, cls=self.mogile_class, staging_key=self._staging_key()
         )
         self._stored(key)
+        return key[len(self.key_prefix) :]
+
+    async def _asave_stream(self, name: str, stream: IO[bytes]) -> str:
+        """``_save_stream`` with asyncio.
+
+        Should another save take the free name before the rename, the next
+        alternative is looked for in the event loop (``_free_keys``).
+        """
+        aclient = self.aclient
+        if self.file_overwrite:
+            key = self.key_for(name)
+            await aclient.refuse_other_spelling(key)
+            await aclient.store_file(key, stream, cls=self.mogile_class)
+            await self._astored(key)
+            return name
+        key = await aclient.store_new_file(
+            self._free_keys(name), stream, cls=self.mogile_class, staging_key=self._staging_key()
+        )
+        await self._astored(key)
         return key[len(self.key_prefix) :]
 
     def _free_keys(self, name: str) -> Iterator[str]:
@@ -583,36 +767,87 @@ class MogileFSStorage(BaseStorage):
         try:
             self.client.wait_for_copies(key, self.min_copies, self.min_copies_timeout)
         except NotDurableError as exc:
-            if self.min_copies_action == "raise":
-                raise
-            logger.warning("%s", exc)
+            self._not_durable(exc)
+
+    async def _astored(self, key: str) -> None:
+        """``_stored`` with asyncio."""
+        self._path_cache.forget(key)
+        if self.min_copies is None:
+            return
+        try:
+            await self.aclient.wait_for_copies(key, self.min_copies, self.min_copies_timeout)
+        except NotDurableError as exc:
+            self._not_durable(exc)
+
+    def _not_durable(self, exc: NotDurableError) -> None:
+        """``min_copies_action``: raise, or log at WARNING."""
+        if self.min_copies_action == "raise":
+            raise exc
+        logger.warning("%s", exc)
 
     def delete(self, name: str) -> None:
-        if not name:
-            raise ValueError("The name must be given to delete().")
-        key = self.key_for(name)
+        key = self._key_to_delete(name)
         try:
             if not self.client.compares_bytes:
                 self.client.exact_file_info(key)  # not another spelling's file
             self.client.delete(key)
         except UnknownKeyError:
-            logger.debug("delete of missing MogileFS key %r ignored", key)
+            _log_missing(key)
         self._path_cache.forget(key)
 
+    async def adelete(self, name: str) -> None:
+        """``delete`` with asyncio."""
+        key = self._key_to_delete(name)
+        aclient = self.aclient
+        try:
+            if not aclient.compares_bytes:
+                await aclient.exact_file_info(key)  # not another spelling's file
+            await aclient.delete(key)
+        except UnknownKeyError:
+            _log_missing(key)
+        self._path_cache.forget(key)
+
+    def _key_to_delete(self, name: str) -> str:
+        if not name:
+            raise ValueError("The name must be given to delete().")
+        return self.key_for(name)
+
     def exists(self, name: str) -> bool:
-        if not name:  # the root "directory" always exists
-            return True
-        key = self._unchecked_key(name)
-        if _key_bytes(key) > MAX_KEY_BYTES:
-            return False  # no tracker can hold it; get_available_name asks before truncating
+        key = self._key_to_look_up(name)
+        if not isinstance(key, str):
+            return key
         try:
             info = self.client.file_info(key)
         except UnknownKeyError:
             return False
         return _any_spelling.get() or not self.client.spelt_otherwise(key, info.fid)
 
+    async def aexists(self, name: str) -> bool:
+        """``exists`` with asyncio."""
+        key = self._key_to_look_up(name)
+        if not isinstance(key, str):
+            return key
+        try:
+            info = await self.aclient.file_info(key)
+        except UnknownKeyError:
+            return False
+        return _any_spelling.get() or not await self.aclient.spelt_otherwise(key, info.fid)
+
+    def _key_to_look_up(self, name: str) -> str | bool:
+        """The key ``exists()`` asks the tracker for, or its answer when no tracker is needed."""
+        if not name:  # the root "directory" always exists
+            return True
+        key = self._unchecked_key(name)
+        if _key_bytes(key) > MAX_KEY_BYTES:
+            return False  # no tracker can hold it; get_available_name asks before truncating
+        return key
+
     def size(self, name: str) -> int:
         return self.client.exact_file_info(self.key_for(name)).length
+
+    async def asize(self, name: str) -> int:
+        """``size`` with asyncio."""
+        return (await self.aclient.exact_file_info(self.key_for(name))).length
 
     def url(self, name: str, expire: int | None = None) -> str:
         """``base_url`` plus the percent-encoded name; signed when asked.
@@ -668,34 +903,40 @@ class MogileFSStorage(BaseStorage):
         return urljoin(self.base_url, filepath_to_uri(clean_name(name)).lstrip("/"))
 
     def listdir(self, path: str) -> tuple[list[str], list[str]]:
+        listing = _Listing(self._listing_prefix(path), self.key_prefix)
+        for key in self.client.iter_keys(prefix=listing.prefix or None):
+            listing.add(key)
+        return listing.result()
+
+    async def alistdir(self, path: str) -> tuple[list[str], list[str]]:
+        """``listdir`` with asyncio."""
+        listing = _Listing(self._listing_prefix(path), self.key_prefix)
+        async for key in self.aclient.iter_keys(prefix=listing.prefix or None):
+            listing.add(key)
+        return listing.result()
+
+    def _listing_prefix(self, path: str) -> str:
+        """The key prefix of the directory ``path``; refuses NUL and reserved directories."""
         _refuse_nul(path)
         _refuse_reserved(clean_name(path).strip("/"))
         prefix = clean_name(path).strip("/")
-        prefix = f"{self.key_prefix}{prefix}/" if prefix else self.key_prefix
-        directories: set[str] = set()
-        files: list[str] = []
-        for key in self.client.iter_keys(prefix=prefix or None):
-            head, sep, _ = key[len(prefix) :].partition("/")
-            if sep:
-                directories.add(head)
-            else:
-                files.append(head)
-        if prefix == self.key_prefix:
-            directories -= _RESERVED_DIRS  # uploads in progress and quarantined orphans
-        return sorted(directories), files
+        return f"{self.key_prefix}{prefix}/" if prefix else self.key_prefix
 
     def get_modified_time(self, name: str) -> datetime:
         key = self.key_for(name)
-        modified = self.using_location(
+        found = self.using_location(
             key, lambda location: self.client.stat(key, paths=location.paths, size=location.size)
         )
-        if modified.last_modified is None:
-            raise NotImplementedError(
-                f"The storage node serving {name!r} sent no Last-Modified header."
-            )
-        if setting("USE_TZ"):
-            return modified.last_modified
-        return timezone.make_naive(modified.last_modified)
+        return _modified_time(name, found)
+
+    async def aget_modified_time(self, name: str) -> datetime:
+        """``get_modified_time`` with asyncio."""
+        key = self.key_for(name)
+
+        async def stat(location: Location) -> NodeStat:
+            return await self.aclient.stat(key, paths=location.paths, size=location.size)
+
+        return _modified_time(name, await self.ausing_location(key, stat))
 
     # Paths, for serving
 
@@ -721,14 +962,27 @@ class MogileFSStorage(BaseStorage):
         cached one: the copies may have moved since (a node lost, the file
         replicated after it was cached with one path).
         """
-        location = self._path_cache.get(key)
-        if location is None:
-            return use(self._fresh_location(key))
-        try:
-            return use(location)
-        except NoPathsError as exc:
-            logger.info("every cached path of key %r failed (%s); asking the tracker", key, exc)
-            return use(self._fresh_location(key))
+        cached = self._path_cache.get(key)
+        if cached is not None:
+            try:
+                return use(cached)
+            except NoPathsError as exc:
+                _log_stale(key, exc)
+        return use(self._fresh_location(key))
+
+    async def ausing_location(self, key: str, use: Callable[[Location], Awaitable[T]]) -> T:
+        """``using_location`` for a coroutine ``use``, the tracker asked with asyncio.
+
+        The path cache is read in the event loop with its synchronous methods
+        (docs/serving.md, "Under ASGI").
+        """
+        cached = self._path_cache.get(key)
+        if cached is not None:
+            try:
+                return await use(cached)
+            except NoPathsError as exc:
+                _log_stale(key, exc)
+        return await use(await self._afresh_location(key))
 
     def _fresh_location(self, key: str) -> Location:
         """The key's location from the tracker, kept in the path cache."""
@@ -736,6 +990,56 @@ class MogileFSStorage(BaseStorage):
         if location.fid is not None:
             self.client.require_exact(key, location.fid)
         return self._path_cache.set(key, location)
+
+    async def _afresh_location(self, key: str) -> Location:
+        """``_fresh_location`` with asyncio."""
+        aclient = self.aclient
+        location = await aclient.locate(key, noverify=self.noverify, pathcount=self.pathcount)
+        if location.fid is not None:
+            await aclient.require_exact(key, location.fid)
+        return self._path_cache.set(key, location)
+
+
+class _Listing:
+    """The directories and files of one directory, from the keys under its ``prefix``."""
+
+    def __init__(self, prefix: str, key_prefix: str) -> None:
+        self.prefix = prefix
+        self._at_root = prefix == key_prefix
+        self._directories: set[str] = set()
+        self._files: list[str] = []
+
+    def add(self, key: str) -> None:
+        head, sep, _ = key[len(self.prefix) :].partition("/")
+        if sep:
+            self._directories.add(head)
+        else:
+            self._files.append(head)
+
+    def result(self) -> tuple[list[str], list[str]]:
+        directories = self._directories
+        if self._at_root:
+            directories -= _RESERVED_DIRS  # uploads in progress and quarantined orphans
+        return sorted(directories), self._files
+
+
+def _modified_time(name: str, found: NodeStat) -> datetime:
+    """The storage node's Last-Modified of ``name``, naive without USE_TZ."""
+    if found.last_modified is None:
+        raise NotImplementedError(
+            f"The storage node serving {name!r} sent no Last-Modified header."
+        )
+    if setting("USE_TZ"):
+        return found.last_modified
+    return timezone.make_naive(found.last_modified)
+
+
+def _log_missing(key: str) -> None:
+    logger.debug("delete of missing MogileFS key %r ignored", key)
+
+
+def _log_stale(key: str, exc: NoPathsError) -> None:
+    logger.info("every cached path of key %r failed (%s); asking the tracker", key, exc)
 
 
 def _key_bytes(key: str) -> int:
@@ -822,8 +1126,10 @@ def mogile_storage(
 
 __all__ = [
     "MAX_KEY_BYTES",
+    "AsyncMogileFSFile",
     "MogileFSFile",
     "MogileFSStorage",
+    "aclose_clients",
     "mogile_storage",
     "mogilefs_aliases",
     "shared_client",

@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from asgiref.sync import async_to_sync, iscoroutinefunction, sync_to_async
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured, PermissionDenied
 from django.core.files.storage import storages
@@ -43,7 +44,8 @@ OPTION_SETTINGS: dict[str, tuple[str, Any]] = {
     "trust_proxy": ("MOGILEFS_SERVE_TRUST_PROXY", False),
 }
 
-AccessHook = Callable[[HttpRequest, str], bool]
+# An ``async def`` hook (returning an awaitable bool) is awaited by the async view.
+AccessHook = Callable[[HttpRequest, str], Any]
 
 
 @dataclass(frozen=True)
@@ -144,8 +146,28 @@ class ServeOptions:
         return PERLBAL if "reproxy-file" in capabilities else STREAM
 
     def check_access(self, request: HttpRequest, name: str) -> None:
-        """Raise PermissionDenied (a 403) when the access hook refuses ``name``."""
-        if self.access is not None and not self.access(request, name):
+        """Raise PermissionDenied (a 403) when the access hook refuses ``name``.
+
+        An ``async def`` hook runs in an event loop of its own (``async_to_sync``).
+        """
+        if self.access is None:
+            return
+        hook = async_to_sync(self.access) if iscoroutinefunction(self.access) else self.access
+        self._refuse_unless(hook(request, name), name)
+
+    async def acheck_access(self, request: HttpRequest, name: str) -> None:
+        """``check_access`` in an event loop: an ``async def`` hook is awaited, any other
+        runs in a thread (``sync_to_async``: it may use the ORM)."""
+        if self.access is None:
+            return
+        if iscoroutinefunction(self.access):
+            allowed = await self.access(request, name)
+        else:
+            allowed = await sync_to_async(self.access)(request, name)
+        self._refuse_unless(allowed, name)
+
+    def _refuse_unless(self, allowed: bool, name: str) -> None:
+        if not allowed:
             raise PermissionDenied(f"access to {name!r} refused by {self.access!r}")
 
 

@@ -71,13 +71,21 @@ def serve_routes() -> list[Route]:
 
 
 def _walk(patterns: Sequence[Any], prefix: str, kwargs: dict[str, Any]) -> Iterator[Route]:
-    from storages_mogile.views import serve, serve_mogilefs_file  # the views import this module
+    from storages_mogile.views import (  # the views import this module
+        aserve,
+        serve,
+        serve_mogilefs_file,
+    )
 
     for entry in patterns:
         if isinstance(entry, URLResolver):
             inherited = {**kwargs, **entry.default_kwargs}
             yield from _walk(entry.url_patterns, prefix + str(entry.pattern), inherited)
-        elif isinstance(entry, URLPattern) and entry.callback in (serve, serve_mogilefs_file):
+        elif isinstance(entry, URLPattern) and entry.callback in (
+            serve,
+            aserve,
+            serve_mogilefs_file,
+        ):
             try:
                 options = ServeOptions.resolve({**kwargs, **entry.default_args})
             except ImproperlyConfigured:

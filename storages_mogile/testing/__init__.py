@@ -20,7 +20,9 @@ from __future__ import annotations
 import pytest
 
 # The contract's plain asserts get pytest's detailed failure messages.
-pytest.register_assert_rewrite("storages_mogile.testing.contract")
+pytest.register_assert_rewrite(
+    "storages_mogile.testing.contract", "storages_mogile.testing.acontract"
+)
 
 from storages_mogile.testing.capabilities import Capabilities, PathSupport
 from storages_mogile.testing.content import NonSeekableStream

@@ -26,6 +26,7 @@ from django.core.files.storage import Storage
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils import timezone
 
+from storages_mogile.testing.acontract import AsyncStorageContract
 from storages_mogile.testing.capabilities import Capabilities, PathSupport
 from storages_mogile.testing.content import (
     ASCII_TEXT,
@@ -99,11 +100,12 @@ def assert_current_time(moment: datetime) -> None:
     assert abs(now - moment) < CLOCK_TOLERANCE, f"{moment!r} is far from now ({now!r})"
 
 
-class StorageContract:
+class StorageContract(AsyncStorageContract):
     """Tests of the Django ``Storage`` contract for the storage the ``storage`` fixture returns.
 
     Subclasses name themselves ``Test...``, set ``capabilities`` and define a
-    ``storage`` fixture. Every test saves under a prefix of its own and deletes
+    ``storage`` fixture. The async half (``acontract``) runs for a storage
+    with async methods. Every test saves under a prefix of its own and deletes
     what it saved, so a storage shared between tests (or test runs) is fine.
     """
 

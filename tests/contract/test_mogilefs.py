@@ -13,6 +13,7 @@ from django.core.files.base import ContentFile
 from storages_mogile.backends.mogile import MogileFSStorage
 from storages_mogile.client import SpellingTakenError
 from storages_mogile.testing import Capabilities, StorageContract
+from storages_mogile.testing.acontract import aread_back, run
 from tests.conftest import Target
 
 # MogileFS keeps no creation or access times; everything else is there.
@@ -117,3 +118,46 @@ def test_an_overwrite_never_replaces_the_file_of_another_spelling(spelling_stora
     assert storage.open("Q.txt").read() == b"upper"
     overwriting.save("Q.txt", ContentFile(b"again"))  # its own name: overwritten
     assert storage.open("Q.txt").read() == b"again"
+
+
+def test_the_async_methods_never_reach_the_file_of_another_spelling(spelling_storages) -> None:
+    """``test_a_name_never_reaches_the_file_of_another_spelling`` through the async methods."""
+    storage, _ = spelling_storages
+
+    async def work() -> None:
+        assert await storage.asave("Photo.JPG", ContentFile(b"first")) == "Photo.JPG"
+        assert not await storage.aexists("photo.jpg")
+        with pytest.raises(FileNotFoundError):
+            await storage.asize("photo.jpg")
+        with pytest.raises(FileNotFoundError):
+            await storage.aopen("photo.jpg")
+        with pytest.raises(FileNotFoundError):
+            await storage.aget_modified_time("photo.jpg")
+        await storage.adelete("photo.jpg")
+        assert await aread_back(storage, "Photo.JPG") == b"first"
+        second = await storage.asave("photo.jpg", ContentFile(b"second"))
+        assert await aread_back(storage, second) == b"second"
+        assert await aread_back(storage, "Photo.JPG") == b"first"
+        assert await storage.aexists("Photo.JPG") and await storage.asize("Photo.JPG") == 5
+
+    run(storage, work)
+
+
+def test_an_async_overwrite_never_replaces_the_file_of_another_spelling(
+    spelling_storages,
+) -> None:
+    storage, overwriting = spelling_storages
+
+    async def work() -> None:
+        await overwriting.asave("Q.txt", ContentFile(b"upper"))
+        try:
+            await overwriting.asave("q.txt", ContentFile(b"lower"))
+        except SpellingTakenError as exc:
+            assert exc.key.endswith("/q.txt")  # a tracker that takes both for one key
+        else:
+            assert await aread_back(storage, "q.txt") == b"lower"  # one that compares bytes
+        assert await aread_back(storage, "Q.txt") == b"upper"
+        await overwriting.asave("Q.txt", ContentFile(b"again"))  # its own name: overwritten
+        assert await aread_back(storage, "Q.txt") == b"again"
+
+    run(storage, work)

@@ -23,7 +23,14 @@ REPLICATION_TIMEOUT = 30
 from storages_mogile.client import Client
 from storages_mogile.devserver import DevCluster
 from tests.conftest import TEST_DOMAIN, Target, real_mogilefs, skip_on_real_mogilefs, start_cluster
-from tests.e2e.servers import Server, django_server, find_binary, nginx_server, perlbal_server
+from tests.e2e.servers import (
+    Server,
+    django_server,
+    find_binary,
+    nginx_server,
+    perlbal_server,
+    wsgiref_server,
+)
 
 
 def require_binary(name: str) -> str:
@@ -66,6 +73,21 @@ def e2e_mogilefs(e2e_dev_cluster: DevCluster | None) -> Target:
 @pytest.fixture(scope="package")
 def django_site(e2e_dir: Path, e2e_mogilefs: Target) -> Iterator[Server]:
     with django_server(e2e_dir, e2e_mogilefs.trackers, e2e_mogilefs.domain) as server:
+        yield server
+
+
+@pytest.fixture(scope="package")
+def shared_threads_site(e2e_dir: Path, e2e_mogilefs: Target) -> Iterator[Server]:
+    """The site under uvicorn wrapped in SharedThreads (4 threads)."""
+    trackers, domain = e2e_mogilefs.trackers, e2e_mogilefs.domain
+    with django_server(e2e_dir, trackers, domain, "asgi_shared", "uvicorn-shared") as server:
+        yield server
+
+
+@pytest.fixture(scope="package")
+def wsgi_site(e2e_dir: Path, e2e_mogilefs: Target) -> Iterator[Server]:
+    """The same site under a WSGI server (wsgiref)."""
+    with wsgiref_server(e2e_dir, e2e_mogilefs.trackers, e2e_mogilefs.domain) as server:
         yield server
 
 

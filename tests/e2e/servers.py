@@ -1,4 +1,4 @@
-"""Real servers for the end-to-end tests and benchmarks: uvicorn, Perlbal, nginx.
+"""Real servers for the end-to-end tests and benchmarks: uvicorn, gunicorn, wsgiref, Perlbal, nginx.
 
 Each runs as a subprocess with its output in a log file, on a loopback port
 the OS picked, and is stopped for sure (terminated, then killed). Perlbal
@@ -139,22 +139,57 @@ class Server:
         self.stop()
 
 
-def django_server(workdir: Path, trackers: list[str], domain: str) -> Server:
-    """The end-to-end Django site under uvicorn (ASGI), not started."""
-    port = free_port()
-    env = {
+def site_env(trackers: list[str], domain: str) -> dict[str, str]:
+    """The environment of the end-to-end Django site on this MogileFS."""
+    return {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "tests.e2e.site.settings",
         "MOGILEFS_E2E_TRACKERS": ",".join(trackers),
         "MOGILEFS_E2E_DOMAIN": domain,
         "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
     }
+
+
+def django_server(
+    workdir: Path, trackers: list[str], domain: str, entry: str = "asgi", name: str = "uvicorn"
+) -> Server:
+    """The end-to-end Django site under uvicorn (ASGI), not started.
+
+    ``entry``: the module of tests/e2e/site with the ASGI application
+    (``asgi_shared``: wrapped in SharedThreads).
+    """
+    port = free_port()
     args = [
-        sys.executable, "-m", "uvicorn", "tests.e2e.site.asgi:application",
+        sys.executable, "-m", "uvicorn", f"tests.e2e.site.{entry}:application",
         "--host", "127.0.0.1", "--port", str(port),
         "--lifespan", "off", "--no-access-log", "--log-level", "warning",
     ]  # fmt: skip
-    return Server("uvicorn", args, port, workdir / "uvicorn.log", env)
+    return Server(name, args, port, workdir / f"{name}.log", site_env(trackers, domain))
+
+
+def gunicorn_server(workdir: Path, trackers: list[str], domain: str, threads: int = 16) -> Server:
+    """The end-to-end Django site under gunicorn (WSGI), one worker of ``threads``; not started."""
+    port = free_port()
+    args = [
+        sys.executable, "-m", "gunicorn", "tests.e2e.site.wsgi:application",
+        "--bind", f"127.0.0.1:{port}", "--workers", "1", "--threads", str(threads),
+        "--log-level", "warning",
+    ]  # fmt: skip
+    return Server("gunicorn", args, port, workdir / "gunicorn.log", site_env(trackers, domain))
+
+
+def wsgiref_server(workdir: Path, trackers: list[str], domain: str) -> Server:
+    """The end-to-end site under wsgiref's single-threaded WSGI server; not started."""
+    port = free_port()
+    code = (
+        "from wsgiref.simple_server import make_server, WSGIRequestHandler\n"
+        "from tests.e2e.site.wsgi import application\n"
+        "class Quiet(WSGIRequestHandler):\n"
+        "    def log_message(self, *args): pass\n"
+        f"make_server('127.0.0.1', {port}, application, handler_class=Quiet).serve_forever()\n"
+    )
+    args = [sys.executable, "-c", code]
+    return Server("wsgiref", args, port, workdir / "wsgiref.log", site_env(trackers, domain))
 
 
 def perlbal_server(
@@ -179,18 +214,42 @@ def perlbal_server(
 
 
 def nginx_server(binary: str, workdir: Path, django: Server) -> Server:
-    """nginx with the documented configuration, in front of ``django``; not started.
-
-    The documented part goes into the ``http`` block of a minimal main
-    configuration that keeps nginx in the foreground as one process and
-    puts its pid, logs and temporary files under ``workdir``.
-    """
+    """nginx with the documented configuration, in front of ``django``; not started."""
     port = free_port()
     site = fill_in(
         doc_block("config: nginx"),
         {"listen 80;": f"listen 127.0.0.1:{port};", "127.0.0.1:8000": django.address},
     )
-    prefix = workdir / "nginx"
+    return _nginx(binary, workdir / "nginx", site, port)
+
+
+def nginx_relay(binary: str, workdir: Path, upstream: str) -> Server:
+    """nginx passing every request on to ``upstream`` (``http://host:port``), streaming the
+    answers as they come (the reference of a user-space relay); not started."""
+    port = free_port()
+    site = "\n".join(
+        [
+            "server {",
+            f"    listen 127.0.0.1:{port};",
+            "    location / {",
+            f"        proxy_pass {upstream};",
+            "        proxy_http_version 1.1;",
+            '        proxy_set_header Connection "";',
+            "        proxy_max_temp_file_size 0;",
+            "    }",
+            "}",
+        ]
+    )
+    return _nginx(binary, workdir / "nginx-relay", site, port)
+
+
+def _nginx(binary: str, prefix: Path, site: str, port: int) -> Server:
+    """nginx serving ``site`` (an ``http`` block's servers) on ``port``; not started.
+
+    The site goes into the ``http`` block of a minimal main configuration
+    that keeps nginx in the foreground as one process and puts its pid,
+    logs and temporary files under ``prefix``.
+    """
     (prefix / "logs").mkdir(parents=True, exist_ok=True)
     temp = {
         kind: prefix / f"{kind}_temp"
@@ -214,4 +273,4 @@ def nginx_server(binary: str, workdir: Path, django: Server) -> Server:
     config = prefix / "nginx.conf"
     config.write_text(main)
     args = [binary, "-p", str(prefix), "-c", str(config), "-e", "stderr"]
-    return Server("nginx", args, port, workdir / "nginx.log")
+    return Server("nginx", args, port, prefix.parent / f"{prefix.name}.log")

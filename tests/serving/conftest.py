@@ -17,7 +17,9 @@ from django.test import Client
 
 from storages_mogile.backends.mogile import MogileFSStorage
 from storages_mogile.devserver import DevCluster
+from storages_mogile.serving.urls import async_client_available
 from tests.conftest import TEST_DOMAIN
+from tests.serving.asgi_client import AsgiClient, LoopThread
 from tests.serving.relay import CountingRelay
 
 ALIAS = "mogilefs"
@@ -91,25 +93,42 @@ def wait_for_paths(
         time.sleep(0.05)
 
 
-@pytest.fixture
-def client(client: Client) -> Iterator[Client]:
-    """Django's test client, whose responses are closed after the test.
+@pytest.fixture(params=["wsgi", "asgi"])
+def client(request: pytest.FixtureRequest, client: Client) -> Iterator[Client | AsgiClient]:
+    """Django's test client (``wsgi``: the sync view) or its AsyncClient (``asgi``: the
+    async view), whose responses are closed after the test.
 
     A WSGI or ASGI server closes every response; the test client closes a
     streaming one only when its content is read to the end, and a test
     that looks at the headers alone would leave the storage node's
     connection to the garbage collector.
     """
-    responses: list[HttpResponseBase] = []
-    send = client.request
+    if request.param == "wsgi":
+        responses: list[HttpResponseBase] = []
+        send = client.request
 
-    def request(**kwargs: Any) -> HttpResponseBase:
-        response = send(**kwargs)
-        responses.append(response)
-        return response
+        def record(**kwargs: Any) -> HttpResponseBase:
+            response = send(**kwargs)
+            responses.append(response)
+            return response
 
-    client.request = request  # type: ignore[method-assign]
-    yield client
+        client.request = record  # type: ignore[method-assign]
+        yield client
+        close_all(responses)
+        return
+    if not async_client_available():
+        pytest.skip("the asyncio client is not installed (the 'async' extra)")
+    loop = LoopThread()
+    try:
+        asgi = AsgiClient(loop)
+        yield asgi
+        close_all(asgi.responses)
+    finally:
+        loop.stop()
+
+
+def close_all(responses: list[HttpResponseBase]) -> None:
+    """Close responses as a server would."""
     # close() sends request_finished; as the test client does, keep it from the database.
     request_finished.disconnect(close_old_connections)
     try:

@@ -1,4 +1,9 @@
-"""The view under ASGI (Django's AsyncClient): the same answers, streamed asynchronously."""
+"""The views under ASGI (Django's AsyncClient), each request in an event loop of its own.
+
+Every test of the view also runs under AsyncClient (the ``client`` fixture);
+these check what is particular to ASGI: the body is an async iterator, also
+from the sync view, which a pattern naming ``serve`` runs under ASGI too.
+"""
 
 from __future__ import annotations
 
@@ -8,21 +13,28 @@ import pytest
 from asgiref.sync import async_to_sync
 from django.test import AsyncClient
 
+from storages_mogile.backends.mogile import aclose_clients
+
 pytestmark = pytest.mark.usefixtures("serving_settings")
 
 
 async def fetch(path: str, **headers: str):
-    """The response to a GET through Django's ASGI handler, and its body."""
-    response = await AsyncClient().get(path, headers=headers)
-    if not response.streaming:
-        return response, response.content
-    return response, b"".join([chunk async for chunk in response.streaming_content])
+    """The response to a GET through Django's ASGI handler, and its body; the loop's
+    MogileFS connections closed."""
+    try:
+        response = await AsyncClient().get(path, headers=headers)
+        if not response.streaming:
+            return response, response.content
+        return response, b"".join([chunk async for chunk in response.streaming_content])
+    finally:
+        await aclose_clients()
 
 
-def test_stream_mode_streams_asynchronously(stored):
+@pytest.mark.parametrize("prefix", ["/mogilefs/", "/seed/"])  # aserve, and serve in a thread
+def test_stream_mode_streams_asynchronously(stored, prefix):
     data = os.urandom(2 * 1024 * 1024 + 3)
     name = stored(data)
-    response, content = async_to_sync(fetch)(f"/mogilefs/{name}")
+    response, content = async_to_sync(fetch)(f"{prefix}{name}")
     assert response.status_code == 200
     assert response.is_async  # an async iterator: ASGI does not buffer it whole
     assert content == data

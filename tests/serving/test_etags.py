@@ -14,6 +14,7 @@ import pytest
 from django.core.files.base import ContentFile
 from django.core.files.storage import storages
 
+from storages_mogile.client.aionodes import AsyncStorageNodes
 from storages_mogile.client.nodes import StorageNodes
 from tests.conftest import start_cluster
 from tests.serving.conftest import ALIAS, mogile_storages
@@ -61,13 +62,18 @@ def test_only_an_etag_condition_asks_the_storage_node_for_the_date(client, store
     a file without MD5 needs the date first (one HEAD) and answers 304."""
     name = stored(b"validated")
     heads: list[str] = []
-    head = StorageNodes.head
+    head, ahead = StorageNodes.head, AsyncStorageNodes.head
 
     def counted(self: StorageNodes, url: str, **kwargs):  # type: ignore[no-untyped-def]
         heads.append(url)
         return head(self, url, **kwargs)
 
+    async def acounted(self: AsyncStorageNodes, url: str, **kwargs):  # type: ignore[no-untyped-def]
+        heads.append(url)
+        return await ahead(self, url, **kwargs)
+
     monkeypatch.setattr(StorageNodes, "head", counted)
+    monkeypatch.setattr(AsyncStorageNodes, "head", acounted)
     response = client.get(f"/mogilefs/{name}")
     etag = response["ETag"]
     assert body(response) == b"validated" and heads == []

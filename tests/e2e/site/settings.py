@@ -2,6 +2,7 @@
 
 The MogileFS trackers and domain come from the environment
 (MOGILEFS_E2E_TRACKERS, comma-separated, and MOGILEFS_E2E_DOMAIN).
+Its only middleware names the view that answered (``X-View``).
 """
 
 import os
@@ -11,7 +12,11 @@ DEBUG = False
 ALLOWED_HOSTS = ["*"]
 USE_TZ = True
 INSTALLED_APPS: list[str] = []
-MIDDLEWARE = ["django.middleware.common.CommonMiddleware"]
+# More middleware from MOGILEFS_E2E_MIDDLEWARE (comma-separated dotted paths), for benchmarks.
+MIDDLEWARE = [
+    "tests.e2e.site.middleware.view_name",
+    *filter(None, os.environ.get("MOGILEFS_E2E_MIDDLEWARE", "").split(",")),
+]
 ROOT_URLCONF = "tests.e2e.site.urls"
 DATABASES: dict[str, dict[str, str]] = {}
 
