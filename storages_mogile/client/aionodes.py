@@ -367,8 +367,8 @@ class AsyncNodeReader(CopyReader):
     the next copy with a Range, the length and MD5 checks, ``on_damaged``.
     ``await reader.open()`` opens the first copy that answers (NoPathsError
     when none does; the first read does it otherwise); ``await
-    reader.read(n)`` gives up to ``n`` bytes (all with -1; ``b""`` only at
-    the end); ``async for chunk in reader`` gives pieces of up to
+    reader.read(n)`` gives ``n`` bytes (all with -1; fewer only at the
+    end); ``async for chunk in reader`` gives pieces of up to
     ``chunk_size``, as they arrive; ``await reader.aclose()`` (or the end
     of an ``async with`` block) gives the connection back. The arguments and the attributes ``url``, ``size``
     and ``last_modified`` are :class:`.reading.CopyReader`'s.
@@ -385,20 +385,21 @@ class AsyncNodeReader(CopyReader):
             await self._run(self._reading.open())
 
     async def read(self, size: int = -1) -> bytes:
-        """Up to ``size`` bytes (the rest with -1); ``b""`` only at the end.
+        """``size`` bytes (the rest with -1), fewer only at the end, as a file's
+        ``read(n)``; a cancelled read hands out none of them.
 
         The rest of a whole file that does not match its MD5 is read again
         from the next copy (see :meth:`.NodeReader.readall`).
         """
         if size < 0:
             return await self._run(self._reading.read_all(self.chunk_size))
-        return await self._run(self._reading.read(size))
+        return await self._run(self._reading.fill(size))
 
     def __aiter__(self) -> AsyncNodeReader:
         return self
 
     async def __anext__(self) -> bytes:
-        data = await self.read(self.chunk_size)
+        data = await self._run(self._reading.read(self.chunk_size))
         if not data:
             raise StopAsyncIteration
         return data

@@ -463,6 +463,16 @@ class CopyReading:
             return b"".join(held)
         return b"".join(held)
 
+    def fill(self, size: int) -> Generator[Effect, Any, bytes]:
+        """``size`` bytes from the current position, fewer only at the end (a
+        file's ``read(n)``): :meth:`read` until they are all there."""
+        pieces: list[bytes] = []
+        wanted = size
+        while wanted > 0 and (data := (yield from self.read(wanted))):
+            pieces.append(data)
+            wanted -= len(data)
+        return b"".join(pieces)
+
     def read_all(self, chunk_size: int) -> Generator[Effect, Any, bytes]:
         """The rest of the stream, read in ``chunk_size`` pieces.
 

@@ -117,17 +117,18 @@ def mogile(e2e_mogilefs: Target) -> Iterator[Client]:
 
 @pytest.fixture
 def put(mogile: Client) -> Callable[..., str]:
-    """Store bytes under a fresh key (class avatar: two copies); returns the key.
+    """Store bytes under a fresh key (class avatar: two copies, unless ``cls``
+    names another); returns the key.
 
-    Waits until the tracker lists both copies, so the served paths include
+    Waits until the tracker lists every copy, so the served paths include
     a replica to fall through to.
     """
 
-    def store(data: bytes, suffix: str = ".bin") -> str:
+    def store(data: bytes, suffix: str = ".bin", cls: str = "avatar") -> str:
         key = f"e2e/{uuid.uuid4().hex}{suffix}"
-        mogile.store_content(key, data, cls="avatar")
+        mogile.store_content(key, data, cls=cls)
         deadline = time.monotonic() + REPLICATION_TIMEOUT
-        while len(mogile.get_paths(key, noverify=True)) < 2:
+        while len(mogile.get_paths(key, noverify=True)) < mogile.copies_wanted(cls):
             assert time.monotonic() < deadline, (
                 f"{key} was not replicated within {REPLICATION_TIMEOUT} s"
             )
