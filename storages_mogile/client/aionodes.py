@@ -425,14 +425,14 @@ class AsyncNodeReader(CopyReader):
         """Drive the reading rules' ``steps`` over this reader's storage nodes."""
         if self.closed:
             raise ValueError(f"read of key {self.key!r} from a closed reader")
-        position = self._reading.position
+        mark = self._reading.mark()
         try:
             return await arun_steps(Steps(steps), self._transport)
         except asyncio.CancelledError:
             # Bytes it received were handed out to no one: the next read
-            # reopens where this one started, else they would be skipped.
-            await arun_steps(Steps(self._reading.release()), self._transport)
-            await arun_steps(Steps(self._reading.seek(position)), self._transport)
+            # reopens where this one started, else they would be skipped
+            # (and the MD5 check lost, its digest having taken them).
+            await arun_steps(Steps(self._reading.back_to(mark)), self._transport)
             raise
 
 

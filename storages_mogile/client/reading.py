@@ -338,6 +338,16 @@ def last_modified(headers: Headers) -> datetime | None:
         return None
 
 
+@dataclass(frozen=True)
+class Mark:
+    """A point of a :class:`CopyReading` to go back to: its position and
+    the MD5 digest of the bytes before it."""
+
+    position: int
+    hasher: Any
+    hashed: int
+
+
 class CopyReading:
     """The rules of one read of a stored file from its copies (see the module).
 
@@ -502,6 +512,18 @@ class CopyReading:
             if target == 0:
                 self._restart_digest()
         return self.position
+
+    def mark(self) -> Mark:
+        """Where the stream is now, for :meth:`back_to`."""
+        hasher = None if self._hasher is None else self._hasher.copy()
+        return Mark(self.position, hasher, self._hashed)
+
+    def back_to(self, mark: Mark) -> Generator[Effect, Any, None]:
+        """Go back to ``mark``, the MD5 check with it: the bytes read since were
+        handed out to no one (a cancelled read), so the next read reopens there."""
+        yield from self.release()
+        self.position = mark.position
+        self._hasher, self._hashed = mark.hasher, mark.hashed
 
     def release(self) -> Generator[Effect, Any, None]:
         """Give the open body's connection back, if one is open."""
