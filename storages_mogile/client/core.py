@@ -104,6 +104,15 @@ DONE_ON_RESEND: Mapping[str, frozenset[str]] = {
     "delete_host": frozenset({"unknown_host"}),
 }
 
+# Error codes that answer a resent command because an earlier attempt, which
+# ended in a TRANSIENT error, had taken what the command needs: that error
+# is then the answer. mogilefsd's create_close takes the upload's temp file
+# first; if it dies after that (SQLite: two closes of one key deleting its
+# old file at once), a second close finds no temp file.
+TAKEN_BY_FAILED_ATTEMPT: Mapping[str, frozenset[str]] = {
+    "create_close": frozenset({"no_temp_file"}),
+}
+
 #: Longest reply line accepted. The longest real replies (a list_keys page
 #: of 1000 keys of 255 bytes, every byte percent-encoded) are under 1 MiB.
 MAX_REPLY_BYTES = 4 << 20
@@ -375,6 +384,7 @@ class TrackerRequest:
         pending = self.roster.order(current)
         sends = timeouts = 0  # requests that went out and lost their reply; by timing out
         errors = 0  # TRANSIENT error replies
+        failed: tuple[str, Reply] | None = None  # the last of them, and its tracker
         while pending:
             address = pending.pop(0)
             outcome = yield Exchange(address, self.line)
@@ -398,6 +408,7 @@ class TrackerRequest:
                     return {}
                 yield Pause(TRANSIENT_PAUSE * 2**errors)
                 errors += 1
+                failed = (address, outcome)
                 pending.append(address)
                 continue
             if (
@@ -406,6 +417,12 @@ class TrackerRequest:
                 and (yield from self._done_before(outcome, waiting=self.patient and sends > 0))
             ):
                 return {}
+            if (
+                failed
+                and not sends
+                and outcome.code in TAKEN_BY_FAILED_ATTEMPT.get(self.command, ())
+            ):
+                return self._answer(*failed)
             return self._answer(address, outcome)
         tried = "; ".join(f"{address}: {reason}" for address, reason in self.attempts)
         raise TrackerUnavailableError(

@@ -34,7 +34,7 @@ from collections.abc import Callable, Generator, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import IO, Any, Generic, NamedTuple, NoReturn, TypedDict, TypeVar
 
-from .core import Pause
+from .core import TRANSIENT, Pause
 from .damaged import DamagedCopies
 from .errors import (
     CloseOutcomeUnknownError,
@@ -64,11 +64,13 @@ _REGEX_SPECIAL = re.compile(r"[\\^$|?*+()\[\]{}]")
 
 #: create_close refusals that mean the upload is lost but nothing was
 #: stored: the tracker could not check it on its node (the node went away
-#: after the PUT). The store then starts over from create_open. Not
-#: ``no_temp_file`` to a close sent again: the first attempt holds the
-#: upload and may still commit it, and a store started over would race it
+#: after the PUT), or the close died (TRANSIENT, after the tries of
+#: :mod:`.core`) having taken the upload, and the key does not hold it.
+#: The store then starts over from create_open. Not ``no_temp_file`` to a
+#: close sent again after a lost reply: the first attempt holds the upload
+#: and may still commit it, and a store started over would race it
 #: (CloseOutcomeUnknownError).
-UPLOAD_LOST = frozenset({"size_verify_error"})
+UPLOAD_LOST = frozenset({"size_verify_error"}) | TRANSIENT
 
 #: Tracker codes of a failed database statement: ``db`` (create_open),
 #: ``failure`` (rename, whose store method dies on anything but a duplicate).

@@ -127,6 +127,21 @@ def test_storing_over_a_key_replaces_it(client: Client, keys: Keys) -> None:
     assert client.file_info(keys("k")).length == 6
 
 
+def test_concurrent_stores_over_one_key_all_succeed(client: Client, keys: Keys) -> None:
+    """Writers overwriting one key at once: every store returns, and the key
+    holds one of their files, whole. On SQLite, mogilefsd answers ``ERR
+    failure`` to a create_close whose old file another close was deleting
+    (file_to_delete2's unique fid), having consumed the upload: that store
+    starts over instead of failing."""
+    client.store_content(keys("k"), b"first")
+    versions = [b"version %d " % index * (index + 1) for index in range(8)]
+    with ThreadPoolExecutor(8) as pool:
+        for _ in range(5):
+            stored = list(pool.map(lambda data: client.store_content(keys("k"), data), versions))
+            assert stored == [len(data) for data in versions]
+            assert client.get_file_data(keys("k")) in versions
+
+
 @pytest.mark.parametrize("name", NASTY_KEYS, ids=repr)
 def test_any_key_round_trips(client: Client, keys: Keys, name: str) -> None:
     key = keys(name)
