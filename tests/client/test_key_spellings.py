@@ -120,9 +120,7 @@ def special_keys(mogile_target) -> Iterator[tuple[Keys, dict[str, list[str]]]]:
     after them, keys under the name in swapped case and with its special
     characters as letters (what a folding database or a wildcard takes for
     the name; the indexes differ, else they would be one key on MariaDB)."""
-    # A tracker timeout to spare: 8 writers at once on a loaded machine have
-    # had a create_close answered after the default 10 s (setup, not the test).
-    with Client(mogile_target.domain, mogile_target.trackers, timeout=30) as client:
+    with Client(mogile_target.domain, mogile_target.trackers) as client:
         made = Keys(client)
         under = {
             name: [made(f"{name}/{index}") for index in (0, 2, 4, 6, 8)] for name in SPECIAL_NAMES
