@@ -30,7 +30,7 @@ from storages_mogile.client import Client
 from storages_mogile.quarantine import NotMovedError, Quarantine, StrandedError
 from tests import site_process
 from tests.client.test_checksums import with_a_damaged_copy
-from tests.conftest import Target
+from tests.conftest import Target, skip_on_real_mogilefs
 from tests.testapp.models import records_on
 
 QUARANTINE = ".storages-mogile-quarantine/"
@@ -257,6 +257,25 @@ def test_orphans_missing_files_staging_uploads_and_the_grace_period(mogile_targe
     assert all(storage.exists(f"kept-{index}.txt") for index in range(3))
 
 
+def test_an_orphan_replicated_late_is_as_old_as_its_upload(mogile_target, prefix) -> None:
+    """Orphans past the grace period that got a second copy just now (late
+    replication; here a class change, which the dev tracker replicates at
+    once) are moved: a file's age is its oldest copy's, not a young replica's."""
+    skip_on_real_mogilefs()  # mogilefsd leaves a changed class to fsck
+    storage = storage_at(mogile_target, prefix, mogile_class="thumb")
+    with records_on(storage):
+        names = [orphan(storage, f"late-{index}.txt") for index in range(8)]
+        time.sleep(2.1)
+        for name in names:
+            storage.client.update_class(storage.key_for(name), "avatar")
+        deadline = time.monotonic() + 10
+        while any(storage.client.file_info(storage.key_for(n)).devcount < 2 for n in names):
+            assert time.monotonic() < deadline, "the dev tracker did not replicate"
+            time.sleep(0.05)
+        moved = quarantine_orphans("--grace", "2")
+    assert "moved 8 key(s)" in moved.out, moved.out + moved.err
+
+
 def test_a_key_whose_quarantine_key_would_be_too_long_is_reported_not_moved(
     mogile_target, prefix
 ) -> None:
@@ -478,7 +497,9 @@ def test_audits_while_threads_save_move_nothing_referenced(mogile_target, prefix
     assert not {storage.key_for(name) for name in rows} & set(moved)
     for name in rows:
         assert read(storage, name) == site.expected[name], name
-    assert {f"{prefix}{name}" for name in old[20:]} <= set(moved)
+    assert {f"{prefix}{name}" for name in old[20:]} <= set(moved), [
+        run.out + run.err for run in runs
+    ]
     assert min(site.turns) >= 2  # every thread saved during the audits
 
 

@@ -189,17 +189,37 @@ class Command(BaseCommand):
     def _old_fid(self, client: Client, key: str, grace: int) -> int | None:
         """The fid under ``key`` if it was last written more than ``grace`` seconds ago."""
         try:
-            fid = client.file_info(key).fid
-            modified = client.stat(key).last_modified
+            info = client.file_info(key)
+            paths = client.get_paths(key, noverify=True, pathcount=max(info.devcount, 1))
         except UnknownKeyError:
             return None  # gone meanwhile
         except MogileFSError as exc:
             self.stderr.write(f"  {key}: age unknown ({exc}); kept")
             return None
-        if modified is None:
+        written = _written(client, paths)
+        if written is None:
+            self.stderr.write(f"  {key}: age unknown (no copy told its date); kept")
             return None
-        age = datetime.now(timezone.utc) - modified
-        return fid if age.total_seconds() > grace else None
+        age = datetime.now(timezone.utc) - written
+        return info.fid if age.total_seconds() > grace else None
+
+
+def _written(client: Client, paths: list[str]) -> datetime | None:
+    """When the file at ``paths`` was written: its oldest copy's Last-Modified.
+
+    A copy is dated when it was made, and a replica is made after the
+    upload, minutes later when replication lags: a file dated by a young
+    replica would be taken for a new one and kept past its grace.
+    """
+    dates = []
+    for url in paths:
+        try:
+            modified = client.nodes.head(url).last_modified
+        except MogileFSError:
+            continue  # that node is down: the other copies tell
+        if modified is not None:
+            dates.append(modified)
+    return min(dates, default=None)
 
 
 def _gone(client: Client, keys: list[str]) -> list[str]:
