@@ -7,6 +7,8 @@ alternating rounds, from the e2e site under:
 - uvicorn at ``/stream/``: ``serve_patterns()``, so the async view (ASGI);
 - uvicorn at ``/stream-sync/``: the synchronous view in Django's thread per request;
 - uvicorn with the site wrapped in ``SharedThreads`` (4 threads), the async view;
+- the two async-view uvicorn rows again with httptools and uvloop, as
+  ``uvicorn[standard]`` runs (when both are installed);
 - gunicorn, one worker of 16 threads (WSGI): the synchronous view.
 
 The median requests per second of each are reported with their ratio to
@@ -22,7 +24,8 @@ count and RSS are sampled every 20 ms and their peaks reported. Every body
 is checked.
 
 Against the real MogileFS named by MOGILEFS_TEST_TRACKERS / MOGILEFS_TEST_DOMAIN
-(class ``thumb``), else a dev MogileFS subprocess. Needs gunicorn (pip install gunicorn).
+(class ``thumb``), else a dev MogileFS subprocess. Needs gunicorn (pip install gunicorn
+'uvicorn[standard]').
 
     .venv/bin/python bench/serve_small.py [--seconds 5] [--rounds 3] [--files 100] [--slow 200]
 """
@@ -31,6 +34,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import importlib.util
 import os
 import socket
 import statistics
@@ -200,11 +205,13 @@ def main() -> None:
                 django_server(work, trackers, domain) as uvicorn,
                 django_server(work, trackers, domain, "asgi_shared", "shared") as shared,
                 gunicorn_server(work, trackers, domain, threads=CLIENTS) as gunicorn,
+                contextlib.ExitStack() as standard,
             ):
                 targets = {
                     "uvicorn, async view": (uvicorn, "/stream/"),
                     "uvicorn, sync view": (uvicorn, "/stream-sync/"),
                     "uvicorn+Shared, async": (shared, "/stream/"),
+                    **standard_targets(standard, work, trackers, domain),
                     "gunicorn 1x16 threads": (gunicorn, "/stream/"),
                 }
                 rates, cpu = measure_rates(targets, small, args.seconds, args.rounds)
@@ -218,6 +225,21 @@ def main() -> None:
             client.close()
             mogile.stop()
     report(rates, cpu, slow, args, mogile.label)
+
+
+def standard_targets(
+    stack: contextlib.ExitStack, work: Path, trackers: list[str], domain: str
+) -> dict[str, tuple[Server, str]]:
+    """The async view under uvicorn with httptools and uvloop, as it is and
+    in SharedThreads, started on ``stack``; none when they are not installed."""
+    if not all(importlib.util.find_spec(name) for name in ("httptools", "uvloop")):
+        print("httptools or uvloop not installed: no uvicorn[standard] rows")
+        return {}
+    plain = stack.enter_context(django_server(work, trackers, domain, "asgi", "std", standard=True))
+    shared = stack.enter_context(
+        django_server(work, trackers, domain, "asgi_shared", "std-shared", standard=True)
+    )
+    return {"uvicorn[std], async": (plain, "/stream/"), "uvicorn[std]+Shared": (shared, "/stream/")}
 
 
 def measure_rates(

@@ -4,7 +4,8 @@ Django runs the e2e site under uvicorn (ASGI) and under wsgiref (WSGI),
 each in its own process. Speed: ``curl -o /dev/null`` downloads one file
 (256 MiB by default) from each of: uvicorn's ``/stream/<key>`` (the async
 view), uvicorn's ``/stream-sync/<key>`` (the sync view, a thread hop per
-chunk), wsgiref's ``/stream/<key>`` (the sync view), nginx ``proxy_pass``
+chunk), the async view under uvicorn with httptools and uvloop (as
+``uvicorn[standard]`` runs; pip install 'uvicorn[standard]'), wsgiref's ``/stream/<key>`` (the sync view), nginx ``proxy_pass``
 relaying the storage node's URL, and, as the baseline, the storage node
 itself, in alternating rounds; the median of each is reported with its
 ratio to the node (goal under uvicorn: at least 0.9x). CPU: the server
@@ -47,6 +48,7 @@ GOAL_RATIO = 0.9
 GOAL_CPU_RATIO = 1.5
 NODE = "storage node directly"
 ASYNC = "uvicorn, async view"
+STANDARD = "uvicorn[standard], async"
 NGINX = "nginx relaying the node"
 
 
@@ -114,6 +116,7 @@ def main() -> None:
             node = urlsplit(node_url)
             with (
                 django_server(work, trackers, domain) as asgi,
+                django_server(work, trackers, domain, name="std", standard=True) as standard,
                 wsgiref_server(work, trackers, domain) as wsgi,
                 nginx_relay(nginx_binary(), work, f"http://{node.netloc}") as relay,
             ):
@@ -121,6 +124,7 @@ def main() -> None:
                     NODE: (node_url, None),
                     ASYNC: (f"{asgi.url}/stream/{KEY}", asgi),
                     "uvicorn, sync view": (f"{asgi.url}/stream-sync/{KEY}", asgi),
+                    STANDARD: (f"{standard.url}/stream/{KEY}", standard),
                     "wsgiref (WSGI)": (f"{wsgi.url}/stream/{KEY}", wsgi),
                     NGINX: (f"{relay.url}{node.path}", relay),
                 }

@@ -151,17 +151,26 @@ def site_env(trackers: list[str], domain: str) -> dict[str, str]:
 
 
 def django_server(
-    workdir: Path, trackers: list[str], domain: str, entry: str = "asgi", name: str = "uvicorn"
+    workdir: Path,
+    trackers: list[str],
+    domain: str,
+    entry: str = "asgi",
+    name: str = "uvicorn",
+    *,
+    standard: bool = False,
 ) -> Server:
     """The end-to-end Django site under uvicorn (ASGI), not started.
 
     ``entry``: the module of tests/e2e/site with the ASGI application
-    (``asgi_shared``: wrapped in SharedThreads).
+    (``asgi_shared``: wrapped in SharedThreads). ``standard``: HTTP parsed
+    by httptools on uvloop's event loop, as ``uvicorn[standard]`` runs
+    (both must be installed); otherwise h11 on asyncio's own loop.
     """
     port = free_port()
+    http, loop = ("httptools", "uvloop") if standard else ("h11", "asyncio")
     args = [
         sys.executable, "-m", "uvicorn", f"tests.e2e.site.{entry}:application",
-        "--host", "127.0.0.1", "--port", str(port),
+        "--host", "127.0.0.1", "--port", str(port), "--http", http, "--loop", loop,
         "--lifespan", "off", "--no-access-log", "--log-level", "warning",
     ]  # fmt: skip
     return Server(name, args, port, workdir / f"{name}.log", site_env(trackers, domain))
