@@ -32,6 +32,7 @@ from .conftest import Keys
 from .fakes import FakeNode, closed_port
 from .test_checksums import DATA, MD5, flipped, with_a_damaged_copy
 from .test_damaged_copies import damage, two_paths
+from .test_fork import reads_at_once_after_fork
 from .test_hung_nodes import BOUND, PATIENCE, PROGRESS, Hangable, hangable, two_copies
 from .test_transfers import nodes
 
@@ -575,23 +576,11 @@ def test_a_forked_child_reads_on_its_own_loop_and_connections(client: Client, ke
     try:
         for round_ in range(30):
             assert loop.run_until_complete(read_part(0)) == data[:half]
-            read_end, write_end = os.pipe()
-            pid = os.fork()
-            if pid == 0:  # the child: report, never return into pytest
-                try:
-                    ok = run(nodes, lambda: read_part(half)) == data[half:]
-                    os.write(write_end, b"ok" if ok else b"wrong")
-                finally:
-                    os._exit(0)
-            os.close(write_end)
-            parent_ok = loop.run_until_complete(read_part(0)) == data[:half]
-            child_said = os.read(read_end, 16)
-            os.close(read_end)
-            os.waitpid(pid, 0)
-            if not parent_ok:
-                wrong.append(f"round {round_}: parent")
-            if child_said != b"ok":
-                wrong.append(f"round {round_}: child said {child_said!r}")
+            failed = reads_at_once_after_fork(
+                lambda: loop.run_until_complete(read_part(0)) == data[:half],
+                lambda: run(nodes, lambda: read_part(half)) == data[half:],
+            )
+            wrong += [f"round {round_}: {what}" for what in failed]
         loop.run_until_complete(nodes.aclose())
     finally:
         loop.close()
