@@ -184,3 +184,28 @@ def test_a_close_refused_after_a_lost_reply_is_not_started_over(dev_cluster: Dev
     with pytest.raises(CloseOutcomeUnknownError, match="may still do so"):
         client.store_content("t/key", b"new content")
     assert client.get_file_data("t/key") == b"previous"
+
+
+def test_a_store_whose_close_died_does_not_say_the_key_kept_its_file(
+    dev_cluster: DevCluster,
+) -> None:
+    """mogilefsd's create_close deletes the key's old file before it records
+    the new one: one that died (``ERR failure``; on SQLite, two overwrites of
+    one key at once) may have left the key holding nothing, and a store
+    that cannot start over says so, never that the key kept its content.
+    (The dev tracker replaces a file in one transaction: here it does keep it.)"""
+    client = Client("testdomain", dev_cluster.trackers)
+    client.store_content("t/key", b"previous")
+    tracker = dev_cluster.tracker_servers[0].tracker
+    tracker.fail_reply("create_close", "failure")
+    tracker.fail_reply("create_close", "no_temp_file")
+    with pytest.raises(UnrewindableSourceError) as caught:
+        client.store_file("t/key", NonSeekable(b"once only"))
+    assert "may have lost its previous content" in str(caught.value)
+    assert "keeps its previous content" not in str(caught.value)
+    tracker.fail_reply("create_close", "failure", count=100)
+    with pytest.raises(TrackerError) as lasting:
+        client.store_content("t/key", b"new content")
+    tracker.cancel_faults()
+    assert lasting.value.code == "failure" and lasting.value.key == "t/key"
+    assert "may have lost its previous content" in str(lasting.value)
