@@ -276,6 +276,38 @@ def test_an_orphan_replicated_late_is_as_old_as_its_upload(mogile_target, prefix
     assert "moved 8 key(s)" in moved.out, moved.out + moved.err
 
 
+def test_orphans_with_a_copy_on_a_hung_node_are_dated_by_their_other_copy(dev_cluster) -> None:
+    """A node hangs, holding one copy of each orphan: the other copy dates
+    each file, and the hung node is asked once, not once per file (each
+    request would wait the progress timeout: the node's probe, restarted
+    as each request gives up, never looks hung to the next)."""
+    target = Target(list(dev_cluster.trackers), "testdomain", real=False)
+    storage = storage_at(target, "hung/", mogile_class="avatar", node_progress_timeout=1.0)
+    hung = dev_cluster.nodes[1]
+    with records_on(storage):
+        names = [orphan(storage, f"hung-{index}.txt") for index in range(6)]
+        deadline = time.monotonic() + 10
+        while any(storage.client.file_info(storage.key_for(n)).devcount < 2 for n in names):
+            assert time.monotonic() < deadline, "the dev tracker did not replicate"
+            time.sleep(0.05)
+        time.sleep(2.1)
+        asked: list[str] = []
+        head = storage.client.nodes.head
+
+        def counted(url: str, **options: bool) -> object:
+            asked.append(url)
+            return head(url, **options)
+
+        storage.client.nodes.head = counted  # type: ignore[method-assign]
+        hung.hang()
+        try:
+            moved = quarantine_orphans("--grace", "2")
+        finally:
+            hung.resume()
+    assert "moved 6 key(s)" in moved.out, moved.out + moved.err
+    assert len([url for url in asked if url.startswith(hung.url + "/")]) == 1, asked
+
+
 def test_a_key_whose_quarantine_key_would_be_too_long_is_reported_not_moved(
     mogile_target, prefix
 ) -> None:

@@ -131,7 +131,9 @@ class Client(Operations):
         can only start over if nothing was read from it yet, else
         UnrewindableSourceError. Only a complete upload is committed with
         ``create_close``, so a failed store leaves the key's previous content
-        in place. Returns the number of bytes stored.
+        in place, unless a ``create_close`` died midway (mogilefsd deletes
+        the old file before it records the new one; its error says so).
+        Returns the number of bytes stored.
         """
         return self._run(self._store(key, fileobj, cls))[1]
 

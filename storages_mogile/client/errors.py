@@ -141,8 +141,9 @@ class UnrewindableSourceError(MogileFSError):
 
     A destination failed mid-upload, or vanished before the tracker could
     commit the upload, and the bytes already read cannot be read again.
-    Nothing was stored under ``key`` (it keeps its previous content): the
-    store can be tried again with a new stream of the same bytes.
+    Nothing was stored under ``key``, which keeps its previous content unless
+    a ``create_close`` died (the message says so): the store can be tried
+    again with a new stream of the same bytes.
     """
 
     def __init__(self, message: str, *, key: str) -> None:

@@ -603,18 +603,10 @@ class Operations:
             # no_temp_file: the close sent again found the upload taken by the
             # first attempt, which may still commit it.
             lost = exc.code == "no_temp_file"
-            outcome = (
-                f"the first attempt (fid {fid}) holds the upload and had not committed it "
-                f"when asked; it may still do so, and then key {key!r} holds this file: "
-                f"check the key before storing it again"
-                if lost
-                else f"nothing was stored, key {key!r} keeps its previous content (if it had "
-                f"any): store the file again"
-            )
             error = CloseOutcomeUnknownError if lost else tracker_error
             raise error(
                 exc.code,
-                f"{exc.message}; {outcome}",
+                f"{exc.message}; {_close_outcome(exc.code, key, fid)}",
                 command=exc.command,
                 tracker=exc.tracker,
                 key=key,
@@ -1049,6 +1041,28 @@ class Operations:
 def _fids_differ(paths: list[str], fid: int) -> bool:
     """Whether a path names another fid than ``fid`` (the key was saved again meanwhile)."""
     return any(found not in (None, fid) for found in map(path_fid, paths))
+
+
+def _close_outcome(code: str, key: str, fid: int) -> str:
+    """What a create_close refused with ``code`` left under ``key``, for its error."""
+    if code == "no_temp_file":
+        return (
+            f"the first attempt (fid {fid}) holds the upload and had not committed it "
+            f"when asked; it may still do so, and then key {key!r} holds this file: "
+            f"check the key before storing it again"
+        )
+    if code in TRANSIENT:
+        # mogilefsd deletes the key's old file before it records the new one,
+        # with no transaction: a close that died in between left neither.
+        return (
+            f"this file was not stored, and key {key!r} may have lost its previous "
+            f"content (mogilefsd deletes the old file before it records the new one, and "
+            f"the close died): check the key, and store the file again"
+        )
+    return (
+        f"nothing was stored, key {key!r} keeps its previous content (if it had any): "
+        f"store the file again"
+    )
 
 
 def _destinations(reply: dict[str, str]) -> list[tuple[str, str]]:

@@ -43,7 +43,7 @@ import re
 import traceback
 from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 from typing import Any, Protocol
 from urllib.parse import urlsplit
@@ -328,14 +328,17 @@ def ended_early(url: str) -> StorageNodeError:
 
 
 def last_modified(headers: Headers) -> datetime | None:
-    """The Last-Modified header's date; ``None`` when missing or unreadable."""
+    """The Last-Modified header's date, in UTC; ``None`` when missing or unreadable."""
     value = headers.get("Last-Modified")
     if not value:
         return None
     try:
-        return parsedate_to_datetime(value)
+        modified = parsedate_to_datetime(value)
     except (TypeError, ValueError):
         return None
+    # An HTTP date is in UTC; its asctime form names no zone, and a date
+    # without one cannot be compared with the others.
+    return modified if modified.tzinfo else modified.replace(tzinfo=timezone.utc)
 
 
 @dataclass(frozen=True)

@@ -196,8 +196,10 @@ class FakeNode:
     200 with the whole file), ``get_status`` (answer GETs with this status
     and a short error body), ``put_status`` (answer PUTs with this status
     after reading ``put_read`` body bytes), ``trickle`` (send GET bodies in
-    pieces of that many bytes, a millisecond apart). Successful PUT bodies are kept in
-    ``stored`` by path; ``connections`` counts the TCP connections accepted.
+    pieces of that many bytes, a millisecond apart), ``last_modified`` (the
+    ``Last-Modified`` header of GETs and HEADs, as sent). Successful PUT bodies
+    are kept in ``stored`` by path; ``connections`` counts the TCP connections
+    accepted.
     """
 
     def __init__(
@@ -210,6 +212,7 @@ class FakeNode:
         put_status: int = 200,
         put_read: int | None = None,
         trickle: int | None = None,
+        last_modified: str | None = None,
     ) -> None:
         self.data = data
         self.cut_after = cut_after
@@ -218,6 +221,7 @@ class FakeNode:
         self.put_status = put_status
         self.put_read = put_read
         self.trickle = trickle
+        self.last_modified = last_modified
         self.stored: dict[str, bytes] = {}
         self.requests: list[tuple[str, str, str | None]] = []
         self.connections = 0
@@ -267,6 +271,7 @@ class FakeNode:
                     body = node.data
                 self.send_response(status)
                 self.send_header("Content-Length", str(len(body)))
+                self._send_last_modified()
                 if status == 206:
                     self.send_header(
                         "Content-Range", f"bytes {start}-{start + len(body) - 1}/{len(node.data)}"
@@ -284,6 +289,17 @@ class FakeNode:
                 self.wfile.flush()
                 self.close_connection = True
                 self.connection.shutdown(socket.SHUT_RDWR)
+
+            def do_HEAD(self) -> None:
+                node.requests.append(("HEAD", self.path, None))
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(node.data)))
+                self._send_last_modified()
+                self.end_headers()
+
+            def _send_last_modified(self) -> None:
+                if node.last_modified is not None:
+                    self.send_header("Last-Modified", node.last_modified)
 
             def do_PUT(self) -> None:
                 node.requests.append(("PUT", self.path, None))

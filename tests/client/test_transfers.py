@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import io
 from collections.abc import Iterator
+from datetime import datetime, timezone
 
 import pytest
 
@@ -228,6 +229,23 @@ def test_read_falls_through_refusals_and_errors(nodes) -> None:
     assert stream.size == len(DATA)
     assert stream.read() == DATA
     stream.close()
+
+
+@pytest.mark.parametrize(
+    "header",
+    ["Sun, 06 Nov 1994 08:49:37 GMT", "Sunday, 06-Nov-94 08:49:37 GMT", "Sun Nov  6 08:49:37 1994"],
+)
+def test_a_copy_is_dated_in_utc_in_every_http_date_form(nodes, header: str) -> None:
+    """The three forms of an HTTP date (RFC 9110, 5.6.7), all in UTC: the
+    asctime one names no zone, and a date without one could be compared
+    with no other (mogilefs_audit's ages, get_modified_time)."""
+    node = FakeNode(DATA, last_modified=header)
+    nodes.append(node)
+    client = reading_client()
+    expected = datetime(1994, 11, 6, 8, 49, 37, tzinfo=timezone.utc)
+    assert client.stat("k", paths=paths_of(node)).last_modified == expected
+    with client.read_file("k", paths=paths_of(node)) as stream:
+        assert stream.last_modified == expected
 
 
 def test_read_resumes_mid_stream_at_the_next_replica(nodes) -> None:

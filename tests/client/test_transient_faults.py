@@ -17,7 +17,12 @@ from collections.abc import Callable
 
 import pytest
 
-from storages_mogile.client import Client, TrackerError, UnrewindableSourceError
+from storages_mogile.client import (
+    Client,
+    CloseOutcomeUnknownError,
+    TrackerError,
+    UnrewindableSourceError,
+)
 from storages_mogile.client.core import MAX_TRANSIENT_ERRORS
 from storages_mogile.devserver import DevCluster
 
@@ -134,3 +139,73 @@ def test_a_non_seekable_source_cannot_start_over(dev_cluster: DevCluster) -> Non
     for node in dev_cluster.nodes:
         node.start()
     assert client.get_file_data("t/key") == b"previous"
+
+
+def test_a_close_that_died_having_taken_the_upload_starts_over(dev_cluster: DevCluster) -> None:
+    """mogilefsd's create_close takes the upload's temp file first, then may
+    die (``ERR failure``): sent again it is refused with ``no_temp_file``.
+    No attempt is still running, so the store starts over from create_open
+    (a second PUT), once, and the key holds the new file; a non-seekable
+    source cannot start over and says so, the key keeping its file."""
+    client = Client("testdomain", dev_cluster.trackers)
+    client.store_content("t/key", b"previous")
+    tracker = dev_cluster.tracker_servers[0].tracker
+    puts: list[str] = []
+    put = client.nodes.put
+
+    def counted(url: str, *args: object, **kwargs: object) -> object:
+        puts.append(url)
+        return put(url, *args, **kwargs)  # type: ignore[arg-type]
+
+    client.nodes.put = counted  # type: ignore[method-assign]
+    tracker.fail_reply("create_close", "failure")
+    tracker.fail_reply("create_close", "no_temp_file")
+    assert client.store_content("t/key", b"new content") == len(b"new content")
+    assert client.get_file_data("t/key") == b"new content"
+    assert len(puts) == 2 and tracker.pending_faults() == 0
+    tracker.fail_reply("create_close", "failure")
+    tracker.fail_reply("create_close", "no_temp_file")
+    with pytest.raises(UnrewindableSourceError):
+        client.store_file("t/key", NonSeekable(b"once only"))
+    assert client.get_file_data("t/key") == b"new content"
+
+
+def test_a_close_refused_after_a_lost_reply_is_not_started_over(dev_cluster: DevCluster) -> None:
+    """The close died, and the one sent again lost its reply: that attempt
+    may still be running and commit, so a third refused with
+    ``no_temp_file`` is not taken for the dead one's: the outcome is
+    reported open (no second store to race the late commit)."""
+    client = Client("testdomain", dev_cluster.trackers, timeout=1)
+    client.store_content("t/key", b"previous")
+    tracker = dev_cluster.tracker_servers[0].tracker
+    tracker.fail_reply("create_close", "failure")
+    tracker.drop_reply("create_close", act=False)
+    tracker.fail_reply("create_close", "no_temp_file")
+    with pytest.raises(CloseOutcomeUnknownError, match="may still do so"):
+        client.store_content("t/key", b"new content")
+    assert client.get_file_data("t/key") == b"previous"
+
+
+def test_a_store_whose_close_died_does_not_say_the_key_kept_its_file(
+    dev_cluster: DevCluster,
+) -> None:
+    """mogilefsd's create_close deletes the key's old file before it records
+    the new one: one that died (``ERR failure``; on SQLite, two overwrites of
+    one key at once) may have left the key holding nothing, and a store
+    that cannot start over says so, never that the key kept its content.
+    (The dev tracker replaces a file in one transaction: here it does keep it.)"""
+    client = Client("testdomain", dev_cluster.trackers)
+    client.store_content("t/key", b"previous")
+    tracker = dev_cluster.tracker_servers[0].tracker
+    tracker.fail_reply("create_close", "failure")
+    tracker.fail_reply("create_close", "no_temp_file")
+    with pytest.raises(UnrewindableSourceError) as caught:
+        client.store_file("t/key", NonSeekable(b"once only"))
+    assert "may have lost its previous content" in str(caught.value)
+    assert "keeps its previous content" not in str(caught.value)
+    tracker.fail_reply("create_close", "failure", count=100)
+    with pytest.raises(TrackerError) as lasting:
+        client.store_content("t/key", b"new content")
+    tracker.cancel_faults()
+    assert lasting.value.code == "failure" and lasting.value.key == "t/key"
+    assert "may have lost its previous content" in str(lasting.value)

@@ -209,10 +209,16 @@ def _written(client: Client, paths: list[str]) -> datetime | None:
 
     A copy is dated when it was made, and a replica is made after the
     upload, minutes later when replication lags: a file dated by a young
-    replica would be taken for a new one and kept past its grace.
+    replica would be taken for a new one and kept past its grace. A copy on
+    a wary node (one that failed without an answer) is asked only when no
+    other told a date: a copy left out can only make the file younger.
     """
-    dates = []
-    for url in paths:
+    dates: list[datetime] = []
+    for url in client.nodes.order(paths):
+        if dates and client.nodes.wary(url):
+            # A hung node's probe restarts as each request to it gives up,
+            # so one file after another would each wait its timeout.
+            continue
         try:
             modified = client.nodes.head(url).last_modified
         except MogileFSError:
